@@ -1,0 +1,185 @@
+"""``MushroomDataModule``: class folders -> stratified splits -> augmented, optionally balanced batches."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from mushroom.data.dataset import ImageDataset
+from mushroom.data.folder import ImageFolderIndex, scan_image_folder
+from mushroom.data.kaggle import download_dataset, has_images
+from mushroom.data.splits import Split, stratified_split
+from mushroom.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Augmentation,
+    Preprocessing,
+    eval_transform,
+    train_transform,
+)
+
+log = logging.getLogger(__name__)
+
+
+def default_num_workers() -> int:
+    """Leave one core to the training loop; more than 8 workers rarely helps a single GPU."""
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+class MushroomDataModule(L.LightningDataModule):
+    """Images in ``<root>/<class>/<image>`` folders, split by :func:`stratified_split`.
+
+    With ``class_names`` given (e.g. from a checkpoint) labels follow that order and the folder may
+    hold a subset of those classes. ``test_on_all`` makes every image part of the test split, for
+    evaluating a trained model on a whole folder.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        image_size: int = 224,
+        crop_pct: float = 0.875,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int | None = None,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
+        num_folds: int = 5,
+        fold: int = 0,
+        val_fraction: float = 0.1,
+        seed: int = 42,
+        balanced_sampling: bool = False,
+        augment: dict[str, Any] | None = None,
+        verify_images: bool = True,
+        decode_at_size: bool = True,
+        kaggle_handle: str | None = None,
+        class_names: Sequence[str] | None = None,
+        test_on_all: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.root = Path(root).expanduser()
+        self.preprocessing = Preprocessing(
+            image_size=image_size,
+            crop_pct=crop_pct,
+            mean=tuple(mean) if mean is not None else IMAGENET_MEAN,
+            std=tuple(std) if std is not None else IMAGENET_STD,
+        )
+        self.augmentation = Augmentation(**(augment or {}))
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = default_num_workers() if num_workers is None else num_workers
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.persistent_workers = persistent_workers and self.num_workers > 0
+        self.fixed_class_names = list(class_names) if class_names is not None else None
+        self.index: ImageFolderIndex | None = None
+        self.split: Split | None = None
+
+    # -- data on disk -------------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Download the Kaggle dataset (rank 0 only) when the folder holds no images yet."""
+        if self.hparams.kaggle_handle and not has_images(self.root):
+            download_dataset(self.hparams.kaggle_handle, self.root)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.index is not None:
+            return
+        self.index = scan_image_folder(
+            self.root, class_names=self.fixed_class_names, verify=self.hparams.verify_images
+        )
+        labels = self.index.labels
+        if self.hparams.test_on_all:
+            everything = np.arange(len(labels))
+            self.split = Split(train=np.empty(0, dtype=np.int64), val=np.empty(0, np.int64), test=everything)
+        else:
+            self.split = stratified_split(
+                labels,
+                num_folds=self.hparams.num_folds,
+                fold=self.hparams.fold,
+                val_fraction=self.hparams.val_fraction,
+                seed=self.hparams.seed,
+            )
+        counts = {name: int(n) for name, n in zip(self.class_names, self.index.class_counts(), strict=True)}
+        log.info(
+            "Data %s: %d images in %d classes %s; split train/val/test = %d/%d/%d",
+            self.index.root,
+            len(labels),
+            len(self.class_names),
+            counts,
+            len(self.split.train),
+            len(self.split.val),
+            len(self.split.test),
+        )
+
+    @property
+    def class_names(self) -> list[str]:
+        if self.index is None:
+            raise RuntimeError("call setup() before asking for class names")
+        return self.index.class_names
+
+    def train_class_counts(self) -> list[int]:
+        """Images per class in the training split (for class-weighted losses)."""
+        index, split = self._ready()
+        return np.bincount(index.labels[split.train], minlength=len(index.class_names)).tolist()
+
+    def _ready(self) -> tuple[ImageFolderIndex, Split]:
+        if self.index is None or self.split is None:
+            self.setup()
+        assert self.index is not None and self.split is not None
+        return self.index, self.split
+
+    # -- loaders ------------------------------------------------------------------------------------
+    def dataset(self, indices: np.ndarray, train: bool) -> ImageDataset:
+        index, _ = self._ready()
+        transform = (
+            train_transform(self.preprocessing, self.augmentation)
+            if train
+            else eval_transform(self.preprocessing)
+        )
+        min_side = self.preprocessing.resize_size if self.hparams.decode_at_size else None
+        return ImageDataset(
+            [index.paths[i] for i in indices], index.labels[indices], transform, decode_min_side=min_side
+        )
+
+    def _loader(self, indices: np.ndarray, train: bool) -> DataLoader:
+        dataset = self.dataset(indices, train=train)
+        sampler = None
+        if train and self.hparams.balanced_sampling:
+            counts = np.bincount(dataset.labels, minlength=len(self.class_names)).astype(np.float64)
+            weights = 1.0 / counts[dataset.labels]
+            generator = torch.Generator().manual_seed(self.hparams.seed)
+            sampler = WeightedRandomSampler(
+                torch.as_tensor(weights), num_samples=len(dataset), replacement=True, generator=generator
+            )
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            drop_last=train and len(dataset) > self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._ready()[1].train, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._ready()[1].val, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self._ready()[1].test, train=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()

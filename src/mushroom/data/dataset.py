@@ -1,0 +1,41 @@
+"""A map-style dataset over image paths: decode, augment, return ``(tensor, label)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mushroom.data.images import load_rgb
+from mushroom.errors import MushroomError
+
+
+class ImageDataset(Dataset):
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        labels: Sequence[int] | np.ndarray,
+        transform: Callable[..., dict],
+        decode_min_side: int | None = None,
+    ) -> None:
+        self.paths = list(paths)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.transform = transform
+        self.decode_min_side = decode_min_side
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path = self.paths[index]
+        try:
+            image = load_rgb(path, min_side=self.decode_min_side)
+        except Exception as error:
+            raise MushroomError(
+                f"Could not decode {path} ({type(error).__name__}: {error}). It was readable when the "
+                "dataset was indexed; was it changed or removed since?"
+            ) from error
+        return self.transform(image=image)["image"], int(self.labels[index])

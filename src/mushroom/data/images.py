@@ -1,0 +1,73 @@
+"""Decoding images into RGB arrays, and telling which files cannot be decoded."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile
+
+# A truncated file must fail loudly, never be padded with grey/black pixels.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode (L, CMYK, P, RGBA, LA, I;16 ...) to RGB.
+
+    Transparent pixels are composited on white rather than dropped to black, so an RGBA cut-out keeps
+    the colours a person sees.
+    """
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if image.mode.startswith("I;16") or image.mode == "I":
+        array = np.asarray(image, dtype=np.float32)
+        peak = max(float(array.max()), 1.0)
+        return Image.fromarray((array * (255.0 / peak)).astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_rgb(path: str | Path, min_side: int | None = None) -> np.ndarray:
+    """Decode an image file fully into an ``H x W x 3`` uint8 array.
+
+    ``min_side`` lets the JPEG decoder downscale by a power of two while keeping the shorter side
+    at least that long: the result is the same for training at that size, and decoding is faster.
+    """
+    with Image.open(path) as image:
+        if min_side and image.format == "JPEG":
+            scale = min(image.size) / float(min_side)
+            if scale >= 2:
+                width, height = image.size
+                image.draft("RGB", (int(width / scale), int(height / scale)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. PIL's "palette images with transparency" notice
+            rgb = to_rgb(image)
+            rgb.load()
+        return np.asarray(rgb, dtype=np.uint8)
+
+
+def decode_error(path: str | Path) -> str | None:
+    """Return why ``path`` cannot be decoded, or ``None`` if it decodes completely.
+
+    JPEGs are decoded at reduced scale (the decoder still reads every byte, so a truncated file is
+    caught) which makes checking a whole dataset several times faster than a full decode.
+    """
+    try:
+        with Image.open(path) as image:
+            if image.format == "JPEG":
+                image.draft(image.mode, (64, 64))
+            image.load()
+            if min(image.size) < 1:
+                return "image has no pixels"
+    except Exception as error:  # PIL raises many types: OSError, SyntaxError, ValueError, DecompressionBomb...
+        return f"{type(error).__name__}: {error}"
+    return None

@@ -1,0 +1,97 @@
+"""Albumentations pipelines built from plain config values.
+
+Train: random resized crop, flips, rotation, colour jitter. Eval: resize the shorter side to
+``image_size / crop_pct`` and take the centre crop, as timm evaluates ImageNet models.
+Both end with the backbone's own normalisation (mean/std of its pretrained config).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import albumentations as A
+import cv2
+from albumentations.pytorch import ToTensorV2
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Preprocessing:
+    """What an image must go through before the model sees it; stored in every checkpoint."""
+
+    image_size: int = 224
+    crop_pct: float = 0.875
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
+
+    @property
+    def resize_size(self) -> int:
+        return int(round(self.image_size / self.crop_pct))
+
+    def as_dict(self) -> dict:
+        return {
+            "image_size": int(self.image_size),
+            "crop_pct": float(self.crop_pct),
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std],
+        }
+
+
+@dataclass
+class Augmentation:
+    """Training-time augmentation strengths; 0 switches a step off."""
+
+    scale: Sequence[float] = (0.25, 1.0)
+    ratio: Sequence[float] = (0.75, 1.3333)
+    hflip: float = 0.5
+    vflip: float = 0.0
+    rotate: float = 15.0
+    brightness: float = 0.3
+    contrast: float = 0.3
+    saturation: float = 0.3
+    hue: float = 0.03
+    color_jitter_p: float = 0.8
+
+
+def train_transform(pre: Preprocessing, aug: Augmentation) -> A.Compose:
+    size = (pre.image_size, pre.image_size)
+    steps: list = [
+        A.RandomResizedCrop(
+            size=size,
+            scale=tuple(aug.scale),
+            ratio=tuple(aug.ratio),
+            interpolation=cv2.INTER_AREA,
+        )
+    ]
+    if aug.hflip > 0:
+        steps.append(A.HorizontalFlip(p=aug.hflip))
+    if aug.vflip > 0:
+        steps.append(A.VerticalFlip(p=aug.vflip))
+    if aug.rotate > 0:
+        steps.append(A.Rotate(limit=aug.rotate, border_mode=cv2.BORDER_REFLECT_101, p=0.5))
+    if aug.color_jitter_p > 0:
+        steps.append(
+            A.ColorJitter(
+                brightness=aug.brightness,
+                contrast=aug.contrast,
+                saturation=aug.saturation,
+                hue=aug.hue,
+                p=aug.color_jitter_p,
+            )
+        )
+    steps += [A.Normalize(mean=tuple(pre.mean), std=tuple(pre.std)), ToTensorV2()]
+    return A.Compose(steps)
+
+
+def eval_transform(pre: Preprocessing) -> A.Compose:
+    return A.Compose(
+        [
+            A.SmallestMaxSize(max_size=pre.resize_size, interpolation=cv2.INTER_AREA),
+            A.CenterCrop(height=pre.image_size, width=pre.image_size),
+            A.Normalize(mean=tuple(pre.mean), std=tuple(pre.std)),
+            ToTensorV2(),
+        ]
+    )

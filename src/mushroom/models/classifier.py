@@ -1,0 +1,182 @@
+"""``MushroomClassifier``: cross-entropy fine-tuning with AdamW, warm-up + cosine, per-split metrics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+
+from mushroom.errors import MushroomError
+from mushroom.models.networks import create_network
+
+
+def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "balanced_acc": MulticlassAccuracy(num_classes, average="macro"),
+            "macro_f1": MulticlassF1Score(num_classes, average="macro"),
+        },
+        prefix=prefix,
+    )
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """Learning-rate factor: linear warm-up to 1, then cosine decay to ``min_ratio``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class MushroomClassifier(L.LightningModule):
+    """Classifies an image into ``class_names``; everything needed to rebuild it is in its hparams."""
+
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        name: str = "resnet50.a1_in1k",
+        pretrained: bool = True,
+        lr: float = 1e-3,
+        backbone_lr_scale: float = 1.0,
+        weight_decay: float = 0.05,
+        warmup_epochs: float = 1.0,
+        min_lr_ratio: float = 0.01,
+        label_smoothing: float = 0.0,
+        class_weighted_loss: bool = False,
+        class_counts: Sequence[int] | None = None,
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        cnn_channels: Sequence[int] = (32, 64, 128, 256),
+        freeze: Sequence[str] = (),
+        channels_last: bool = False,
+        preprocessing: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.class_names = list(class_names)
+        num_classes = len(self.class_names)
+        self.net = create_network(
+            name,
+            num_classes,
+            pretrained=pretrained,
+            drop_rate=drop_rate,
+            drop_path_rate=drop_path_rate,
+            cnn_channels=tuple(cnn_channels),
+        )
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.frozen = self._freeze(freeze)
+
+        weights = None
+        if class_weighted_loss:
+            if class_counts is None:
+                raise ValueError("class_weighted_loss needs class_counts (images per class in train)")
+            counts = torch.as_tensor(class_counts, dtype=torch.float32).clamp(min=1)
+            weights = counts.sum() / (len(counts) * counts)
+        self.register_buffer("class_weights", weights, persistent=False)
+
+        self.train_metrics = classification_metrics(num_classes, "train/")
+        self.val_metrics = classification_metrics(num_classes, "val/")
+        self.test_metrics = classification_metrics(num_classes, "test/")
+        self.test_confmat = MulticlassConfusionMatrix(num_classes)
+
+    # -- network ------------------------------------------------------------------------------------
+    def _freeze(self, names: Sequence[str]) -> list[nn.Module]:
+        """Stop gradients to the named sub-modules (e.g. ``blocks.0``); :meth:`train` keeps them in eval."""
+        modules = dict(self.net.named_modules())
+        unknown = [name for name in names if name not in modules]
+        if unknown:
+            top = ", ".join(name for name, _ in self.net.named_children())
+            raise MushroomError(
+                f"model.freeze names sub-modules that {self.hparams.name} does not have: {unknown}. "
+                f"Its top-level sub-modules are: {top} (nested ones are named like blocks.0)."
+            )
+        frozen = [modules[name] for name in names]
+        for module in frozen:
+            module.requires_grad_(False)
+        return frozen
+
+    def train(self, mode: bool = True) -> MushroomClassifier:
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()  # frozen layers keep their pretrained BatchNorm statistics
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.net(images)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
+            logits, targets, weight=self.class_weights, label_smoothing=self.hparams.label_smoothing
+        )
+
+    # -- steps --------------------------------------------------------------------------------------
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, targets = batch
+        logits = self(images)
+        loss = self.loss(logits, targets)
+        self.train_metrics.update(logits, targets)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(targets))
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, targets = batch
+        logits = self(images)
+        self.val_metrics.update(logits, targets)
+        self.log("val/loss", self.loss(logits, targets), prog_bar=True, batch_size=len(targets))
+        self.log_dict(self.val_metrics, prog_bar=True)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, targets = batch
+        logits = self(images)
+        self.test_metrics.update(logits, targets)
+        self.test_confmat.update(logits, targets)
+        self.log("test/loss", self.loss(logits, targets), batch_size=len(targets))
+        self.log_dict(self.test_metrics)
+
+    def on_test_epoch_start(self) -> None:
+        self.test_confmat.reset()
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        images = batch[0] if isinstance(batch, list | tuple) else batch
+        return self(images).softmax(dim=-1)
+
+    # -- optimisation -------------------------------------------------------------------------------
+    def parameter_groups(self) -> list[dict]:
+        """Head at ``lr``; backbone at ``lr * backbone_lr_scale``; no weight decay on norms and biases."""
+        head_ids = {id(p) for p in self.net.get_classifier().parameters()}
+        groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+        for parameter in self.net.parameters():
+            if not parameter.requires_grad:
+                continue
+            key = (id(parameter) in head_ids, parameter.ndim > 1)
+            groups.setdefault(key, []).append(parameter)
+        lr, scale, decay = self.hparams.lr, self.hparams.backbone_lr_scale, self.hparams.weight_decay
+        return [
+            {"params": params, "lr": lr if is_head else lr * scale, "weight_decay": decay if decays else 0.0}
+            for (is_head, decays), params in groups.items()
+        ]
+
+    def configure_optimizers(self) -> dict:
+        optimizer = torch.optim.AdamW(self.parameter_groups())
+        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        max_epochs = max(1, self.trainer.max_epochs or 1)
+        warmup_steps = int(round(self.hparams.warmup_epochs * total_steps / max_epochs))
+        warmup_steps = min(warmup_steps, total_steps - 1) if total_steps > 1 else 0
+
+        def factor(step: int) -> float:
+            return warmup_cosine(step, warmup_steps, total_steps, self.hparams.min_lr_ratio)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

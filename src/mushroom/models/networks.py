@@ -1,0 +1,73 @@
+"""Building a network by name: ``small_cnn`` or any timm model, with clear errors for what goes wrong."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+
+import timm
+from torch import nn
+
+from mushroom.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from mushroom.errors import MushroomError
+from mushroom.models.cnn import SmallCNN
+
+log = logging.getLogger(__name__)
+
+SMALL_CNN = "small_cnn"
+
+
+def _check_timm_name(name: str) -> None:
+    architecture = name.split(".", 1)[0]
+    if timm.is_model(architecture):
+        return
+    close = difflib.get_close_matches(architecture, timm.list_models(), n=5, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise MushroomError(
+        f"model.name={name!r} is neither '{SMALL_CNN}' nor a timm model.{hint} "
+        "List timm's models with: python -c \"import timm; print(timm.list_models('*resnet*'))\""
+    )
+
+
+def create_network(
+    name: str,
+    num_classes: int,
+    pretrained: bool = False,
+    drop_rate: float = 0.0,
+    drop_path_rate: float = 0.0,
+    cnn_channels: tuple[int, ...] = (32, 64, 128, 256),
+) -> nn.Module:
+    """Create ``name`` with a fresh ``num_classes``-way head; ImageNet weights when ``pretrained``."""
+    if name == SMALL_CNN:
+        return SmallCNN(num_classes, channels=cnn_channels, drop_rate=drop_rate)
+    _check_timm_name(name)
+    kwargs: dict = {"num_classes": num_classes, "drop_rate": drop_rate}
+    if drop_path_rate:
+        kwargs["drop_path_rate"] = drop_path_rate
+    if not pretrained:
+        return timm.create_model(name, pretrained=False, **kwargs)
+    try:
+        return timm.create_model(name, pretrained=True, **kwargs)
+    except Exception as error:  # hub, network, cache and "no weights for this tag" errors alike
+        raise MushroomError(
+            f"Could not load pretrained weights for {name!r} ({type(error).__name__}: {error}).\n"
+            "Ways out: train from scratch with model.pretrained=false; or point the Hugging Face cache "
+            "at a folder that already holds the weights and stay offline, e.g. "
+            "HF_HUB_CACHE=/path/to/hf-cache HF_HUB_OFFLINE=1; or give this machine network access."
+        ) from error
+
+
+def network_preprocessing(name: str) -> dict:
+    """Input size, crop and normalisation the network's pretrained weights expect."""
+    if name == SMALL_CNN:
+        return {"image_size": 224, "crop_pct": 0.875, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+    _check_timm_name(name)
+    cfg = timm.get_pretrained_cfg(name)
+    if cfg is None:
+        return {"image_size": 224, "crop_pct": 0.875, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+    return {
+        "image_size": int(cfg.input_size[-1]),
+        "crop_pct": float(cfg.crop_pct),
+        "mean": tuple(cfg.mean),
+        "std": tuple(cfg.std),
+    }

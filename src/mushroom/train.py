@@ -1,0 +1,122 @@
+"""Train a classifier: ``python -m mushroom.train [overrides]``.
+
+Thin on purpose: it wires the configured data, model, callbacks, loggers and trainer together, then
+fits, tests the best checkpoint and writes the test report.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from mushroom.data import MushroomDataModule
+from mushroom.errors import MushroomError
+from mushroom.models import MushroomClassifier, network_preprocessing
+from mushroom.report import write_report
+from mushroom.runtime import exit_on_user_error, instantiate_all, prepare_wandb
+
+log = logging.getLogger(__name__)
+
+
+def build_datamodule(cfg: DictConfig) -> MushroomDataModule:
+    """The data config, with size and normalisation the network expects where the config says null."""
+    defaults = network_preprocessing(cfg.model.name)
+    filled = {key: value for key, value in defaults.items() if cfg.data.get(key) is None}
+    return instantiate(cfg.data, **filled, _convert_="all")
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """``last`` means this run dir's ``checkpoints/last.ckpt``; anything else must be an existing file."""
+    if not ckpt_path:
+        return None
+    path = output_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if not path.is_file():
+        hint = (
+            " To resume, pass the interrupted run's directory: hydra.run.dir=<that dir> ckpt_path=last."
+            if ckpt_path == "last"
+            else ""
+        )
+        raise MushroomError(f"Checkpoint {path} does not exist.{hint}")
+    return str(path)
+
+
+def checkpoint_class_names(path: str) -> list[str]:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        return list(checkpoint["hyper_parameters"]["class_names"])
+    except Exception as error:
+        raise MushroomError(
+            f"{path} is not a mushroom checkpoint ({type(error).__name__}: {error}). "
+            "Use a best.ckpt or last.ckpt written by mushroom.train."
+        ) from error
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit, then test the best checkpoint; return the final metrics (floats) by name."""
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+    datamodule = build_datamodule(cfg)
+    L.pytorch.utilities.rank_zero_only(datamodule.prepare_data)()
+    datamodule.setup("fit")
+
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    if ckpt_path is not None:
+        trained_on = checkpoint_class_names(ckpt_path)
+        if trained_on != datamodule.class_names:
+            raise MushroomError(
+                f"{ckpt_path} was trained on classes {trained_on}, but the data has "
+                f"{datamodule.class_names}. Resume with the same data, or start a new run without ckpt_path."
+            )
+
+    model: MushroomClassifier = instantiate(
+        cfg.model,
+        class_names=datamodule.class_names,
+        class_counts=datamodule.train_class_counts(),
+        preprocessing=datamodule.preprocessing.as_dict(),
+        _convert_="all",
+    )
+    prepare_wandb(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=instantiate_all(cfg.get("logger"))
+    )
+
+    log.info("Training %s on %d classes; outputs in %s", cfg.model.name, len(datamodule.class_names), output_dir)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+
+    if cfg.get("test") and len(datamodule.split.test):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not best:
+            log.warning("No best checkpoint was saved; testing the weights as they are after fitting.")
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+        metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
+        if trainer.is_global_zero:
+            report = write_report(
+                model.test_confmat.compute().cpu().numpy(),
+                datamodule.class_names,
+                output_dir / "test_metrics.json",
+            )
+            metrics.update({f"test/report_{k}": v for k, v in report.items() if isinstance(v, float)})
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+@exit_on_user_error
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    name = cfg.get("optimized_metric")
+    return metrics.get(name) if name else None
+
+
+if __name__ == "__main__":
+    main()
