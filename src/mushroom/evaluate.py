@@ -46,7 +46,8 @@ def evaluate(cfg: DictConfig) -> dict:
     )
     datamodule.prepare_data()
     datamodule.setup("test")
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[L.pytorch.callbacks.RichProgressBar()])
+    progress = [L.pytorch.callbacks.RichProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=False, callbacks=progress)
     trainer.test(model, datamodule=datamodule, verbose=False)
     return write_report(model.test_confmat.compute().cpu().numpy(), model.class_names, cfg.metrics_path)
 

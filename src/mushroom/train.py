@@ -95,7 +95,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
 
     if cfg.get("test") and len(datamodule.split.test):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best = next((cb.best_model_path for cb in trainer.checkpoint_callbacks if cb.monitor), "")
         if not best:
             log.warning("No best checkpoint was saved; testing the weights as they are after fitting.")
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)

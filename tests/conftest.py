@@ -1,0 +1,113 @@
+"""Shared fixtures: small generated image folders and composed Hydra configs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+from PIL import Image, ImageDraw
+
+# One colour and one shape per class, so that even a tiny CNN can tell them apart in a few epochs.
+CLASS_STYLES = {
+    "Amanita": ((210, 40, 40), "ellipse"),
+    "Boletus": ((140, 90, 40), "rectangle"),
+    "Lactarius": ((230, 150, 40), "triangle"),
+    "Russula": ((150, 40, 160), "cross"),
+}
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def draw_sample(cls: str, size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+    colour, shape = CLASS_STYLES[cls]
+    width, height = size
+    background = rng.integers(20, 90, size=3)
+    pixels = np.clip(background + rng.normal(0, 12, (height, width, 3)), 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels)
+    draw = ImageDraw.Draw(image)
+    cx, cy = width // 2 + rng.integers(-width // 8, width // 8 + 1), height // 2
+    r = int(min(width, height) * rng.uniform(0.25, 0.35))
+    box = (cx - r, cy - r, cx + r, cy + r)
+    fill = tuple(int(np.clip(c + rng.integers(-20, 21), 0, 255)) for c in colour)
+    if shape == "ellipse":
+        draw.ellipse(box, fill=fill)
+    elif shape == "rectangle":
+        draw.rectangle(box, fill=fill)
+    elif shape == "triangle":
+        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
+    else:
+        draw.rectangle((cx - r, cy - r // 4, cx + r, cy + r // 4), fill=fill)
+        draw.rectangle((cx - r // 4, cy - r, cx + r // 4, cy + r), fill=fill)
+    return image
+
+
+def make_image_folder(
+    root: Path,
+    classes: Sequence[str] = ("Amanita", "Boletus", "Lactarius"),
+    per_class: int = 20,
+    size: tuple[int, int] = (80, 64),
+    seed: int = 0,
+) -> Path:
+    """Write ``root/<class>/<i>.jpg`` real JPEGs and return ``root``."""
+    rng = np.random.default_rng(seed)
+    for cls in classes:
+        folder = root / cls
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            draw_sample(cls, size, rng).save(folder / f"{cls.lower()}_{i:03d}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture(scope="session")
+def toy_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_image_folder(tmp_path_factory.mktemp("toy"), per_class=24)
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+@pytest.fixture
+def hydra_init() -> Iterator[None]:
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="mushroom.configs", version_base="1.3"):
+        yield
+    GlobalHydra.instance().clear()
+
+
+def compose_config(name: str, overrides: Sequence[str], output_dir: Path) -> DictConfig:
+    """Compose like ``python -m mushroom.<name>`` would, with outputs in ``output_dir``.
+
+    Must run inside the ``hydra_init`` fixture.
+    """
+    cfg = compose(config_name=name, overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.runtime.cwd = os.getcwd()
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+# Quick settings for training tests: tiny images, the small CNN, no rich bar, 1 worker.
+FAST_TRAIN = [
+    "data=folder",
+    "model=cnn",
+    "model.cnn_channels=[8,16,32]",
+    "trainer=cpu",
+    "data.image_size=32",
+    "data.batch_size=16",
+    "data.num_workers=0",
+    "callbacks=[model_checkpoint]",
+    "trainer.enable_model_summary=false",
+    "trainer.enable_progress_bar=false",
+]

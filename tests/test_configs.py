@@ -1,0 +1,117 @@
+"""Every option of every config group composes, and the objects it names can be built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+
+from mushroom.configs import CONFIG_DIR
+from mushroom.runtime import instantiate_all, prepare_wandb
+from tests.conftest import compose_config
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def test_groups_have_the_documented_options() -> None:
+    assert {"genus", "folder"} <= set(options("data"))
+    assert {"resnet50", "efficientnet_lite0", "cnn"} <= set(options("model"))
+    assert {"default", "cpu", "gpu", "ddp"} <= set(options("trainer"))
+    assert {"csv", "tensorboard", "wandb"} <= set(options("logger"))
+    assert {"real_photos_cpu"} <= set(options("experiment"))
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_defaults_are_genus_resnet50_csv(tmp_path: Path) -> None:
+    cfg = compose_config("train", [], tmp_path)
+    assert cfg.model.name == "resnet50.a1_in1k" and cfg.model.pretrained
+    assert cfg.data.kaggle_handle == "maysee/mushrooms-classification-common-genuss-images"
+    assert cfg.data.root.endswith("data/raw/genus")
+    assert cfg.trainer.accelerator == "auto"
+    assert list(cfg.logger) == ["csv"]
+    assert cfg.callbacks.model_checkpoint.dirpath == f"{tmp_path}/checkpoints"
+
+
+@pytest.mark.usefixtures("hydra_init")
+@pytest.mark.parametrize("data", options("data"))
+def test_data_options_compose(data: str, tmp_path: Path, toy_folder: Path) -> None:
+    cfg = compose_config("train", [f"data={data}", f"data.root={toy_folder}", "data.num_workers=0"], tmp_path)
+    dm = instantiate(cfg.data, _convert_="all")
+    dm.setup()
+    assert dm.class_names == ["Amanita", "Boletus", "Lactarius"]
+
+
+@pytest.mark.usefixtures("hydra_init")
+@pytest.mark.parametrize("model", options("model"))
+def test_model_options_build_a_network(model: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [f"model={model}", "model.pretrained=false"], tmp_path)
+    module = instantiate(cfg.model, class_names=["a", "b"], _convert_="all").eval()
+    with torch.no_grad():
+        assert module(torch.rand(1, 3, 64, 64)).shape == (1, 2)
+
+
+@pytest.mark.usefixtures("hydra_init")
+@pytest.mark.parametrize("trainer", options("trainer"))
+def test_trainer_options_compose(trainer: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [f"trainer={trainer}"], tmp_path)
+    assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
+    if trainer in ("default", "cpu"):
+        assert isinstance(instantiate(cfg.trainer, logger=False), L.Trainer)
+    if trainer == "ddp":
+        assert cfg.trainer.strategy == "ddp"
+
+
+@pytest.mark.usefixtures("hydra_init")
+@pytest.mark.parametrize("logger", options("logger"))
+def test_logger_options_instantiate(logger: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [f"logger={logger}"], tmp_path)
+    prepare_wandb(cfg.get("logger"))
+    loggers = instantiate_all(cfg.get("logger"))
+    assert len(loggers) == (0 if logger == "none" else 1)
+
+
+@pytest.mark.usefixtures("hydra_init")
+@pytest.mark.parametrize("callbacks", options("callbacks"))
+def test_callback_options_instantiate(callbacks: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [f"callbacks={callbacks}"], tmp_path)
+    built = instantiate_all(cfg.get("callbacks"))
+    assert all(isinstance(c, L.Callback) for c in built)
+    if callbacks == "default":
+        assert {type(c).__name__ for c in built} >= {"ModelCheckpoint", "RichProgressBar"}
+
+
+@pytest.mark.usefixtures("hydra_init")
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiments_compose(experiment: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [f"experiment={experiment}", "data.root=/some/photos"], tmp_path)
+    assert cfg.data.root == "/some/photos"
+    assert cfg.trainer.max_epochs >= 1
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_paths_and_command_line_overrides(tmp_path: Path) -> None:
+    cfg = compose_config(
+        "train", ["model.lr=3e-4", "trainer.max_epochs=20", "data.batch_size=64", "paths=default"], tmp_path
+    )
+    assert cfg.model.lr == pytest.approx(3e-4)
+    assert cfg.trainer.max_epochs == 20 and cfg.data.batch_size == 64
+    assert cfg.paths.output_dir == str(tmp_path)
+    assert Path(cfg.paths.data_dir).is_absolute()
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_unknown_override_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigCompositionException, match="lrr"):
+        compose_config("train", ["model.lrr=1"], tmp_path)
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_evaluate_config_composes(tmp_path: Path) -> None:
+    cfg = compose_config("evaluate", ["ckpt_path=x.ckpt", "data.root=/photos"], tmp_path)
+    assert cfg.metrics_path == f"{tmp_path}/metrics.json"

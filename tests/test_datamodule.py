@@ -1,0 +1,82 @@
+"""DataModule: batches of the right shape and normalisation, balanced sampling, Kaggle download path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+
+from mushroom.data import MushroomDataModule
+from mushroom.data.kaggle import GENUS_HANDLE
+from mushroom.errors import MushroomError
+from tests.conftest import make_image_folder
+
+
+def test_batches_are_normalised_tensors_with_labels(toy_folder: Path) -> None:
+    dm = MushroomDataModule(toy_folder, image_size=48, batch_size=8, num_workers=0, mean=(0.5,) * 3, std=(0.5,) * 3)
+    dm.setup("fit")
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (8, 3, 48, 48) and images.dtype == torch.float32
+    assert labels.dtype == torch.int64 and set(labels.tolist()) <= {0, 1, 2}
+    assert -1.0 <= images.min() and images.max() <= 1.0  # (x/255 - 0.5) / 0.5
+    val_images, _ = next(iter(dm.val_dataloader()))
+    assert val_images.shape[1:] == (3, 48, 48)
+
+
+def test_splits_do_not_overlap_and_cover_all_images(toy_folder: Path) -> None:
+    dm = MushroomDataModule(toy_folder, num_workers=0)
+    dm.setup()
+    s = dm.split
+    assert len(set(s.train) | set(s.val) | set(s.test)) == len(dm.index) == 72
+    assert not (set(s.train) & set(s.test)) and not (set(s.val) & set(s.test))
+
+
+def test_balanced_sampling_evens_out_classes(tmp_path: Path) -> None:
+    root = make_image_folder(tmp_path / "a", classes=("Amanita",), per_class=60, size=(16, 16))
+    make_image_folder(root, classes=("Boletus",), per_class=8, size=(16, 16))
+    dm = MushroomDataModule(root, image_size=16, batch_size=16, num_workers=0, balanced_sampling=True, seed=1)
+    dm.setup()
+    labels = torch.cat([y for _, y in dm.train_dataloader()])
+    share = labels.float().mean().item()  # share of the rare class (label 1)
+    assert 0.3 < share < 0.7, share
+    unbalanced = MushroomDataModule(root, image_size=16, batch_size=16, num_workers=0)
+    unbalanced.setup()
+    assert torch.cat([y for _, y in unbalanced.train_dataloader()]).float().mean().item() < 0.2
+
+
+def test_test_on_all_uses_every_image(toy_folder: Path) -> None:
+    dm = MushroomDataModule(toy_folder, num_workers=0, test_on_all=True)
+    dm.setup("test")
+    assert len(dm.split.test) == len(dm.index) and len(dm.split.train) == 0
+
+
+def fake_kaggle_download(handle: str, output_dir: str, **_: object) -> str:
+    """What kagglehub leaves on disk: the archive's own Mushrooms/<Genus>/ folders."""
+    make_image_folder(Path(output_dir) / "Mushrooms", per_class=3, size=(24, 24))
+    return output_dir
+
+
+def test_genus_data_downloads_with_kagglehub_when_missing(tmp_path: Path) -> None:
+    root = tmp_path / "raw" / "genus"
+    dm = MushroomDataModule(root, num_workers=0, kaggle_handle=GENUS_HANDLE)
+    with mock.patch("kagglehub.dataset_download", side_effect=fake_kaggle_download) as download:
+        dm.prepare_data()
+        dm.prepare_data()  # second time: files are there, no download
+    assert download.call_count == 1
+    assert download.call_args.args[0] == GENUS_HANDLE
+    dm.setup()
+    assert dm.class_names == ["Amanita", "Boletus", "Lactarius"]
+    assert np.all(dm.index.class_counts() == 3)
+
+
+def test_failed_download_says_how_to_place_files_by_hand(tmp_path: Path) -> None:
+    dm = MushroomDataModule(tmp_path / "raw" / "genus", num_workers=0, kaggle_handle=GENUS_HANDLE)
+    error = ConnectionError("Name or service not known")
+    with mock.patch("kagglehub.dataset_download", side_effect=error), pytest.raises(MushroomError) as info:
+        dm.prepare_data()
+    message = str(info.value)
+    assert "Name or service not known" in message
+    assert "kaggle.json" in message and "by hand" in message and str(tmp_path / "raw" / "genus") in message

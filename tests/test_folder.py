@@ -1,0 +1,52 @@
+"""Indexing class folders: nested archives, label order, empty and unknown classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mushroom.data.folder import find_class_root, scan_image_folder
+from mushroom.errors import MushroomError
+from tests.conftest import make_image_folder
+
+
+def test_classes_are_sorted_folder_names(tmp_path: Path) -> None:
+    make_image_folder(tmp_path, classes=("Lactarius", "Amanita", "Boletus"), per_class=2)
+    index = scan_image_folder(tmp_path)
+    assert index.class_names == ["Amanita", "Boletus", "Lactarius"]
+    assert index.class_counts().tolist() == [2, 2, 2]
+    for path, label in zip(index.paths, index.labels, strict=True):
+        assert path.parent.name == index.class_names[label]
+
+
+def test_kaggle_archive_nesting_is_found(tmp_path: Path) -> None:
+    make_image_folder(tmp_path / "download" / "Mushrooms", per_class=2)
+    (tmp_path / "download" / ".DS_Store").write_text("")
+    assert find_class_root(tmp_path / "download") == tmp_path / "download" / "Mushrooms"
+    assert scan_image_folder(tmp_path / "download").class_names == ["Amanita", "Boletus", "Lactarius"]
+
+
+def test_empty_class_folder_is_a_clear_error(tmp_path: Path) -> None:
+    make_image_folder(tmp_path, per_class=2)
+    (tmp_path / "Russula").mkdir()
+    with pytest.raises(MushroomError, match="Russula.*hold no images"):
+        scan_image_folder(tmp_path)
+
+
+def test_missing_root_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(MushroomError, match="does not exist"):
+        scan_image_folder(tmp_path / "nowhere")
+
+
+def test_given_class_names_fix_labels_and_allow_a_subset(tmp_path: Path) -> None:
+    make_image_folder(tmp_path, classes=("Boletus",), per_class=3)
+    index = scan_image_folder(tmp_path, class_names=["Amanita", "Boletus", "Lactarius"])
+    assert index.class_names == ["Amanita", "Boletus", "Lactarius"]
+    assert set(index.labels.tolist()) == {1}
+
+
+def test_classes_outside_the_given_ones_are_refused(tmp_path: Path) -> None:
+    make_image_folder(tmp_path, classes=("Boletus", "Russula"), per_class=2)
+    with pytest.raises(MushroomError, match="Russula"):
+        scan_image_folder(tmp_path, class_names=["Amanita", "Boletus"])

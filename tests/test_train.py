@@ -1,0 +1,84 @@
+"""Training end to end with a real Trainer on generated JPEGs: learning, outputs, resume, bad resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+
+from mushroom.errors import MushroomError
+from mushroom.train import train
+from tests.conftest import FAST_TRAIN, compose_config, make_image_folder
+
+
+def run_train(overrides: list[str], output_dir: Path) -> dict[str, float]:
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="mushroom.configs", version_base="1.3"):
+        cfg = compose_config("train", FAST_TRAIN + overrides, output_dir)
+    return train(cfg)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
+    """The small CNN trained for a few epochs on the coloured-shapes folder."""
+    data = make_image_folder(tmp_path_factory.mktemp("shapes"), per_class=30, size=(40, 40))
+    out = tmp_path_factory.mktemp("run")
+    metrics = run_train([f"data.root={data}", "trainer.max_epochs=6", "model.lr=0.01"], out)
+    return out, metrics
+
+
+def test_small_cnn_learns_the_classes(trained_run: tuple[Path, dict[str, float]]) -> None:
+    _, metrics = trained_run
+    # Three classes: chance is 0.33.
+    assert metrics["test/balanced_acc"] >= 0.8, metrics
+
+
+def test_run_dir_holds_checkpoints_config_logs_and_test_report(trained_run: tuple[Path, dict]) -> None:
+    out, metrics = trained_run
+    assert (out / "checkpoints" / "best.ckpt").is_file() and (out / "checkpoints" / "last.ckpt").is_file()
+    assert "model:" in (out / "config.yaml").read_text()
+    assert (out / "csv" / "version_0" / "metrics.csv").is_file()
+    report = json.loads((out / "test_metrics.json").read_text())
+    assert report["balanced_accuracy"] == pytest.approx(metrics["test/balanced_acc"], abs=1e-6)
+    assert report["n_images"] == 18 and (out / report["confusion_matrix_png"]).is_file()
+    checkpoint = torch.load(out / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert checkpoint["hyper_parameters"]["class_names"] == ["Amanita", "Boletus", "Lactarius"]
+    assert checkpoint["hyper_parameters"]["preprocessing"]["image_size"] == 32
+
+
+def test_fast_dev_run_completes(toy_folder: Path, tmp_path: Path) -> None:
+    metrics = run_train([f"data.root={toy_folder}", "+trainer.fast_dev_run=true"], tmp_path)
+    assert "test/acc" in metrics
+
+
+def test_resume_from_last_continues_where_it_stopped(toy_folder: Path, tmp_path: Path) -> None:
+    run_train([f"data.root={toy_folder}", "trainer.max_epochs=2", "test=false"], tmp_path)
+    first = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    steps_per_epoch = first["global_step"] // 2
+
+    run_train([f"data.root={toy_folder}", "trainer.max_epochs=3", "ckpt_path=last", "test=false"], tmp_path)
+    resumed = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert first["epoch"] == 1 and resumed["epoch"] == 2
+    assert resumed["global_step"] == 3 * steps_per_epoch
+    optimizer_steps = next(iter(resumed["optimizer_states"][0]["state"].values()))["step"]
+    assert int(optimizer_steps) == 3 * steps_per_epoch
+    # The resumed run trained epoch 2 only; epochs 0-1 stay in the first run's log.
+    new_log = (tmp_path / "csv" / "version_1" / "metrics.csv").read_text().splitlines()
+    epochs = {line.split(",")[0] for line in new_log[1:]} - {""}
+    assert epochs == {"2"}
+
+
+def test_resume_needs_an_existing_last_checkpoint(toy_folder: Path, tmp_path: Path) -> None:
+    with pytest.raises(MushroomError, match="hydra.run.dir"):
+        run_train([f"data.root={toy_folder}", "ckpt_path=last"], tmp_path)
+
+
+def test_resume_with_other_classes_is_refused(trained_run: tuple[Path, dict], tmp_path: Path) -> None:
+    out, _ = trained_run
+    other = make_image_folder(tmp_path / "other", classes=("Boletus", "Russula"), per_class=6)
+    with pytest.raises(MushroomError, match="trained on classes"):
+        run_train([f"data.root={other}", f"ckpt_path={out}/checkpoints/last.ckpt"], tmp_path / "run")
