@@ -16,12 +16,14 @@ from tests.conftest import make_image_folder
 
 
 def test_batches_are_normalised_tensors_with_labels(toy_folder: Path) -> None:
-    dm = MushroomDataModule(toy_folder, image_size=48, batch_size=8, num_workers=0, mean=(0.5,) * 3, std=(0.5,) * 3)
+    dm = MushroomDataModule(
+        toy_folder, image_size=48, batch_size=8, num_workers=0, mean=(0.5,) * 3, std=(0.5,) * 3
+    )
     dm.setup("fit")
     images, labels = next(iter(dm.train_dataloader()))
     assert images.shape == (8, 3, 48, 48) and images.dtype == torch.float32
     assert labels.dtype == torch.int64 and set(labels.tolist()) <= {0, 1, 2}
-    assert -1.0 <= images.min() and images.max() <= 1.0  # (x/255 - 0.5) / 0.5
+    assert images.min() >= -1.0 and images.max() <= 1.0  # (x/255 - 0.5) / 0.5
     val_images, _ = next(iter(dm.val_dataloader()))
     assert val_images.shape[1:] == (3, 48, 48)
 

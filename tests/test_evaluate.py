@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from mushroom.errors import MushroomError
 from mushroom.evaluate import evaluate
-from tests.conftest import FAST_TRAIN, compose_config, make_image_folder
+from tests.conftest import compose_config, make_image_folder
 from tests.test_train import run_train
 
 

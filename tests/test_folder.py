@@ -30,7 +30,7 @@ def test_kaggle_archive_nesting_is_found(tmp_path: Path) -> None:
 def test_empty_class_folder_is_a_clear_error(tmp_path: Path) -> None:
     make_image_folder(tmp_path, per_class=2)
     (tmp_path / "Russula").mkdir()
-    with pytest.raises(MushroomError, match="Russula.*hold no images"):
+    with pytest.raises(MushroomError, match=r"Russula.*hold no images"):
         scan_image_folder(tmp_path)
 
 

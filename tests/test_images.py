@@ -61,7 +61,9 @@ def test_decode_error_catches_truncated_and_non_images(tmp_path: Path) -> None:
     assert decode_error(tmp_path / "fine.jpg") is None
 
 
-def test_scan_skips_undecodable_files_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_scan_skips_undecodable_files_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = make_image_folder(tmp_path / "data", per_class=4)
     write_truncated_jpeg(root / "Amanita" / "truncated.jpg")
     (root / "Boletus" / "text.jpg").write_text("not an image")

@@ -73,7 +73,7 @@ def test_resume_from_last_continues_where_it_stopped(toy_folder: Path, tmp_path:
 
 
 def test_resume_needs_an_existing_last_checkpoint(toy_folder: Path, tmp_path: Path) -> None:
-    with pytest.raises(MushroomError, match="hydra.run.dir"):
+    with pytest.raises(MushroomError, match=r"hydra\.run\.dir"):
         run_train([f"data.root={toy_folder}", "ckpt_path=last"], tmp_path)
 
 

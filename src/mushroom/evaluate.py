@@ -1,4 +1,7 @@
-"""Evaluate a checkpoint on every image of a folder: ``python -m mushroom.evaluate ckpt_path=... data.root=...``.
+"""Evaluate a checkpoint on every image of a folder.
+
+    python -m mushroom.evaluate ckpt_path=CKPT data=folder data.root=DIR metrics_path=FILE.json
+
 
 Class names and preprocessing come from the checkpoint; the folder may hold any subset of its classes.
 """
@@ -26,7 +29,9 @@ def load_classifier(ckpt_path: str | Path) -> MushroomClassifier:
     """Load a checkpoint written by mushroom.train, without fetching pretrained weights again."""
     path = Path(ckpt_path)
     if not path.is_file():
-        raise MushroomError(f"Checkpoint {path} does not exist. Pass ckpt_path=<run dir>/checkpoints/best.ckpt.")
+        raise MushroomError(
+            f"Checkpoint {path} does not exist. Pass ckpt_path=<run dir>/checkpoints/best.ckpt."
+        )
     try:
         return MushroomClassifier.load_from_checkpoint(path, map_location="cpu", pretrained=False)
     except Exception as error:
@@ -40,7 +45,7 @@ def evaluate(cfg: DictConfig) -> dict:
     """Test the checkpoint on the whole folder; write the metrics JSON and confusion matrix PNG."""
     model = load_classifier(cfg.ckpt_path)
     model.eval()
-    pre = model.hparams.preprocessing or {}
+    pre = model.hparams.get("preprocessing") or {}
     datamodule: MushroomDataModule = instantiate(
         cfg.data, class_names=model.class_names, test_on_all=True, **pre, _convert_="all"
     )

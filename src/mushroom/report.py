@@ -86,7 +86,9 @@ def write_report(confusion: np.ndarray, class_names: Sequence[str], metrics_path
     metrics = metrics_from_confusion(confusion, class_names)
     metrics_path = Path(metrics_path)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    png = plot_confusion_matrix(confusion, class_names, metrics_path.with_name(metrics_path.stem + "_confusion.png"))
+    png = plot_confusion_matrix(
+        confusion, class_names, metrics_path.with_name(metrics_path.stem + "_confusion.png")
+    )
     metrics["confusion_matrix_png"] = png.name
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     log.info(

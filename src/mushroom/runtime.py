@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,11 +20,24 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class _DropAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_library_noise() -> None:
+    """Drop lines that tell the user nothing about their run (library adverts, internal deprecations)."""
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(_DropAdverts())
+
+
 def exit_on_user_error(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
     """Log a :class:`MushroomError` as one clear message and exit 1, instead of a traceback."""
 
     @functools.wraps(task)
     def wrapper(cfg: DictConfig) -> T:
+        quiet_library_noise()
         try:
             return task(cfg)
         except MushroomError as error:
@@ -37,7 +51,9 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
     """Instantiate every ``_target_`` entry of a config group such as ``callbacks`` or ``logger``."""
     if not group:
         return []
-    return [instantiate(node) for node in group.values() if isinstance(node, DictConfig) and "_target_" in node]
+    return [
+        instantiate(node) for node in group.values() if isinstance(node, DictConfig) and "_target_" in node
+    ]
 
 
 def wandb_has_credentials() -> bool:

@@ -13,6 +13,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from mushroom.data import MushroomDataModule
@@ -87,15 +88,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     prepare_wandb(cfg.get("logger"))
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=instantiate_all(cfg.get("logger"))
+        cfg.trainer,
+        callbacks=instantiate_all(cfg.get("callbacks")),
+        logger=instantiate_all(cfg.get("logger")),
     )
 
-    log.info("Training %s on %d classes; outputs in %s", cfg.model.name, len(datamodule.class_names), output_dir)
+    log.info(
+        "Training %s on %d classes; outputs in %s", cfg.model.name, len(datamodule.class_names), output_dir
+    )
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
 
-    if cfg.get("test") and len(datamodule.split.test):
-        best = next((cb.best_model_path for cb in trainer.checkpoint_callbacks if cb.monitor), "")
+    if cfg.get("test") and len(datamodule.ready()[1].test):
+        best = next(
+            (
+                cb.best_model_path
+                for cb in trainer.checkpoint_callbacks
+                if isinstance(cb, ModelCheckpoint) and cb.monitor
+            ),
+            "",
+        )
         if not best:
             log.warning("No best checkpoint was saved; testing the weights as they are after fitting.")
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)

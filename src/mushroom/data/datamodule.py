@@ -88,26 +88,26 @@ class MushroomDataModule(L.LightningDataModule):
     # -- data on disk -------------------------------------------------------------------------------
     def prepare_data(self) -> None:
         """Download the Kaggle dataset (rank 0 only) when the folder holds no images yet."""
-        if self.hparams.kaggle_handle and not has_images(self.root):
-            download_dataset(self.hparams.kaggle_handle, self.root)
+        if self.hparams["kaggle_handle"] and not has_images(self.root):
+            download_dataset(self.hparams["kaggle_handle"], self.root)
 
     def setup(self, stage: str | None = None) -> None:
         if self.index is not None:
             return
         self.index = scan_image_folder(
-            self.root, class_names=self.fixed_class_names, verify=self.hparams.verify_images
+            self.root, class_names=self.fixed_class_names, verify=self.hparams["verify_images"]
         )
         labels = self.index.labels
-        if self.hparams.test_on_all:
+        if self.hparams["test_on_all"]:
             everything = np.arange(len(labels))
             self.split = Split(train=np.empty(0, dtype=np.int64), val=np.empty(0, np.int64), test=everything)
         else:
             self.split = stratified_split(
                 labels,
-                num_folds=self.hparams.num_folds,
-                fold=self.hparams.fold,
-                val_fraction=self.hparams.val_fraction,
-                seed=self.hparams.seed,
+                num_folds=self.hparams["num_folds"],
+                fold=self.hparams["fold"],
+                val_fraction=self.hparams["val_fraction"],
+                seed=self.hparams["seed"],
             )
         counts = {name: int(n) for name, n in zip(self.class_names, self.index.class_counts(), strict=True)}
         log.info(
@@ -129,10 +129,11 @@ class MushroomDataModule(L.LightningDataModule):
 
     def train_class_counts(self) -> list[int]:
         """Images per class in the training split (for class-weighted losses)."""
-        index, split = self._ready()
+        index, split = self.ready()
         return np.bincount(index.labels[split.train], minlength=len(index.class_names)).tolist()
 
-    def _ready(self) -> tuple[ImageFolderIndex, Split]:
+    def ready(self) -> tuple[ImageFolderIndex, Split]:
+        """The image index and the split, set up on first use."""
         if self.index is None or self.split is None:
             self.setup()
         assert self.index is not None and self.split is not None
@@ -140,13 +141,13 @@ class MushroomDataModule(L.LightningDataModule):
 
     # -- loaders ------------------------------------------------------------------------------------
     def dataset(self, indices: np.ndarray, train: bool) -> ImageDataset:
-        index, _ = self._ready()
+        index, _ = self.ready()
         transform = (
             train_transform(self.preprocessing, self.augmentation)
             if train
             else eval_transform(self.preprocessing)
         )
-        min_side = self.preprocessing.resize_size if self.hparams.decode_at_size else None
+        min_side = self.preprocessing.resize_size if self.hparams["decode_at_size"] else None
         return ImageDataset(
             [index.paths[i] for i in indices], index.labels[indices], transform, decode_min_side=min_side
         )
@@ -154,12 +155,12 @@ class MushroomDataModule(L.LightningDataModule):
     def _loader(self, indices: np.ndarray, train: bool) -> DataLoader:
         dataset = self.dataset(indices, train=train)
         sampler = None
-        if train and self.hparams.balanced_sampling:
+        if train and self.hparams["balanced_sampling"]:
             counts = np.bincount(dataset.labels, minlength=len(self.class_names)).astype(np.float64)
             weights = 1.0 / counts[dataset.labels]
-            generator = torch.Generator().manual_seed(self.hparams.seed)
+            generator = torch.Generator().manual_seed(self.hparams["seed"])
             sampler = WeightedRandomSampler(
-                torch.as_tensor(weights), num_samples=len(dataset), replacement=True, generator=generator
+                weights.tolist(), num_samples=len(dataset), replacement=True, generator=generator
             )
         return DataLoader(
             dataset,
@@ -173,13 +174,13 @@ class MushroomDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self._ready()[1].train, train=True)
+        return self._loader(self.ready()[1].train, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self._ready()[1].val, train=False)
+        return self._loader(self.ready()[1].val, train=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self._ready()[1].test, train=False)
+        return self._loader(self.ready()[1].test, train=False)
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()

@@ -68,6 +68,8 @@ def decode_error(path: str | Path) -> str | None:
             image.load()
             if min(image.size) < 1:
                 return "image has no pixels"
-    except Exception as error:  # PIL raises many types: OSError, SyntaxError, ValueError, DecompressionBomb...
+    except (
+        Exception
+    ) as error:  # PIL raises many types: OSError, SyntaxError, ValueError, DecompressionBomb...
         return f"{type(error).__name__}: {error}"
     return None

@@ -56,7 +56,7 @@ def stratified_split(
     val_parts = []
     for cls in np.unique(labels[rest]):
         members = rng.permutation(rest[labels[rest] == cls])
-        n_val = int(round(val_fraction * len(members)))
+        n_val = round(val_fraction * len(members))
         if val_fraction > 0 and len(members) >= 2:
             n_val = max(1, n_val)
         val_parts.append(members[:n_val])

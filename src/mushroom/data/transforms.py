@@ -29,7 +29,7 @@ class Preprocessing:
 
     @property
     def resize_size(self) -> int:
-        return int(round(self.image_size / self.crop_pct))
+        return round(self.image_size / self.crop_pct)
 
     def as_dict(self) -> dict:
         return {

@@ -8,13 +8,14 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
 from torch.nn import functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from mushroom.errors import MushroomError
-from mushroom.models.networks import create_network
+from mushroom.models.networks import classifier_head, create_network
 
 
 def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -56,6 +57,8 @@ class MushroomClassifier(L.LightningModule):
         drop_path_rate: float = 0.0,
         cnn_channels: Sequence[int] = (32, 64, 128, 256),
         freeze: Sequence[str] = (),
+        head_only_epochs: int = 0,
+        tta_hflip: bool = False,
         channels_last: bool = False,
         preprocessing: dict[str, Any] | None = None,
     ) -> None:
@@ -81,6 +84,7 @@ class MushroomClassifier(L.LightningModule):
                 raise ValueError("class_weighted_loss needs class_counts (images per class in train)")
             counts = torch.as_tensor(class_counts, dtype=torch.float32).clamp(min=1)
             weights = counts.sum() / (len(counts) * counts)
+        self.class_weights: torch.Tensor | None
         self.register_buffer("class_weights", weights, persistent=False)
 
         self.train_metrics = classification_metrics(num_classes, "train/")
@@ -96,7 +100,7 @@ class MushroomClassifier(L.LightningModule):
         if unknown:
             top = ", ".join(name for name, _ in self.net.named_children())
             raise MushroomError(
-                f"model.freeze names sub-modules that {self.hparams.name} does not have: {unknown}. "
+                f"model.freeze names sub-modules that {self.hparams['name']} does not have: {unknown}. "
                 f"Its top-level sub-modules are: {top} (nested ones are named like blocks.0)."
             )
         frozen = [modules[name] for name in names]
@@ -104,20 +108,58 @@ class MushroomClassifier(L.LightningModule):
             module.requires_grad_(False)
         return frozen
 
+    def backbone_modules(self) -> list[nn.Module]:
+        """Top-level sub-modules of the network other than the classification head."""
+        head = classifier_head(self.net)
+        return [module for module in self.net.children() if module is not head]
+
+    def training_head_only(self) -> bool:
+        """True during the first ``head_only_epochs`` epochs of fitting (linear probing, then fine-tuning)."""
+        epochs = self.hparams["head_only_epochs"]
+        return bool(epochs) and self._trainer is not None and self.trainer.current_epoch < epochs
+
     def train(self, mode: bool = True) -> MushroomClassifier:
         super().train(mode)
         for module in self.frozen:
             module.eval()  # frozen layers keep their pretrained BatchNorm statistics
+        if mode and self.training_head_only():
+            for module in self.backbone_modules():
+                module.eval()
         return self
 
+    def on_train_epoch_start(self) -> None:
+        """Linear-probe the head first, then fine-tune everything that is not frozen for good.
+
+        Training the new head on fixed features before the backbone moves keeps the pretrained
+        features from being distorted by a random head, which helps on photos unlike the training
+        set (Kumar et al., 2022, "Fine-Tuning can Distort Pretrained Features").
+        """
+        if not self.hparams["head_only_epochs"]:
+            return
+        head_only = self.training_head_only()
+        for module in self.backbone_modules():
+            module.requires_grad_(not head_only)
+            module.train(not head_only)
+        for module in self.frozen:
+            module.requires_grad_(False)
+            module.eval()
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.hparams.channels_last:
+        if self.hparams["channels_last"]:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
+    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Evaluation logits; with ``tta_hflip``, log of the mean probability of the image and its mirror."""
+        logits = self(images)
+        if not self.hparams["tta_hflip"]:
+            return logits
+        mirrored = self(torch.flip(images, dims=[-1]))
+        return ((logits.softmax(-1) + mirrored.softmax(-1)) / 2).log()
+
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(
-            logits, targets, weight=self.class_weights, label_smoothing=self.hparams.label_smoothing
+            logits, targets, weight=self.class_weights, label_smoothing=self.hparams["label_smoothing"]
         )
 
     # -- steps --------------------------------------------------------------------------------------
@@ -139,7 +181,7 @@ class MushroomClassifier(L.LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, targets = batch
-        logits = self(images)
+        logits = self.predict_logits(images)
         self.test_metrics.update(logits, targets)
         self.test_confmat.update(logits, targets)
         self.log("test/loss", self.loss(logits, targets), batch_size=len(targets))
@@ -150,33 +192,33 @@ class MushroomClassifier(L.LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, list | tuple) else batch
-        return self(images).softmax(dim=-1)
+        return self.predict_logits(images).softmax(dim=-1)
 
     # -- optimisation -------------------------------------------------------------------------------
     def parameter_groups(self) -> list[dict]:
         """Head at ``lr``; backbone at ``lr * backbone_lr_scale``; no weight decay on norms and biases."""
-        head_ids = {id(p) for p in self.net.get_classifier().parameters()}
+        head_ids = {id(p) for p in classifier_head(self.net).parameters()}
         groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
         for parameter in self.net.parameters():
             if not parameter.requires_grad:
                 continue
             key = (id(parameter) in head_ids, parameter.ndim > 1)
             groups.setdefault(key, []).append(parameter)
-        lr, scale, decay = self.hparams.lr, self.hparams.backbone_lr_scale, self.hparams.weight_decay
+        lr, scale, decay = self.hparams["lr"], self.hparams["backbone_lr_scale"], self.hparams["weight_decay"]
         return [
             {"params": params, "lr": lr if is_head else lr * scale, "weight_decay": decay if decays else 0.0}
             for (is_head, decays), params in groups.items()
         ]
 
-    def configure_optimizers(self) -> dict:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         optimizer = torch.optim.AdamW(self.parameter_groups())
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         max_epochs = max(1, self.trainer.max_epochs or 1)
-        warmup_steps = int(round(self.hparams.warmup_epochs * total_steps / max_epochs))
+        warmup_steps = round(self.hparams["warmup_epochs"] * total_steps / max_epochs)
         warmup_steps = min(warmup_steps, total_steps - 1) if total_steps > 1 else 0
 
         def factor(step: int) -> float:
-            return warmup_cosine(step, warmup_steps, total_steps, self.hparams.min_lr_ratio)
+            return warmup_cosine(step, warmup_steps, total_steps, self.hparams["min_lr_ratio"])
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+from typing import cast
 
 import timm
 from torch import nn
@@ -47,7 +48,7 @@ def create_network(
     if not pretrained:
         return timm.create_model(name, pretrained=False, **kwargs)
     try:
-        return timm.create_model(name, pretrained=True, **kwargs)
+        net = timm.create_model(name, pretrained=True, **kwargs)
     except Exception as error:  # hub, network, cache and "no weights for this tag" errors alike
         raise MushroomError(
             f"Could not load pretrained weights for {name!r} ({type(error).__name__}: {error}).\n"
@@ -55,6 +56,27 @@ def create_network(
             "at a folder that already holds the weights and stay offline, e.g. "
             "HF_HUB_CACHE=/path/to/hf-cache HF_HUB_OFFLINE=1; or give this machine network access."
         ) from error
+    zero_init_head(net)
+    return net
+
+
+def zero_init_head(net: nn.Module) -> None:
+    """Start a new head on top of pretrained features at zero.
+
+    Every class then starts equally likely (loss = log K) and the first, large gradients do not flow
+    back through random head weights into the pretrained backbone and wreck its features.
+    """
+    head = classifier_head(net)
+    for module in head.modules():
+        if isinstance(module, nn.Linear | nn.Conv2d):
+            nn.init.zeros_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+def classifier_head(net: nn.Module) -> nn.Module:
+    """The final classification layer (timm's ``get_classifier()``; SmallCNN offers the same)."""
+    return cast(nn.Module, net.get_classifier())  # type: ignore[operator]
 
 
 def network_preprocessing(name: str) -> dict:

@@ -1,0 +1,142 @@
+"""Networks and the LightningModule: names, pretrained weights offline, freezing, learning rates."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mushroom.errors import MushroomError
+from mushroom.models import MushroomClassifier, create_network, network_preprocessing
+from mushroom.models.classifier import warmup_cosine
+from tests.conftest import SHARED
+
+HF_CACHE = SHARED / "weights" / "hf-cache"
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, timeout=120
+    )
+
+
+def test_unknown_model_name_suggests_close_ones() -> None:
+    with pytest.raises(MushroomError, match="resnet50"):
+        create_network("resnet5O", num_classes=3)
+
+
+def test_missing_pretrained_weights_name_the_ways_out(tmp_path: Path) -> None:
+    code = (
+        "from mushroom.models import create_network\n"
+        "from mushroom.errors import MushroomError\n"
+        "try:\n"
+        "    create_network('tf_efficientnet_lite0.in1k', num_classes=4, pretrained=True)\n"
+        "except MushroomError as e:\n"
+        "    print(e)\n"
+    )
+    result = run_python(code, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path))
+    assert "Could not load pretrained weights" in result.stdout, result.stderr
+    assert "model.pretrained=false" in result.stdout and "HF_HUB_CACHE" in result.stdout
+    assert "HF_HUB_OFFLINE" in result.stdout
+
+
+@pytest.mark.skipif(not HF_CACHE.is_dir(), reason="needs ../shared/weights/hf-cache")
+def test_pretrained_weights_load_offline_from_a_hub_cache() -> None:
+    code = (
+        "import torch, safetensors.torch, pathlib\n"
+        "from mushroom.models import create_network\n"
+        "net = create_network('tf_efficientnet_lite0.in1k', num_classes=4, pretrained=True)\n"
+        f"root = pathlib.Path({str(HF_CACHE)!r}) / 'models--timm--tf_efficientnet_lite0.in1k'\n"
+        "file = next(root.glob('snapshots/*/model.safetensors'))\n"
+        "ref = safetensors.torch.load_file(file)['conv_stem.weight']\n"
+        "print(torch.equal(net.conv_stem.weight, ref), net.get_classifier().out_features)\n"
+    )
+    result = run_python(code, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(HF_CACHE))
+    assert result.stdout.split() == ["True", "4"], result.stderr
+
+
+def test_preprocessing_comes_from_the_pretrained_config() -> None:
+    lite0 = network_preprocessing("tf_efficientnet_lite0.in1k")
+    assert lite0["mean"] == (0.5, 0.5, 0.5) and lite0["image_size"] == 224
+    resnet = network_preprocessing("resnet50.a1_in1k")
+    assert resnet["mean"] == pytest.approx((0.485, 0.456, 0.406)) and resnet["crop_pct"] == 0.95
+
+
+def small_timm_module(**kwargs: object) -> MushroomClassifier:
+    return MushroomClassifier(["a", "b", "c"], name="tf_efficientnet_lite0", pretrained=False, **kwargs)
+
+
+def test_frozen_modules_get_no_gradients_and_keep_batchnorm_statistics() -> None:
+    module = small_timm_module(freeze=["conv_stem", "bn1", "blocks.0"])
+    module.train()
+    assert not module.net.bn1.training and not module.net.blocks[0].training
+    assert module.net.blocks[1].training
+    before = module.net.bn1.running_mean.clone()
+    module(torch.rand(2, 3, 64, 64)).sum().backward()
+    assert module.net.conv_stem.weight.grad is None
+    assert module.net.blocks[1][0].conv_pw.weight.grad is not None
+    assert torch.equal(before, module.net.bn1.running_mean)
+
+
+def test_unknown_frozen_module_is_a_clear_error() -> None:
+    with pytest.raises(MushroomError, match=r"block\.9"):
+        small_timm_module(freeze=["block.9"])
+
+
+def test_backbone_learns_slower_than_the_head_and_norms_skip_weight_decay() -> None:
+    module = small_timm_module(lr=1e-3, backbone_lr_scale=0.1, weight_decay=0.05)
+    groups = module.parameter_groups()
+    head = {id(p) for p in module.net.get_classifier().parameters()}
+    for group in groups:
+        is_head = all(id(p) in head for p in group["params"])
+        assert group["lr"] == pytest.approx(1e-3 if is_head else 1e-4)
+        assert group["weight_decay"] == (0.0 if group["params"][0].ndim == 1 else 0.05)
+    assert sum(len(g["params"]) for g in groups) == len(list(module.parameters()))
+
+
+def test_class_weighted_loss_up_weights_rare_classes() -> None:
+    module = small_timm_module(class_weighted_loss=True, class_counts=[90, 10, 50])
+    weights = module.class_weights
+    assert weights[1] > weights[2] > weights[0]
+    assert torch.allclose((weights * torch.tensor([90.0, 10.0, 50.0])).sum(), torch.tensor(150.0))
+
+
+def test_warmup_then_cosine() -> None:
+    assert warmup_cosine(0, 10, 100, 0.0) == pytest.approx(0.1)
+    assert warmup_cosine(9, 10, 100, 0.0) == pytest.approx(1.0)
+    assert warmup_cosine(55, 10, 100, 0.0) == pytest.approx(0.5)
+    assert warmup_cosine(100, 10, 100, 0.01) == pytest.approx(0.01)
+    assert warmup_cosine(32, 10, 100, 0.0) == pytest.approx(0.5 * (1 + math.cos(math.pi * 22 / 90)))
+
+
+def test_head_only_epochs_train_the_head_first_then_everything() -> None:
+    module = small_timm_module(head_only_epochs=1, freeze=["conv_stem"])
+
+    class FakeTrainer:
+        current_epoch = 0
+
+    module._trainer = FakeTrainer()  # type: ignore[assignment]
+    module.train()
+    module.on_train_epoch_start()
+    assert not module.net.blocks[3].training and not module.net.blocks[3][0].conv_pw.weight.requires_grad
+    assert module.net.get_classifier().weight.requires_grad
+
+    FakeTrainer.current_epoch = 1
+    module.train()
+    module.on_train_epoch_start()
+    assert module.net.blocks[3].training and module.net.blocks[3][0].conv_pw.weight.requires_grad
+    assert not module.net.conv_stem.weight.requires_grad  # frozen for good stays frozen
+    module._trainer = None
+
+
+def test_mirror_tta_averages_probabilities() -> None:
+    module = small_timm_module(tta_hflip=True).eval()
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = (module(images).softmax(-1) + module(images.flip(-1)).softmax(-1)) / 2
+        assert torch.allclose(module.predict_logits(images).exp(), expected, atol=1e-6)
