@@ -12,7 +12,18 @@ REPO = Path(__file__).resolve().parents[1]
 def test_wheel_install_composes_configs_outside_the_repo(tmp_path: Path) -> None:
     wheel_dir = tmp_path / "wheel"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(wheel_dir)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(REPO),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheel_dir),
+        ],
         check=True,
         capture_output=True,
     )
@@ -21,10 +32,15 @@ def test_wheel_install_composes_configs_outside_the_repo(tmp_path: Path) -> None
     python = venv / "bin" / "python"
     wheel = next(wheel_dir.glob("mushroom-*.whl"))
     subprocess.run(
-        [python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True, capture_output=True
+        [python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        check=True,
+        capture_output=True,
     )
     where = subprocess.run(
-        [python, "-c", "import mushroom; print(mushroom.__file__)"], cwd=tmp_path, capture_output=True, text=True
+        [python, "-c", "import mushroom; print(mushroom.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert str(venv) in where.stdout, where.stdout + where.stderr
     job = subprocess.run(

@@ -112,12 +112,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             log.warning("No best checkpoint was saved; testing the weights as they are after fitting.")
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
+        confusion = model.test_confmat.compute().cpu().numpy()  # a collective under DDP: every rank calls it
         if trainer.is_global_zero:
-            report = write_report(
-                model.test_confmat.compute().cpu().numpy(),
-                datamodule.class_names,
-                output_dir / "test_metrics.json",
-            )
+            report = write_report(confusion, datamodule.class_names, output_dir / "test_metrics.json")
             metrics.update({f"test/report_{k}": v for k, v in report.items() if isinstance(v, float)})
     return metrics
 

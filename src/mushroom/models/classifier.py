@@ -60,6 +60,7 @@ class MushroomClassifier(L.LightningModule):
         head_only_epochs: int = 0,
         tta_hflip: bool = False,
         channels_last: bool = False,
+        compile: bool = False,
         preprocessing: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -77,6 +78,9 @@ class MushroomClassifier(L.LightningModule):
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.frozen = self._freeze(freeze)
+        if compile:
+            # Compiles forward in place: parameter names, and so checkpoints, stay the same.
+            self.net.compile()
 
         weights = None
         if class_weighted_loss:
@@ -176,7 +180,7 @@ class MushroomClassifier(L.LightningModule):
         images, targets = batch
         logits = self(images)
         self.val_metrics.update(logits, targets)
-        self.log("val/loss", self.loss(logits, targets), prog_bar=True, batch_size=len(targets))
+        self.log("val/loss", self.loss(logits, targets), prog_bar=True, batch_size=len(targets), sync_dist=True)
         self.log_dict(self.val_metrics, prog_bar=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -184,7 +188,7 @@ class MushroomClassifier(L.LightningModule):
         logits = self.predict_logits(images)
         self.test_metrics.update(logits, targets)
         self.test_confmat.update(logits, targets)
-        self.log("test/loss", self.loss(logits, targets), batch_size=len(targets))
+        self.log("test/loss", self.loss(logits, targets), batch_size=len(targets), sync_dist=True)
         self.log_dict(self.test_metrics)
 
     def on_test_epoch_start(self) -> None:
