@@ -34,7 +34,9 @@ def load_classifier(ckpt_path: str | Path) -> MushroomClassifier:
         )
     try:
         # The checkpoint holds the trained weights: do not fetch ImageNet ones, and skip compiling.
-        return MushroomClassifier.load_from_checkpoint(path, map_location="cpu", pretrained=False, compile=False)
+        return MushroomClassifier.load_from_checkpoint(
+            path, map_location="cpu", pretrained=False, compile=False
+        )
     except Exception as error:
         raise MushroomError(
             f"Could not load {path} as a mushroom checkpoint ({type(error).__name__}: {error}). "

@@ -180,7 +180,9 @@ class MushroomClassifier(L.LightningModule):
         images, targets = batch
         logits = self(images)
         self.val_metrics.update(logits, targets)
-        self.log("val/loss", self.loss(logits, targets), prog_bar=True, batch_size=len(targets), sync_dist=True)
+        self.log(
+            "val/loss", self.loss(logits, targets), prog_bar=True, batch_size=len(targets), sync_dist=True
+        )
         self.log_dict(self.val_metrics, prog_bar=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
