@@ -82,3 +82,32 @@ def test_failed_download_says_how_to_place_files_by_hand(tmp_path: Path) -> None
     message = str(info.value)
     assert "Name or service not known" in message
     assert "kaggle.json" in message and "by hand" in message and str(tmp_path / "raw" / "genus") in message
+
+
+def first_batch(root: Path, num_workers: int, seed: int = 3) -> torch.Tensor:
+    torch.manual_seed(seed)
+    dm = MushroomDataModule(root, image_size=32, batch_size=8, num_workers=num_workers, seed=seed)
+    dm.setup()
+    return next(iter(dm.train_dataloader()))[0]
+
+
+def test_augmentations_are_reproducible_for_a_seed(toy_folder: Path) -> None:
+    for workers in (0, 1):
+        assert torch.equal(first_batch(toy_folder, workers), first_batch(toy_folder, workers))
+    assert not torch.equal(first_batch(toy_folder, 0, seed=3), first_batch(toy_folder, 0, seed=4))
+
+
+def test_each_worker_draws_its_own_augmentations(tmp_path: Path) -> None:
+    """All images identical: two workers with the same random state would yield identical batches."""
+    make_image_folder(tmp_path / "one", classes=("Amanita",), per_class=1, size=(40, 40))
+    source = tmp_path / "one" / "Amanita" / "amanita_000.jpg"
+    root = tmp_path / "same"
+    for cls in ("Amanita", "Boletus"):
+        (root / cls).mkdir(parents=True)
+        for i in range(20):
+            (root / cls / f"{i}.jpg").write_bytes(source.read_bytes())
+    dm = MushroomDataModule(root, image_size=32, batch_size=4, num_workers=2, persistent_workers=False)
+    dm.setup()
+    batches = iter(dm.train_dataloader())
+    from_worker_0, from_worker_1 = next(batches)[0], next(batches)[0]
+    assert not torch.equal(from_worker_0, from_worker_1)

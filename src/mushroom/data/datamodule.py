@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from mushroom.data.dataset import ImageDataset
+from mushroom.data.dataset import ImageDataset, seed_worker_transform
 from mushroom.data.folder import ImageFolderIndex, scan_image_folder
 from mushroom.data.kaggle import download_dataset, has_images
 from mushroom.data.splits import Split, stratified_split
@@ -143,7 +143,7 @@ class MushroomDataModule(L.LightningDataModule):
     def dataset(self, indices: np.ndarray, train: bool) -> ImageDataset:
         index, _ = self.ready()
         transform = (
-            train_transform(self.preprocessing, self.augmentation)
+            train_transform(self.preprocessing, self.augmentation, seed=self.hparams["seed"])
             if train
             else eval_transform(self.preprocessing)
         )
@@ -171,6 +171,7 @@ class MushroomDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
+            worker_init_fn=seed_worker_transform,
         )
 
     def train_dataloader(self) -> DataLoader:

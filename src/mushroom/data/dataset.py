@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from mushroom.data.images import load_rgb
 from mushroom.errors import MushroomError
@@ -39,3 +39,18 @@ class ImageDataset(Dataset):
                 "dataset was indexed; was it changed or removed since?"
             ) from error
         return self.transform(image=image)["image"], int(self.labels[index])
+
+
+def seed_worker_transform(worker_id: int) -> None:
+    """Give each DataLoader worker its own augmentation stream.
+
+    Every worker receives a copy of the dataset, and so of the transform's random state: without a
+    re-seed, all workers would apply the same augmentations in the same order. ``worker_info.seed``
+    differs per worker and follows ``torch.manual_seed`` (``seed_everything``), so runs stay reproducible.
+    """
+    info = get_worker_info()
+    if info is None:
+        return
+    set_seed = getattr(getattr(info.dataset, "transform", None), "set_random_seed", None)
+    if callable(set_seed):
+        set_seed(info.seed % 2**32)

@@ -56,7 +56,8 @@ class Augmentation:
     color_jitter_p: float = 0.8
 
 
-def train_transform(pre: Preprocessing, aug: Augmentation) -> A.Compose:
+def train_transform(pre: Preprocessing, aug: Augmentation, seed: int | None = None) -> A.Compose:
+    """Albumentations keeps its own random state: ``seed`` makes the augmentation stream reproducible."""
     size = (pre.image_size, pre.image_size)
     steps: list = [
         A.RandomResizedCrop(
@@ -83,7 +84,7 @@ def train_transform(pre: Preprocessing, aug: Augmentation) -> A.Compose:
             )
         )
     steps += [A.Normalize(mean=tuple(pre.mean), std=tuple(pre.std)), ToTensorV2()]
-    return A.Compose(steps)
+    return A.Compose(steps, seed=seed)
 
 
 def eval_transform(pre: Preprocessing) -> A.Compose:
