@@ -47,6 +47,12 @@ def test_balanced_sampling_evens_out_classes(tmp_path: Path) -> None:
     unbalanced = MushroomDataModule(root, image_size=16, batch_size=16, num_workers=0)
     unbalanced.setup()
     assert torch.cat([y for _, y in unbalanced.train_dataloader()]).float().mean().item() < 0.2
+    halfway = MushroomDataModule(
+        root, image_size=16, batch_size=16, num_workers=0, balanced_sampling=True, balance_power=0.5, seed=1
+    )
+    halfway.setup()
+    # sqrt(8) / (sqrt(8) + sqrt(60)) = 0.27 of draws from the rare class
+    assert 0.15 < torch.cat([y for _, y in halfway.train_dataloader()]).float().mean().item() < 0.4
 
 
 def test_test_on_all_uses_every_image(toy_folder: Path) -> None:

@@ -59,6 +59,7 @@ class MushroomDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         seed: int = 42,
         balanced_sampling: bool = False,
+        balance_power: float = 1.0,
         augment: dict[str, Any] | None = None,
         verify_images: bool = True,
         decode_at_size: bool = True,
@@ -157,7 +158,9 @@ class MushroomDataModule(L.LightningDataModule):
         sampler = None
         if train and self.hparams["balanced_sampling"]:
             counts = np.bincount(dataset.labels, minlength=len(self.class_names)).astype(np.float64)
-            weights = 1.0 / counts[dataset.labels]
+            # Class c is drawn with probability proportional to count_c ** (1 - power): 1 evens the
+            # classes out, 0.5 meets halfway between even and natural frequencies.
+            weights = counts[dataset.labels] ** -float(self.hparams["balance_power"])
             generator = torch.Generator().manual_seed(self.hparams["seed"])
             sampler = WeightedRandomSampler(
                 weights.tolist(), num_samples=len(dataset), replacement=True, generator=generator
