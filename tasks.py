@@ -5,10 +5,6 @@ from __future__ import annotations
 from invoke import Context, task
 
 
-def _join(overrides: str) -> str:
-    return overrides.strip()
-
-
 @task
 def install(c: Context) -> None:
     """Install runtime and development requirements and the package (editable)."""
@@ -19,7 +15,7 @@ def install(c: Context) -> None:
 def train(c: Context, experiment: str = "", overrides: str = "") -> None:
     """Train: invoke train --experiment real_photos_cpu --overrides "data.root=DIR trainer.max_epochs=5"."""
     exp = f"experiment={experiment}" if experiment else ""
-    c.run(f"python -m mushroom.train {exp} {_join(overrides)}", pty=False)
+    c.run(f"python -m mushroom.train {exp} {overrides}", pty=False)
 
 
 @task(
@@ -32,7 +28,7 @@ def train(c: Context, experiment: str = "", overrides: str = "") -> None:
 def evaluate(c: Context, ckpt: str, data: str, overrides: str = "") -> None:
     """Evaluate a checkpoint on every image of a folder."""
     c.run(
-        f"python -m mushroom.evaluate ckpt_path={ckpt} data=folder data.root={data} {_join(overrides)}",
+        f"python -m mushroom.evaluate ckpt_path={ckpt} data=folder data.root={data} {overrides}",
         pty=False,
     )
 
