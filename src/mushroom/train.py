@@ -79,8 +79,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 f"{datamodule.class_names}. Resume with the same data, or start a new run without ckpt_path."
             )
 
+    resuming = {"pretrained": False} if ckpt_path is not None else {}  # weights come from the checkpoint
     model: MushroomClassifier = instantiate(
         cfg.model,
+        **resuming,
         class_names=datamodule.class_names,
         class_counts=datamodule.train_class_counts(),
         preprocessing=datamodule.preprocessing.as_dict(),
