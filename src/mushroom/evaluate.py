@@ -2,7 +2,6 @@
 
     python -m mushroom.evaluate ckpt_path=CKPT data=folder data.root=DIR metrics_path=FILE.json
 
-
 Class names and preprocessing come from the checkpoint; the folder may hold any subset of its classes.
 """
 

@@ -68,8 +68,7 @@ def decode_error(path: str | Path) -> str | None:
             image.load()
             if min(image.size) < 1:
                 return "image has no pixels"
-    except (
-        Exception
-    ) as error:  # PIL raises many types: OSError, SyntaxError, ValueError, DecompressionBomb...
+    # PIL raises many types: OSError, SyntaxError, ValueError, DecompressionBombError...
+    except Exception as error:
         return f"{type(error).__name__}: {error}"
     return None

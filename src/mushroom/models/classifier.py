@@ -143,10 +143,9 @@ class MushroomClassifier(L.LightningModule):
         head_only = self.training_head_only()
         for module in self.backbone_modules():
             module.requires_grad_(not head_only)
-            module.train(not head_only)
-        for module in self.frozen:
+        for module in self.frozen:  # the loop above reaches them too: frozen for good stays frozen
             module.requires_grad_(False)
-            module.eval()
+        self.train()  # one place decides which sub-modules run in eval mode
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.hparams["channels_last"]:
