@@ -140,3 +140,37 @@ def test_mirror_tta_averages_probabilities() -> None:
     with torch.no_grad():
         expected = (module(images).softmax(-1) + module(images.flip(-1)).softmax(-1)) / 2
         assert torch.allclose(module.predict_logits(images).exp(), expected, atol=1e-6)
+
+
+def test_mixup_blends_images_and_targets_alike() -> None:
+    from mushroom.models.mixing import Mixing
+
+    torch.manual_seed(0)
+    images = torch.stack([torch.full((3, 8, 8), float(i)) for i in range(4)])
+    targets = torch.tensor([0, 1, 2, 0])
+    mixed, soft = Mixing(mixup_alpha=0.4)(images, targets, num_classes=3)
+    lam = float(soft[1, 1])  # image 1 is paired with image 2 (the batch reversed)
+    assert torch.allclose(mixed[1], lam * images[1] + (1 - lam) * images[2])
+    assert torch.allclose(soft.sum(dim=1), torch.ones(4))
+    assert 0 < lam < 1
+
+
+def test_cutmix_weighs_labels_by_the_pasted_area() -> None:
+    from mushroom.models.mixing import Mixing
+
+    torch.manual_seed(3)
+    images = torch.stack([torch.zeros(3, 16, 16), torch.ones(3, 16, 16)])
+    mixed, soft = Mixing(cutmix_alpha=1.0)(images, torch.tensor([0, 1]), num_classes=2)
+    pasted = float(mixed[0].mean())  # share of image 0 now covered by image 1's ones
+    assert 0 < pasted < 1
+    assert math.isclose(float(soft[0, 1]), pasted, abs_tol=1e-6)
+    assert math.isclose(float(soft[0, 0]), 1 - pasted, abs_tol=1e-6)
+
+
+def test_mixing_off_gives_one_hot_targets() -> None:
+    from mushroom.models.mixing import Mixing
+
+    images = torch.rand(4, 3, 8, 8)
+    mixed, soft = Mixing()(images, torch.tensor([0, 1, 1, 0]), num_classes=2)
+    assert mixed is images
+    assert soft.tolist() == [[1, 0], [0, 1], [0, 1], [1, 0]]

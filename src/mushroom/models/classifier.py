@@ -15,6 +15,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from mushroom.errors import MushroomError
+from mushroom.models.mixing import Mixing
 from mushroom.models.networks import classifier_head, create_network
 
 
@@ -51,6 +52,9 @@ class MushroomClassifier(L.LightningModule):
         warmup_epochs: float = 1.0,
         min_lr_ratio: float = 0.01,
         label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        mix_prob: float = 1.0,
         class_weighted_loss: bool = False,
         class_counts: Sequence[int] | None = None,
         drop_rate: float = 0.0,
@@ -78,6 +82,7 @@ class MushroomClassifier(L.LightningModule):
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.frozen = self._freeze(freeze)
+        self.mixing = Mixing(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, prob=mix_prob)
         if compile:
             # Compiles forward in place: parameter names, and so checkpoints, stay the same.
             self.net.compile()
@@ -161,6 +166,7 @@ class MushroomClassifier(L.LightningModule):
         return ((logits.softmax(-1) + mirrored.softmax(-1)) / 2).log()
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against class indices, or against soft targets (rows of probabilities)."""
         return F.cross_entropy(
             logits, targets, weight=self.class_weights, label_smoothing=self.hparams["label_smoothing"]
         )
@@ -168,11 +174,16 @@ class MushroomClassifier(L.LightningModule):
     # -- steps --------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, targets = batch
-        logits = self(images)
-        loss = self.loss(logits, targets)
-        self.train_metrics.update(logits, targets)
+        if self.mixing.enabled and not self.training_head_only():
+            # Mixed images have no single right answer: train accuracy is not logged for them.
+            images, soft_targets = self.mixing(images, targets, len(self.class_names))
+            loss = self.loss(self(images), soft_targets)
+        else:
+            logits = self(images)
+            loss = self.loss(logits, targets)
+            self.train_metrics.update(logits, targets)
+            self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(targets))
-        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
