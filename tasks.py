@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from invoke import Context, task
+from invoke import Collection, Context, task
 
 
 @task
@@ -52,3 +52,35 @@ def format(c: Context) -> None:
     """Apply ruff's fixes and formatting."""
     c.run("ruff check --fix .", pty=False)
     c.run("ruff format .", pty=False)
+
+
+@task(
+    default=True,
+    help={"data": "data config: genus, safety, species215 or folder", "overrides": "Hydra overrides"},
+)
+def prepare(c: Context, data: str = "genus", overrides: str = "") -> None:
+    """Download -> audit -> manifest -> resized cache: invoke data --data genus."""
+    c.run(f"python -m mushroom.data.prepare data={data} {overrides}", pty=False)
+
+
+@task(help={"data": "data config", "overrides": "Hydra overrides, e.g. data.root=DIR"})
+def audit(c: Context, data: str = "genus", overrides: str = "") -> None:
+    """Audit alone (bad files, duplicates): invoke data.audit --data folder --overrides data.root=DIR."""
+    c.run(f"python -m mushroom.data.audit data={data} {overrides}", pty=False)
+
+
+@task(help={"remote": "a DVC remote name (default: the configured default remote)"})
+def push(c: Context, remote: str = "") -> None:
+    """Record the current data/ in data.dvc and upload it to the DVC remote."""
+    c.run("dvc commit --force data.dvc", pty=False)
+    c.run(f"dvc push {'-r ' + remote if remote else ''}", pty=False)
+
+
+@task(help={"remote": "a DVC remote name (default: the configured default remote)"})
+def pull(c: Context, remote: str = "") -> None:
+    """Fetch the data/ version recorded in data.dvc from the DVC remote."""
+    c.run(f"dvc pull {'-r ' + remote if remote else ''}", pty=False)
+
+
+namespace = Collection(install, train, evaluate, test, lint, format)
+namespace.add_collection(Collection("data", prepare, audit, push, pull))

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from mushroom.configs import CONFIG_DIR
 from mushroom.runtime import instantiate_all, prepare_wandb
 from tests.conftest import compose_config
+from tests.test_audit import make_distinct_folder
 
 
 def options(group: str) -> list[str]:
@@ -41,10 +42,15 @@ def test_defaults_are_genus_resnet50_csv(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("hydra_init")
 @pytest.mark.parametrize("data", options("data"))
 def test_data_options_compose(data: str, tmp_path: Path, toy_folder: Path) -> None:
-    cfg = compose_config("train", [f"data={data}", f"data.root={toy_folder}", "data.num_workers=0"], tmp_path)
-    dm = instantiate(cfg.data, _convert_="all")
+    root, expected = toy_folder, ["Amanita", "Boletus", "Lactarius"]
+    if data == "safety":  # labels come from safety folders anywhere on the path
+        root = make_distinct_folder(tmp_path / "safety" / "Classes", {"Edible": 10, "Deadly": 10}).parent
+        expected = ["deadly", "edible"]
+    overrides = [f"data={data}", f"data.root={root}", "data.num_workers=0", f"paths.root_dir={tmp_path}"]
+    dm = instantiate(compose_config("train", overrides, tmp_path).data, _convert_="all")
+    dm.prepare_data()
     dm.setup()
-    assert dm.class_names == ["Amanita", "Boletus", "Lactarius"]
+    assert dm.class_names == expected
 
 
 @pytest.mark.usefixtures("hydra_init")

@@ -50,9 +50,22 @@ def test_run_dir_holds_checkpoints_config_logs_and_test_report(trained_run: tupl
     assert checkpoint["hyper_parameters"]["preprocessing"]["image_size"] == 32
 
 
-def test_fast_dev_run_completes(toy_folder: Path, tmp_path: Path) -> None:
-    metrics = run_train([f"data.root={toy_folder}", "+trainer.fast_dev_run=true"], tmp_path)
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["model.mixup_alpha=0.2", "model.cutmix_alpha=1.0"], ["data.prepare.enabled=true"]],
+    ids=["plain", "mixup-cutmix", "from-manifest-and-cache"],
+)
+def test_fast_dev_run_completes(extra: list[str], toy_folder: Path, tmp_path: Path) -> None:
+    overrides = [
+        f"data.root={toy_folder}",
+        "+trainer.fast_dev_run=true",
+        f"paths.root_dir={tmp_path}",
+        *extra,
+    ]
+    metrics = run_train(overrides, tmp_path)
     assert "test/acc" in metrics
+    if "data.prepare.enabled=true" in extra:
+        assert (tmp_path / "data" / "processed" / toy_folder.name / "manifest.csv").is_file()
 
 
 def test_resume_from_last_continues_where_it_stopped(toy_folder: Path, tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from mushroom.data.dataset import ImageDataset, seed_worker_transform
 from mushroom.data.folder import ImageFolderIndex, scan_image_folder
 from mushroom.data.kaggle import download_dataset, has_images
-from mushroom.data.splits import Split, stratified_split
+from mushroom.data.manifest import Manifest, label_indices
+from mushroom.data.prepare import PreparedData, PrepareSettings, prepare_dataset
+from mushroom.data.splits import Split, split_from_partitions, stratified_split
 from mushroom.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -25,6 +27,7 @@ from mushroom.data.transforms import (
     eval_transform,
     train_transform,
 )
+from mushroom.errors import MushroomError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,10 @@ class MushroomDataModule(L.LightningDataModule):
         verify_images: bool = True,
         decode_at_size: bool = True,
         kaggle_handle: str | None = None,
+        name: str | None = None,
+        label_map: dict[str, str] | None = None,
+        processed_root: str | Path = "data/processed",
+        prepare: dict[str, Any] | None = None,
         class_names: Sequence[str] | None = None,
         test_on_all: bool = False,
     ) -> None:
@@ -83,33 +90,53 @@ class MushroomDataModule(L.LightningDataModule):
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.persistent_workers = persistent_workers and self.num_workers > 0
         self.fixed_class_names = list(class_names) if class_names is not None else None
+        self.prepare_settings = PrepareSettings.from_config(prepare)
         self.index: ImageFolderIndex | None = None
         self.split: Split | None = None
 
     # -- data on disk -------------------------------------------------------------------------------
     def prepare_data(self) -> None:
-        """Download the Kaggle dataset (rank 0 only) when the folder holds no images yet."""
-        if self.hparams["kaggle_handle"] and not has_images(self.root):
+        """Rank 0 only: download the Kaggle dataset if needed; audit, manifest and cache if enabled."""
+        if self.prepare_settings.enabled:
+            self.prepared()
+        elif self.hparams["kaggle_handle"] and not has_images(self.root):
             download_dataset(self.hparams["kaggle_handle"], self.root)
+
+    def prepared(self) -> PreparedData:
+        """Run (or find up to date) the download -> audit -> manifest -> cache steps."""
+        return prepare_dataset(
+            self.root,
+            self.prepare_settings,
+            name=self.hparams["name"],
+            processed_root=self.hparams["processed_root"],
+            label_map=self.hparams["label_map"],
+            kaggle_handle=self.hparams["kaggle_handle"],
+            num_folds=self.hparams["num_folds"],
+            fold=self.hparams["fold"],
+            val_fraction=self.hparams["val_fraction"],
+            seed=self.hparams["seed"],
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.index is not None:
             return
-        self.index = scan_image_folder(
-            self.root, class_names=self.fixed_class_names, verify=self.hparams["verify_images"]
-        )
-        labels = self.index.labels
-        if self.hparams["test_on_all"]:
-            everything = np.arange(len(labels))
-            self.split = Split(train=np.empty(0, dtype=np.int64), val=np.empty(0, np.int64), test=everything)
+        if self.prepare_settings.enabled:
+            self.index, self.split = self._from_manifest(self.prepared())
         else:
+            self.index = scan_image_folder(
+                self.root, class_names=self.fixed_class_names, verify=self.hparams["verify_images"]
+            )
             self.split = stratified_split(
-                labels,
+                self.index.labels,
                 num_folds=self.hparams["num_folds"],
                 fold=self.hparams["fold"],
                 val_fraction=self.hparams["val_fraction"],
                 seed=self.hparams["seed"],
             )
+        labels = self.index.labels
+        if self.hparams["test_on_all"]:
+            everything = np.arange(len(labels))
+            self.split = Split(train=np.empty(0, dtype=np.int64), val=np.empty(0, np.int64), test=everything)
         counts = {name: int(n) for name, n in zip(self.class_names, self.index.class_counts(), strict=True)}
         log.info(
             "Data %s: %d images in %d classes %s; split train/val/test = %d/%d/%d",
@@ -121,6 +148,29 @@ class MushroomDataModule(L.LightningDataModule):
             len(self.split.val),
             len(self.split.test),
         )
+
+    def _from_manifest(self, prepared: PreparedData) -> tuple[ImageFolderIndex, Split]:
+        """Index and split as the manifest fixes them; images come from the resized cache if built."""
+        manifest = Manifest.read(prepared.manifest_path)
+        names = self.fixed_class_names or manifest.class_names
+        base = prepared.cache_dir or self.root
+        paths = [
+            (base / path).with_suffix(".jpg") if prepared.cache_dir else base / path
+            for path in manifest.column("path")
+        ]
+        index = ImageFolderIndex(
+            root=self.root,
+            class_names=names,
+            paths=paths,
+            labels=label_indices(manifest.column("label"), names),
+        )
+        folds = np.asarray(manifest.column("fold"))
+        if folds.max() + 1 != self.hparams["num_folds"]:
+            raise MushroomError(
+                f"{prepared.manifest_path} holds {folds.max() + 1} folds, not data.num_folds."
+            )
+        split = split_from_partitions(folds, np.asarray(manifest.column("val_part")), self.hparams["fold"])
+        return index, split
 
     @property
     def class_names(self) -> list[str]:

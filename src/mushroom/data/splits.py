@@ -3,13 +3,18 @@
 The test split is fold ``fold`` of a stratified ``num_folds``-fold partition, so the default
 (5 folds, fold 0) is the usual 4:1 train+val vs test split, and cross-validation is the same code
 with ``fold`` varied. The validation split is a stratified share of what remains.
+
+With duplicate groups (from the audit), :func:`grouped_partitions` keeps every group inside one
+fold and one validation part, so a photo and its copy never land on both sides of a split.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
 
 from mushroom.errors import MushroomError
 
@@ -32,6 +37,15 @@ def assign_folds(labels: np.ndarray, num_folds: int, seed: int) -> np.ndarray:
     return folds
 
 
+def validate_split_settings(num_folds: int, fold: int, val_fraction: float) -> None:
+    if num_folds < 2:
+        raise MushroomError(f"data.num_folds must be at least 2 (got {num_folds}); 5 gives a 4:1 split.")
+    if not 0 <= fold < num_folds:
+        raise MushroomError(f"data.fold must be in 0..{num_folds - 1} for data.num_folds={num_folds}.")
+    if not 0.0 <= val_fraction < 1.0:
+        raise MushroomError(f"data.val_fraction must be in [0, 1) (got {val_fraction}).")
+
+
 def stratified_split(
     labels: np.ndarray,
     num_folds: int = 5,
@@ -41,12 +55,7 @@ def stratified_split(
 ) -> Split:
     """Split indices into train/val/test: test is fold ``fold``; val is ``val_fraction`` of the rest."""
     labels = np.asarray(labels)
-    if num_folds < 2:
-        raise MushroomError(f"data.num_folds must be at least 2 (got {num_folds}); 5 gives a 4:1 split.")
-    if not 0 <= fold < num_folds:
-        raise MushroomError(f"data.fold must be in 0..{num_folds - 1} for data.num_folds={num_folds}.")
-    if not 0.0 <= val_fraction < 1.0:
-        raise MushroomError(f"data.val_fraction must be in [0, 1) (got {val_fraction}).")
+    validate_split_settings(num_folds, fold, val_fraction)
 
     folds = assign_folds(labels, num_folds, seed)
     test = np.flatnonzero(folds == fold)
@@ -63,3 +72,48 @@ def stratified_split(
     val = np.sort(np.concatenate(val_parts)) if val_parts else np.empty(0, dtype=np.int64)
     train = np.setdiff1d(rest, val)
     return Split(train=train, val=val, test=np.sort(test))
+
+
+def _grouped_fold_ids(labels: np.ndarray, groups: np.ndarray, num_folds: int, seed: int) -> np.ndarray:
+    largest = int(np.unique(labels, return_counts=True)[1].max())
+    if largest < num_folds:
+        raise MushroomError(
+            f"Cannot split into {num_folds} folds: no class has more than {largest} images. "
+            "Lower data.num_folds or add images."
+        )
+    folds = np.full(len(labels), -1, dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=num_folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # "The least populated class has only n members": folds are then uneven, which is fine.
+        warnings.simplefilter("ignore", UserWarning)
+        for k, (_, members) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
+            folds[members] = k
+    return folds
+
+
+def grouped_partitions(
+    labels: np.ndarray, groups: np.ndarray, num_folds: int, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold ids (test fold per sample) and validation parts, both stratified by label and grouped.
+
+    Validation for test fold ``k`` is every sample outside fold ``k`` whose part is 0; parts come
+    from an independent grouped partition into ``round(1 / val_fraction)`` pieces, so the share
+    is about ``val_fraction`` of what is left, whatever the fold. Part -1 means "never validation".
+    """
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    validate_split_settings(num_folds, 0, val_fraction)
+    folds = _grouped_fold_ids(labels, groups, num_folds, seed)
+    if val_fraction <= 0:
+        return folds, np.full(len(labels), -1, dtype=np.int64)
+    largest = int(np.unique(labels, return_counts=True)[1].max())
+    parts = _grouped_fold_ids(labels, groups, max(2, min(round(1 / val_fraction), largest)), seed + 1)
+    return folds, parts
+
+
+def split_from_partitions(folds: np.ndarray, val_parts: np.ndarray, fold: int) -> Split:
+    """Train/val/test indices for test fold ``fold`` (see :func:`grouped_partitions`)."""
+    folds, val_parts = np.asarray(folds), np.asarray(val_parts)
+    test = folds == fold
+    val = ~test & (val_parts == 0)
+    train = ~test & ~val
+    return Split(train=np.flatnonzero(train), val=np.flatnonzero(val), test=np.flatnonzero(test))

@@ -1,0 +1,306 @@
+"""Audit an image folder before training on it: what cannot be used, and what is there twice.
+
+    python -m mushroom.data.audit data=folder data.root=DIR
+
+Every file under the class folders is decoded; undecodable, truncated, non-image and too-small
+files are excluded, odd colour modes are noted (training converts them to RGB), and exact
+(same bytes) and near (same perceptual hash within a few bits) duplicates are grouped, within and
+across classes. A group whose members carry different labels is flagged. Nothing is deleted: the
+report is a JSON file, and the manifest built from it decides what training sees.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from mushroom.data.folder import find_class_root
+from mushroom.data.hashing import connected_groups, file_sha256, hamming_pairs, perceptual_hash
+from mushroom.data.images import to_rgb
+from mushroom.errors import MushroomError
+
+log = logging.getLogger(__name__)
+
+#: Decode at least this many pixels on the shorter side: enough for the perceptual hash, and the
+#: JPEG decoder still reads (and so checks) every byte of the file.
+HASH_DECODE_SIDE = 64
+
+
+@dataclass
+class ImageRecord:
+    """One usable image: where it is (relative to the data root), its label and fingerprints."""
+
+    path: str
+    label: str
+    width: int
+    height: int
+    mode: str
+    sha256: str
+    phash: str
+    group: int = -1
+
+
+@dataclass
+class Problem:
+    path: str
+    kind: str  # undecodable | truncated | not_an_image | too_small | unlabelled | converted
+    detail: str
+
+
+@dataclass
+class DuplicateGroup:
+    id: int
+    kind: str  # exact | near
+    paths: list[str]
+    labels: list[str]
+
+    @property
+    def conflicting(self) -> bool:
+        return len(set(self.labels)) > 1
+
+
+@dataclass
+class AuditReport:
+    root: str
+    fingerprint: str
+    settings: dict
+    images: list[ImageRecord] = field(default_factory=list)
+    excluded: list[Problem] = field(default_factory=list)
+    converted: list[Problem] = field(default_factory=list)
+    duplicate_groups: list[DuplicateGroup] = field(default_factory=list)
+
+    @property
+    def class_names(self) -> list[str]:
+        return sorted({image.label for image in self.images})
+
+    def conflicting_groups(self) -> list[DuplicateGroup]:
+        return [group for group in self.duplicate_groups if group.conflicting]
+
+    def summary(self) -> dict:
+        exact = [g for g in self.duplicate_groups if g.kind == "exact"]
+        near = [g for g in self.duplicate_groups if g.kind == "near"]
+        return {
+            "usable_images": len(self.images),
+            "per_class": dict(sorted(Counter(image.label for image in self.images).items())),
+            "excluded": dict(Counter(problem.kind for problem in self.excluded)),
+            "converted_modes": dict(Counter(problem.detail for problem in self.converted)),
+            "exact_duplicate_groups": len(exact),
+            "exact_duplicate_images": sum(len(g.paths) for g in exact),
+            "near_duplicate_groups": len(near),
+            "near_duplicate_images": sum(len(g.paths) for g in near),
+            "conflicting_label_groups": len(self.conflicting_groups()),
+        }
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["summary"] = self.summary()
+        for group, raw in zip(self.duplicate_groups, data["duplicate_groups"], strict=True):
+            raw["conflicting"] = group.conflicting
+        return data
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=1))
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> AuditReport:
+        data = json.loads(Path(path).read_text())
+        return cls(
+            root=data["root"],
+            fingerprint=data["fingerprint"],
+            settings=data["settings"],
+            images=[ImageRecord(**raw) for raw in data["images"]],
+            excluded=[Problem(**raw) for raw in data["excluded"]],
+            converted=[Problem(**raw) for raw in data["converted"]],
+            duplicate_groups=[
+                DuplicateGroup(**{k: v for k, v in raw.items() if k != "conflicting"})
+                for raw in data["duplicate_groups"]
+            ],
+        )
+
+
+# -- finding files and their labels -----------------------------------------------------------------
+def normalise_name(name: str) -> str:
+    """``Conditionally Edible`` / ``conditionally-edible`` / ``conditionally_edible`` -> one key."""
+    return re.sub(r"[\s_\-]+", "_", name.strip().lower())
+
+
+def labelled_files(
+    root: str | Path, label_map: Mapping[str, str] | None = None
+) -> tuple[Path, list[tuple[Path, str | None]]]:
+    """Every visible file under the data root, with its label (``None`` when no label applies).
+
+    Without ``label_map`` the label is the class folder a file sits in (``<root>/<class>/...``).
+    With it, the label comes from the first folder on the file's path whose name is a key of the
+    map (compared case-, space- and underscore-blind), so nested trees such as
+    ``Classes/Deadly/<species>/photo.jpg`` map onto a few labels.
+    """
+    if label_map is None:
+        base = find_class_root(root)
+    else:
+        base = Path(root).expanduser()
+        if not base.is_dir():
+            raise MushroomError(f"Data folder {base} does not exist. Point data.root at the dataset.")
+    keys = {normalise_name(name): label for name, label in (label_map or {}).items()}
+    files = []
+    for path in sorted(base.rglob("*")):
+        relative = path.relative_to(base)
+        if not path.is_file() or any(part.startswith((".", "__")) for part in relative.parts):
+            continue
+        folders = relative.parts[:-1]
+        if label_map is None:
+            label = folders[0] if folders else None
+        else:
+            label = next((keys[normalise_name(p)] for p in folders if normalise_name(p) in keys), None)
+        files.append((path, label))
+    return base, files
+
+
+def folder_fingerprint(files: Sequence[tuple[Path, str | None]]) -> str:
+    """Changes when a file is added, removed, resized or touched: tells when an audit is stale."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path, label in files:
+        stat = path.stat()
+        digest.update(f"{path}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+# -- inspecting one file ----------------------------------------------------------------------------
+def inspect_file(path: Path, min_size: int) -> tuple[dict | None, tuple[str, str] | None]:
+    """Decode ``path``; return its facts, or ``(kind, detail)`` of the problem that excludes it."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            mode = image.mode
+            if image.format == "JPEG":
+                image.draft(image.mode, (HASH_DECODE_SIDE, HASH_DECODE_SIDE))
+            rgb = np.asarray(to_rgb(image))
+    except UnidentifiedImageError:
+        return None, ("not_an_image", "not a file format any image decoder recognises")
+    except OSError as error:
+        kind = "truncated" if "truncated" in str(error).lower() else "undecodable"
+        return None, (kind, f"{type(error).__name__}: {error}")
+    except Exception as error:  # PIL also raises SyntaxError, ValueError, DecompressionBombError...
+        return None, ("undecodable", f"{type(error).__name__}: {error}")
+    if min(width, height) < min_size:
+        detail = f"{width}x{height} is below the {min_size}px minimum (data.prepare.min_size)"
+        return None, ("too_small", detail)
+    return {
+        "width": width,
+        "height": height,
+        "mode": mode,
+        "sha256": file_sha256(path),
+        "phash": f"{perceptual_hash(rgb):016x}",
+    }, None
+
+
+# -- the audit ----------------------------------------------------------------------------------------
+def audit_folder(
+    root: str | Path,
+    label_map: Mapping[str, str] | None = None,
+    min_size: int = 32,
+    near_duplicate_distance: int = 4,
+    workers: int | None = None,
+) -> AuditReport:
+    """Inspect every file under ``root`` and group duplicates; see the module docstring."""
+    base, files = labelled_files(root, label_map)
+    data_root = Path(root).expanduser()
+    settings = {
+        "label_map": dict(label_map) if label_map else None,
+        "min_size": min_size,
+        "near_duplicate_distance": near_duplicate_distance,
+    }
+    report = AuditReport(root=str(data_root), fingerprint=folder_fingerprint(files), settings=settings)
+
+    def relative(path: Path) -> str:
+        return path.relative_to(data_root).as_posix()
+
+    labelled = []
+    for path, label in files:
+        if label is None:
+            where = "a folder named in data.label_map" if label_map else f"a class folder of {base}"
+            report.excluded.append(Problem(relative(path), "unlabelled", f"not inside {where}"))
+        else:
+            labelled.append((path, label))
+
+    workers = workers or min(8, 2 * (os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda item: inspect_file(item[0], min_size), labelled))
+    for (path, label), (facts, problem) in zip(labelled, results, strict=True):
+        if problem is not None:
+            report.excluded.append(Problem(relative(path), *problem))
+            continue
+        assert facts is not None
+        record = ImageRecord(path=relative(path), label=label, **facts)
+        report.images.append(record)
+        if record.mode != "RGB":
+            report.converted.append(Problem(record.path, "converted", record.mode))
+
+    group_duplicates(report, near_duplicate_distance)
+    if not report.images:
+        raise MushroomError(f"No usable images under {data_root}: {report.summary()['excluded']}")
+    return report
+
+
+def group_duplicates(report: AuditReport, near_duplicate_distance: int) -> None:
+    """Give every image a group id: exact copies and near copies (transitively) share one."""
+    images = report.images
+    by_content: dict[str, int] = {}
+    pairs = []
+    for i, image in enumerate(images):
+        first = by_content.setdefault(image.sha256, i)
+        if first != i:
+            pairs.append((first, i))
+    hashes = [int(image.phash, 16) for image in images]
+    pairs += hamming_pairs(hashes, near_duplicate_distance)
+    groups = connected_groups(len(images), pairs)
+    for image, group in zip(images, groups, strict=True):
+        image.group = int(group)
+    members: dict[int, list[ImageRecord]] = {}
+    for image in images:
+        members.setdefault(image.group, []).append(image)
+    report.duplicate_groups = [
+        DuplicateGroup(
+            id=group,
+            kind="exact" if len({m.sha256 for m in found}) == 1 else "near",
+            paths=[m.path for m in found],
+            labels=[m.label for m in found],
+        )
+        for group, found in sorted(members.items())
+        if len(found) > 1
+    ]
+
+
+def log_report(report: AuditReport) -> None:
+    """A short table for people; the JSON holds every path."""
+    summary = report.summary()
+    lines = [f"Audit of {report.root}:"]
+    lines += [f"  {name:<28}{value}" for name, value in summary.items() if name != "per_class"]
+    lines.append(f"  {'per class':<28}{summary['per_class']}")
+    for problem in report.excluded[:20]:
+        lines.append(f"  excluded {problem.kind:<13}{problem.path}: {problem.detail}")
+    if len(report.excluded) > 20:
+        lines.append(f"  ... and {len(report.excluded) - 20} more excluded files (see the JSON report)")
+    for group in report.conflicting_groups()[:10]:
+        lines.append(f"  conflicting labels {sorted(set(group.labels))}: {', '.join(group.paths)}")
+    log.info("\n".join(lines))
+
+
+if __name__ == "__main__":
+    from mushroom.data.prepare import audit_main
+
+    audit_main()

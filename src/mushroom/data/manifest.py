@@ -1,0 +1,149 @@
+"""The manifest: one CSV row per usable image, with its label, duplicate group, fold and split.
+
+Training reads the manifest instead of listing folders, so the split is a file: versioned with the
+data, identical on every machine, and never split across a duplicate group.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mushroom.data.audit import AuditReport
+from mushroom.data.splits import grouped_partitions, split_from_partitions
+from mushroom.errors import MushroomError
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("path", "label", "group", "fold", "val_part", "split", "width", "height", "sha256", "phash")
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass
+class Manifest:
+    rows: list[dict]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, name: str) -> list:
+        return [row[name] for row in self.rows]
+
+    @property
+    def class_names(self) -> list[str]:
+        return sorted(set(self.column("label")))
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> Manifest:
+        path = Path(path)
+        if not path.is_file():
+            raise MushroomError(
+                f"Manifest {path} does not exist. Build it with `python -m mushroom.data.prepare data=...` "
+                "(or train with data.prepare.enabled=true)."
+            )
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = set(COLUMNS) - set(reader.fieldnames or ())
+            if missing:
+                raise MushroomError(
+                    f"{path} is not a mushroom manifest: columns {sorted(missing)} are missing."
+                )
+            rows = list(reader)
+        for row in rows:
+            for name in ("group", "fold", "val_part", "width", "height"):
+                row[name] = int(row[name])
+        return cls(rows)
+
+
+def trim_classes(report: AuditReport, max_per_class: int | None, seed: int) -> set[int]:
+    """Duplicate groups to drop so that no class keeps more than ``max_per_class`` images.
+
+    Whole groups go, picked at random (seeded); classes at or under the cap keep every image.
+    """
+    if not max_per_class:
+        return set()
+    rng = np.random.default_rng(seed)
+    groups_of: dict[str, dict[int, int]] = {}
+    for image in report.images:
+        sizes = groups_of.setdefault(image.label, {})
+        sizes[image.group] = sizes.get(image.group, 0) + 1
+    dropped: set[int] = set()
+    for label, sizes in sorted(groups_of.items()):
+        total = sum(sizes.values())
+        for group in rng.permutation(sorted(sizes)):
+            if total <= max_per_class:
+                break
+            dropped.add(int(group))
+            total -= sizes[int(group)]
+        if dropped:
+            log.info("Trimmed %s to %d images (data.prepare.max_per_class=%d)", label, total, max_per_class)
+    return dropped
+
+
+def build_manifest(
+    report: AuditReport,
+    num_folds: int = 5,
+    fold: int = 0,
+    val_fraction: float = 0.1,
+    seed: int = 42,
+    drop_conflicting: bool = True,
+    max_per_class: int | None = None,
+) -> Manifest:
+    """Rows for every usable image, split leak-free (see :func:`grouped_partitions`)."""
+    conflicting = {group.id for group in report.conflicting_groups()} if drop_conflicting else set()
+    if conflicting:
+        n = sum(len(g.paths) for g in report.conflicting_groups())
+        log.warning("Dropping %d images in %d duplicate groups with conflicting labels", n, len(conflicting))
+    dropped = conflicting | trim_classes(report, max_per_class, seed)
+    images = [image for image in report.images if image.group not in dropped]
+    if not images:
+        raise MushroomError("No images left for the manifest after dropping conflicting duplicates.")
+    class_names = sorted({image.label for image in images})
+    labels = np.asarray([class_names.index(image.label) for image in images])
+    groups = np.asarray([image.group for image in images])
+    folds, val_parts = grouped_partitions(labels, groups, num_folds, val_fraction, seed)
+    split = split_from_partitions(folds, val_parts, fold)
+    split_of = np.empty(len(images), dtype=object)
+    for name in SPLIT_NAMES:
+        split_of[getattr(split, name)] = name
+    rows = [
+        {
+            "path": image.path,
+            "label": image.label,
+            "group": image.group,
+            "fold": int(folds[i]),
+            "val_part": int(val_parts[i]),
+            "split": split_of[i],
+            "width": image.width,
+            "height": image.height,
+            "sha256": image.sha256,
+            "phash": image.phash,
+        }
+        for i, image in enumerate(images)
+    ]
+    return Manifest(rows)
+
+
+def label_indices(labels: Sequence[str], class_names: Sequence[str]) -> np.ndarray:
+    """Map label names to indices in ``class_names``; a label outside them is a clear error."""
+    unknown = sorted(set(labels) - set(class_names))
+    if unknown:
+        raise MushroomError(
+            f"The manifest holds classes {unknown} that the model does not know "
+            f"(its classes: {', '.join(class_names)})."
+        )
+    return np.asarray([list(class_names).index(label) for label in labels], dtype=np.int64)

@@ -1,0 +1,181 @@
+"""The audit finds every kind of bad or duplicated file by path, and the manifest keeps groups whole."""
+
+from __future__ import annotations
+
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mushroom.data.audit import AuditReport, audit_folder
+from mushroom.data.hashing import connected_groups, perceptual_hash
+from mushroom.data.manifest import Manifest, build_manifest
+from tests.conftest import SHARED
+
+
+def distinct_photo(rng: np.random.Generator, size: tuple[int, int] = (96, 80)) -> Image.Image:
+    """A smooth random picture: unlike the toy shapes, every one has its own perceptual hash."""
+    coarse = rng.integers(0, 256, size=(6, 6, 3), dtype=np.uint8)
+    return Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC)
+
+
+def make_distinct_folder(root: Path, classes: dict[str, int], seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for cls, count in classes.items():
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            distinct_photo(rng).save(root / cls / f"{cls.lower()}_{i:03d}.jpg", quality=92)
+    return root
+
+
+def plant_problems(root: Path, genus_a: str, genus_b: str) -> dict[str, str]:
+    """Plant one file of every kind the audit must catch; return {relative path: expected kind}."""
+    first_a = sorted((root / genus_a).glob("*.jpg"))[0]
+    second_a = sorted((root / genus_a).glob("*.jpg"))[1]
+
+    truncated = root / genus_a / "planted_truncated.jpg"
+    data = first_a.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+
+    text = root / genus_b / "planted_text.jpg"
+    text.write_text("this is a text file, not a photo\n")
+
+    cmyk = root / genus_b / "planted_cmyk.jpg"
+    Image.open(second_a).convert("CMYK").save(cmyk, quality=95)
+
+    exact = root / genus_b / "planted_exact_copy.jpg"
+    shutil.copyfile(first_a, exact)
+
+    near = root / genus_a / "planted_near_copy.jpg"
+    with Image.open(second_a) as image:
+        image.convert("RGB").resize((image.width * 3 // 4, image.height * 3 // 4)).save(near, quality=70)
+
+    tiny = root / genus_a / "planted_tiny.jpg"
+    Image.new("RGB", (12, 10), (90, 60, 30)).save(tiny)
+
+    rel = {path: path.relative_to(root).as_posix() for path in (truncated, text, cmyk, exact, near, tiny)}
+    return {
+        rel[truncated]: "truncated",
+        rel[text]: "not_an_image",
+        rel[tiny]: "too_small",
+        rel[cmyk]: "converted",
+        rel[exact]: f"exact:{first_a.relative_to(root).as_posix()}",
+        rel[near]: f"near:{second_a.relative_to(root).as_posix()}",
+    }
+
+
+def check_audit_finds_planted(report: AuditReport, planted: dict[str, str]) -> None:
+    excluded = {problem.path: problem.kind for problem in report.excluded}
+    converted = {problem.path: problem.detail for problem in report.converted}
+    group_of = {image.path: image.group for image in report.images}
+    kinds = {group.id: group.kind for group in report.duplicate_groups}
+    for path, expected in planted.items():
+        if expected in ("truncated", "not_an_image", "too_small"):
+            assert excluded.get(path) == expected, (path, excluded.get(path))
+            assert path not in group_of
+        elif expected == "converted":
+            assert converted.get(path) == "CMYK"
+            assert path in group_of  # converted images stay usable
+        else:
+            kind, original = expected.split(":")
+            assert group_of[path] == group_of[original], (path, original)
+            assert kinds[group_of[path]] in ((kind,) if kind == "near" else ("exact", "near"))
+    # The exact copy was planted under the other genus: its group carries two labels.
+    exact_path = next(p for p, e in planted.items() if e.startswith("exact"))
+    conflicting = {p for group in report.conflicting_groups() for p in group.paths}
+    assert exact_path in conflicting
+
+
+def check_groups_stay_on_one_side(manifest: Manifest) -> None:
+    sides: dict[int, set[str]] = defaultdict(set)
+    folds: dict[int, set[int]] = defaultdict(set)
+    for row in manifest.rows:
+        sides[row["group"]].add(row["split"])
+        folds[row["group"]].add(row["fold"])
+    assert all(len(s) == 1 for s in sides.values())
+    assert all(len(f) == 1 for f in folds.values())
+
+
+def test_perceptual_hash_survives_resizing_but_tells_photos_apart() -> None:
+    rng = np.random.default_rng(1)
+    photo, other = distinct_photo(rng, (320, 240)), distinct_photo(rng, (320, 240))
+    small = photo.resize((200, 150))
+    h = perceptual_hash(np.asarray(photo))
+    assert bin(h ^ perceptual_hash(np.asarray(small))).count("1") <= 4
+    assert bin(h ^ perceptual_hash(np.asarray(other))).count("1") > 10
+
+
+def test_connected_groups_are_transitive() -> None:
+    groups = connected_groups(6, [(0, 3), (3, 5), (1, 2)])
+    assert groups[0] == groups[3] == groups[5]
+    assert groups[1] == groups[2] != groups[0]
+    assert len(set(groups.tolist())) == 3  # {0,3,5}, {1,2}, {4}
+
+
+def test_audit_reports_every_planted_problem_by_path_and_kind(tmp_path: Path) -> None:
+    root = make_distinct_folder(tmp_path / "raw", {"Amanita": 12, "Boletus": 12})
+    planted = plant_problems(root, "Amanita", "Boletus")
+    report = audit_folder(root, near_duplicate_distance=10)
+    check_audit_finds_planted(report, planted)
+    assert report.summary()["excluded"] == {"truncated": 1, "not_an_image": 1, "too_small": 1}
+
+    written = AuditReport.read(report.write(tmp_path / "audit.json"))
+    assert written.summary() == report.summary()
+    assert [g.paths for g in written.duplicate_groups] == [g.paths for g in report.duplicate_groups]
+
+
+def test_manifest_split_is_grouped_stratified_and_reproducible(tmp_path: Path) -> None:
+    root = make_distinct_folder(tmp_path / "raw", {"Amanita": 30, "Boletus": 20, "Lactarius": 15})
+    rng = np.random.default_rng(5)
+    for cls in ("Amanita", "Boletus"):  # a few copies inside each class
+        for source in sorted((root / cls).glob("*.jpg"))[:4]:
+            with Image.open(source) as image:
+                image.resize((72, 60)).save(
+                    source.with_name("copy_" + source.name), quality=int(rng.integers(60, 90))
+                )
+    report = audit_folder(root, near_duplicate_distance=6)
+    assert sum(len(g.paths) for g in report.duplicate_groups) >= 16
+
+    manifest = build_manifest(report, num_folds=5, val_fraction=0.2, seed=3, drop_conflicting=False)
+    check_groups_stay_on_one_side(manifest)
+    counts = defaultdict(lambda: defaultdict(int))
+    for row in manifest.rows:
+        counts[row["split"]][row["label"]] += 1
+    assert (
+        set(counts["test"])
+        == set(counts["val"])
+        == set(counts["train"])
+        == {"Amanita", "Boletus", "Lactarius"}
+    )
+    n_test = sum(counts["test"].values())
+    assert 0.12 * len(manifest) <= n_test <= 0.28 * len(manifest)
+
+    again = build_manifest(
+        AuditReport.read(report.write(tmp_path / "a.json")), num_folds=5, val_fraction=0.2, seed=3
+    )
+    assert Manifest.read(again.write(tmp_path / "m.csv")).rows == manifest.rows
+
+
+def test_conflicting_duplicates_are_dropped_and_big_classes_trimmed(tmp_path: Path) -> None:
+    root = make_distinct_folder(tmp_path / "raw", {"Amanita": 40, "Boletus": 6})
+    shutil.copyfile(root / "Amanita" / "amanita_000.jpg", root / "Boletus" / "same_photo.jpg")
+    report = audit_folder(root)
+    manifest = build_manifest(report, max_per_class=20, seed=0)
+    paths = set(manifest.column("path"))
+    assert "Boletus/same_photo.jpg" not in paths and "Amanita/amanita_000.jpg" not in paths
+    labels = manifest.column("label")
+    assert labels.count("Amanita") == 20  # trimmed to the cap
+    assert labels.count("Boletus") == 6  # rare class keeps everything
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "mushrooms-real").is_dir(), reason="needs ../shared real photos")
+def test_audit_finds_planted_problems_among_real_photos(tmp_path: Path) -> None:
+    root = tmp_path / "real"
+    shutil.copytree(SHARED / "data" / "mushrooms-real", root)
+    planted = plant_problems(root, "Lactarius", "Agaricus")
+    report = audit_folder(root)
+    check_audit_finds_planted(report, planted)
+    check_groups_stay_on_one_side(build_manifest(report, drop_conflicting=False))

@@ -1,0 +1,155 @@
+"""download -> audit -> manifest -> cache: outputs, skipping when up to date, and training from them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mushroom.data import MushroomDataModule
+from mushroom.data.manifest import Manifest
+from mushroom.data.prepare import PrepareSettings, prepare_dataset
+from tests.test_audit import distinct_photo, make_distinct_folder
+
+
+def mtimes(folder: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_prepare_writes_audit_manifest_cache_and_skips_when_up_to_date(tmp_path: Path) -> None:
+    root = make_distinct_folder(tmp_path / "raw", {"Amanita": 10, "Boletus": 8})
+    big = root / "Amanita" / "big.jpg"
+    distinct_photo(np.random.default_rng(9), (400, 300)).save(big)
+    distinct_photo(np.random.default_rng(8), (50, 40)).save(root / "Boletus" / "small.png")
+    settings = PrepareSettings(enabled=True, cache_size=64)
+    out = tmp_path / "processed"
+
+    prepared = prepare_dataset(root, settings, processed_root=out, name="toy", num_folds=3)
+    assert prepared.dir == out / "toy"
+    manifest = Manifest.read(prepared.manifest_path)
+    assert len(manifest) == 20
+    assert prepared.cache_dir is not None
+    with Image.open(prepared.cache_dir / "Amanita" / "big.jpg") as cached:
+        assert cached.size == (85, 64)  # shorter side at cache_size, aspect ratio kept
+    with Image.open(prepared.cache_dir / "Boletus" / "small.jpg") as cached:
+        assert (cached.format, cached.size) == ("JPEG", (50, 40))  # re-encoded, never enlarged
+
+    before = mtimes(prepared.dir)
+    prepare_dataset(root, settings, processed_root=out, name="toy", num_folds=3)
+    assert mtimes(prepared.dir) == before  # nothing redone
+
+    distinct_photo(np.random.default_rng(10)).save(root / "Boletus" / "new.jpg")
+    prepare_dataset(root, settings, processed_root=out, name="toy", num_folds=3)
+    assert "Boletus/new.jpg" in Manifest.read(prepared.manifest_path).column("path")
+    assert (prepared.cache_dir / "Boletus" / "new.jpg").is_file()
+    assert json.loads((prepared.dir / "manifest.meta.json").read_text())["num_folds"] == 3
+
+
+def test_datamodule_trains_from_manifest_and_cache(tmp_path: Path) -> None:
+    root = make_distinct_folder(tmp_path / "raw", {"Amanita": 15, "Boletus": 15})
+    (root / "Boletus" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    dm = MushroomDataModule(
+        root,
+        image_size=32,
+        num_workers=0,
+        processed_root=tmp_path / "processed",
+        prepare={"enabled": True, "cache_size": 48},
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    index, split = dm.ready()
+    assert all("cache_48" in str(path) for path in index.paths)
+    assert not any("broken" in str(path) for path in index.paths)
+    manifest = Manifest.read(tmp_path / "processed" / "raw" / "manifest.csv")
+    splits = np.asarray(manifest.column("split"))
+    for name in ("train", "val", "test"):
+        np.testing.assert_array_equal(getattr(split, name), np.flatnonzero(splits == name))
+    images, _ = next(iter(dm.train_dataloader()))
+    assert images.shape[1:] == (3, 32, 32)
+
+
+def test_label_map_maps_nested_safety_folders(tmp_path: Path) -> None:
+    """Safety-set layout: the label is a folder somewhere on the path, the species folder below it."""
+    rng = np.random.default_rng(2)
+    layout = {"Classes/Edible/boletus_edulis": 6, "Classes/Deadly/amanita_phalloides": 5, "Classes/Other": 2}
+    for folder, count in layout.items():
+        (tmp_path / "raw" / folder).mkdir(parents=True)
+        for i in range(count):
+            distinct_photo(rng).save(tmp_path / "raw" / folder / f"{i}.jpg")
+    prepared = prepare_dataset(
+        tmp_path / "raw",
+        PrepareSettings(enabled=True, cache_size=None),
+        processed_root=tmp_path / "processed",
+        label_map={"edible": "edible", "deadly": "deadly", "conditionally edible": "conditionally_edible"},
+        num_folds=2,
+    )
+    manifest = Manifest.read(prepared.manifest_path)
+    assert manifest.column("label").count("edible") == 6
+    assert manifest.column("label").count("deadly") == 5
+    audit = json.loads(prepared.audit_path.read_text())
+    assert {p["path"] for p in audit["excluded"] if p["kind"] == "unlabelled"} == {
+        "Classes/Other/0.jpg",
+        "Classes/Other/1.jpg",
+    }
+
+
+def run_module(module: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", module, *overrides],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_audit_and_prepare_commands(tmp_path: Path) -> None:
+    root = make_distinct_folder(tmp_path / "raw", {"Amanita": 8, "Boletus": 8})
+    (root / "Amanita" / "notes.jpg").write_text("not an image")
+    common = ("data=folder", f"data.root={root}", f"paths.root_dir={tmp_path}")
+
+    audit = run_module("mushroom.data.audit", *common, f"report_path={tmp_path}/report.json", cwd=tmp_path)
+    assert audit.returncode == 0, audit.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["excluded"] == [
+        {"path": "Amanita/notes.jpg", "kind": "not_an_image", "detail": report["excluded"][0]["detail"]}
+    ]
+    assert "not_an_image" in audit.stdout + audit.stderr
+
+    prepare = run_module("mushroom.data.prepare", *common, "data.prepare.cache_size=40", cwd=tmp_path)
+    assert prepare.returncode == 0, prepare.stderr
+    assert (tmp_path / "data" / "processed" / "raw" / "manifest.csv").is_file()
+    assert len(list((tmp_path / "data" / "processed" / "raw" / "cache_40").rglob("*.jpg"))) == 16
+
+
+@pytest.mark.skipif(shutil.which("dvc") is None, reason="dvc is not installed")
+def test_dvc_add_push_pull_with_a_local_remote(tmp_path: Path) -> None:
+    """The README's DVC workflow, for real: track data/, push to a folder remote, lose it, pull it back."""
+    project, remote = tmp_path / "project", tmp_path / "remote"
+    make_distinct_folder(project / "data" / "raw" / "toy", {"Amanita": 3, "Boletus": 3})
+    before = {p.relative_to(project).as_posix(): p.read_bytes() for p in (project / "data").rglob("*.jpg")}
+
+    def dvc(*args: str) -> None:
+        done = subprocess.run(["dvc", *args], cwd=project, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    dvc("init", "--no-scm")
+    dvc("config", "core.analytics", "false")
+    dvc("remote", "add", "--default", "local", str(remote))
+    dvc("add", "data")
+    assert (project / "data.dvc").is_file()
+    dvc("push")
+    shutil.rmtree(project / "data")
+    shutil.rmtree(project / ".dvc" / "cache")
+    dvc("pull")
+    after = {p.relative_to(project).as_posix(): p.read_bytes() for p in (project / "data").rglob("*.jpg")}
+    assert after == before
