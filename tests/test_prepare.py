@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from mushroom.data import MushroomDataModule
+from mushroom.data.images import load_rgb_opencv
 from mushroom.data.manifest import Manifest
 from mushroom.data.prepare import PrepareSettings, prepare_dataset
 from tests.test_audit import distinct_photo, make_distinct_folder
@@ -73,6 +74,11 @@ def test_datamodule_trains_from_manifest_and_cache(tmp_path: Path) -> None:
         np.testing.assert_array_equal(getattr(split, name), np.flatnonzero(splits == name))
     images, _ = next(iter(dm.train_dataloader()))
     assert images.shape[1:] == (3, 32, 32)
+    dataset = dm.val_dataloader().dataset
+    assert dataset.decoder == "opencv"  # the cache is decoded with the faster decoder, to the same pixels
+    with Image.open(dataset.paths[0]) as reference:
+        pil = np.asarray(reference.convert("RGB"), dtype=np.int16)
+    assert np.abs(load_rgb_opencv(dataset.paths[0]).astype(np.int16) - pil).max() <= 2
 
 
 def test_label_map_maps_nested_safety_folders(tmp_path: Path) -> None:

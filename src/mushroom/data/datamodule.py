@@ -33,8 +33,13 @@ log = logging.getLogger(__name__)
 
 
 def default_num_workers() -> int:
-    """Leave one core to the training loop; more than 8 workers rarely helps a single GPU."""
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+    """One loader process per core but one, at most 8; none on one or two cores.
+
+    With two cores, a loader process competes with the training step's own threads: loading in the
+    main process is faster there (measured with benchmarks/train_throughput.py, see the README).
+    """
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(8, cores - 1)
 
 
 class MushroomDataModule(L.LightningDataModule):
@@ -93,6 +98,7 @@ class MushroomDataModule(L.LightningDataModule):
         self.prepare_settings = PrepareSettings.from_config(prepare)
         self.index: ImageFolderIndex | None = None
         self.split: Split | None = None
+        self.reads_cache = False
 
     # -- data on disk -------------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -152,6 +158,7 @@ class MushroomDataModule(L.LightningDataModule):
     def _from_manifest(self, prepared: PreparedData) -> tuple[ImageFolderIndex, Split]:
         """Index and split as the manifest fixes them; images come from the resized cache if built."""
         manifest = Manifest.read(prepared.manifest_path)
+        self.reads_cache = prepared.cache_dir is not None
         names = self.fixed_class_names or manifest.class_names
         base = prepared.cache_dir or self.root
         paths = [
@@ -200,7 +207,12 @@ class MushroomDataModule(L.LightningDataModule):
         )
         min_side = self.preprocessing.resize_size if self.hparams["decode_at_size"] else None
         return ImageDataset(
-            [index.paths[i] for i in indices], index.labels[indices], transform, decode_min_side=min_side
+            [index.paths[i] for i in indices],
+            index.labels[indices],
+            transform,
+            decode_min_side=min_side,
+            # The cache holds clean RGB JPEGs already at training size: OpenCV decodes them fastest.
+            decoder="opencv" if self.reads_cache else "pil",
         )
 
     def _loader(self, indices: np.ndarray, train: bool) -> DataLoader:

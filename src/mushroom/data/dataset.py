@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from mushroom.data.images import load_rgb
+from mushroom.data.images import load_rgb, load_rgb_opencv
 from mushroom.errors import MushroomError
 
 
@@ -20,11 +20,15 @@ class ImageDataset(Dataset):
         labels: Sequence[int] | np.ndarray,
         transform: Callable[..., dict],
         decode_min_side: int | None = None,
+        decoder: str = "pil",
     ) -> None:
         self.paths = list(paths)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.transform = transform
         self.decode_min_side = decode_min_side
+        if decoder not in ("pil", "opencv"):
+            raise MushroomError(f"Unknown image decoder {decoder!r}: use 'pil' or 'opencv'.")
+        self.decoder = decoder
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -32,7 +36,10 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path = self.paths[index]
         try:
-            image = load_rgb(path, min_side=self.decode_min_side)
+            if self.decoder == "opencv":
+                image = load_rgb_opencv(path)
+            else:
+                image = load_rgb(path, min_side=self.decode_min_side)
         except Exception as error:
             raise MushroomError(
                 f"Could not decode {path} ({type(error).__name__}: {error}). It was readable when the "
