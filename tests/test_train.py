@@ -50,6 +50,26 @@ def test_run_dir_holds_checkpoints_config_logs_and_test_report(trained_run: tupl
     assert checkpoint["hyper_parameters"]["preprocessing"]["image_size"] == 32
 
 
+def test_run_is_calibrated_reported_and_carded(trained_run: tuple[Path, dict]) -> None:
+    out, _ = trained_run
+    report = json.loads((out / "test_metrics.json").read_text())
+    checkpoint = torch.load(out / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    temperature = float(checkpoint["state_dict"]["temperature"])
+    assert report["calibration"]["temperature"] == pytest.approx(temperature)
+    assert 0.05 <= temperature <= 20
+    threshold = float(
+        checkpoint["state_dict"]["abstain_threshold"]
+    )  # Amanita is deadly: a threshold is fitted
+    assert 0.0 <= threshold <= 1.0 + 1e-9
+    assert report["safety"]["abstaining"]["threshold"] == pytest.approx(threshold)
+    assert 0.0 <= report["ece"] <= 1.0
+    for suffix in ("_per_class.md", "_reliability.png", "_confusion.png"):
+        assert (out / f"test_metrics{suffix}").is_file()
+    card = (out / "checkpoints" / "model_card.md").read_text()
+    assert "No photo-based tool can make a mushroom safe to eat" in card
+    assert f"balanced accuracy {report['balanced_accuracy']:.3f}" in card
+
+
 @pytest.mark.parametrize(
     "extra",
     [[], ["model.mixup_alpha=0.2", "model.cutmix_alpha=1.0"], ["data.prepare.enabled=true"]],
@@ -95,3 +115,83 @@ def test_resume_with_other_classes_is_refused(trained_run: tuple[Path, dict], tm
     other = make_image_folder(tmp_path / "other", classes=("Boletus", "Russula"), per_class=6)
     with pytest.raises(MushroomError, match="trained on classes"):
         run_train([f"data.root={other}", f"ckpt_path={out}/checkpoints/last.ckpt"], tmp_path / "run")
+
+
+def test_cross_validation_summary_of_two_folds(toy_folder: Path, tmp_path: Path) -> None:
+    from mushroom.cv import summarize
+
+    for fold in (0, 1):
+        run_train(
+            [f"data.root={toy_folder}", "data.num_folds=2", f"data.fold={fold}", "trainer.max_epochs=1"],
+            tmp_path / f"fold_{fold}",
+        )
+    summary = summarize(tmp_path)
+    assert summary["folds"] == ["fold_0", "fold_1"]
+    values = [
+        json.loads((tmp_path / f"fold_{k}" / "test_metrics.json").read_text())["accuracy"] for k in (0, 1)
+    ]
+    accuracy = summary["metrics"]["accuracy"]
+    assert accuracy["values"] == values
+    assert accuracy["mean"] == pytest.approx(sum(values) / 2)
+    assert accuracy["std"] == pytest.approx(abs(values[0] - values[1]) / 2**0.5)
+    assert (tmp_path / "cv_summary.json").is_file()
+
+
+def test_wandb_offline_run_writes_its_files(toy_folder: Path, tmp_path: Path) -> None:
+    run_train([f"data.root={toy_folder}", "trainer.max_epochs=1", "logger=wandb"], tmp_path)
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, list((tmp_path / "wandb").iterdir())
+    assert list(runs[0].glob("run-*.wandb"))  # the run's log, for `wandb sync`
+    media = [p.name for p in (runs[0] / "files" / "media").rglob("*") if p.is_file()]
+    assert any(name.endswith(".png") for name in media), media  # confusion matrix and friends
+    assert list((runs[0] / "files" / "media" / "table").rglob("*.table.json"))  # sample predictions
+
+
+def test_wandb_sweep_file_drives_train_with_valid_overrides(tmp_path: Path) -> None:
+    import yaml
+
+    sweep_file = Path(__file__).resolve().parents[1] / "src/mushroom/configs/sweeps/real_photos_lite0.yaml"
+    sweep = yaml.safe_load(sweep_file.read_text())
+    assert sweep["command"][1:4] == ["python", "-m", "mushroom.train"]
+    assert "${args_no_hyphens}" in sweep["command"]
+    overrides = [
+        f"{name}={spec['values'][0] if 'values' in spec else spec['min']}"
+        for name, spec in sweep["parameters"].items()
+    ]
+    fixed = [arg for arg in sweep["command"][4:] if "=" in arg and not arg.startswith("$")]
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="mushroom.configs", version_base="1.3"):
+        cfg = compose_config("train", fixed + overrides, tmp_path)  # a misspelt key would raise here
+    assert cfg.model.lr == sweep["parameters"]["model.lr"]["min"]
+    assert cfg.optimized_metric == sweep["metric"]["name"]  # the sweep maximises what train() returns
+
+
+def test_optuna_search_of_two_trials_reports_its_best_value(toy_folder: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    overrides = [
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        f"hydra.sweep.dir={tmp_path}",
+        f"data.root={toy_folder}",
+        "trainer.max_epochs=1",
+        "logger=none",
+        *FAST_TRAIN,
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "mushroom.train", *overrides], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert 0.0 <= results["best_value"] <= 1.0
+    assert set(results["best_params"]) == {
+        "model.lr",
+        "model.backbone_lr_scale",
+        "model.label_smoothing",
+        "model.weight_decay",
+    }
+    assert len([p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit()]) == 2  # one dir per trial

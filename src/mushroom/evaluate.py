@@ -11,15 +11,17 @@ import logging
 from pathlib import Path
 
 import hydra
-import lightning as L
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from mushroom.data import MushroomDataModule
 from mushroom.errors import MushroomError
+from mushroom.inference import collect
 from mushroom.models import MushroomClassifier
-from mushroom.report import write_report
+from mushroom.report import write_evaluation_report
 from mushroom.runtime import exit_on_user_error
+from mushroom.safety import table_from_config
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +46,42 @@ def load_classifier(ckpt_path: str | Path) -> MushroomClassifier:
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    """Test the checkpoint on the whole folder; write the metrics JSON and confusion matrix PNG."""
+    """Predict every image of the folder; write the report (metrics JSON, per-class table, pictures)."""
     model = load_classifier(cfg.ckpt_path)
     model.eval()
+    evaluation = cfg.get("eval") or {}
+    if evaluation.get("tta") is not None:
+        model.hparams["tta_hflip"] = bool(evaluation["tta"])
     pre = model.hparams.get("preprocessing") or {}
     datamodule: MushroomDataModule = instantiate(
         cfg.data, class_names=model.class_names, test_on_all=True, **pre, _convert_="all"
     )
     datamodule.prepare_data()
     datamodule.setup("test")
-    progress = [L.pytorch.callbacks.RichProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=False, callbacks=progress)
-    trainer.test(model, datamodule=datamodule, verbose=False)
-    return write_report(model.test_confmat.compute().cpu().numpy(), model.class_names, cfg.metrics_path)
+    device = (
+        "cuda"
+        if cfg.trainer.get("accelerator") in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        else "cpu"
+    )
+    probs, labels = collect(model.to(device), datamodule.test_dataloader())
+    threshold = evaluation.get("abstain_threshold")
+    if threshold is None and not torch.isnan(model.abstain_threshold):
+        threshold = float(model.abstain_threshold)
+    index, split = datamodule.ready()
+    return write_evaluation_report(
+        probs,
+        labels,
+        model.class_names,
+        cfg.metrics_path,
+        paths=[index.paths[i] for i in split.test],
+        safety_table=table_from_config(cfg.get("safety")),
+        abstain_threshold=threshold,
+        extra={
+            "checkpoint": str(cfg.ckpt_path),
+            "tta_hflip": bool(model.hparams["tta_hflip"]),
+            "temperature": float(model.temperature),
+        },
+    )
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="evaluate")

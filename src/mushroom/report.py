@@ -1,18 +1,24 @@
-"""Classification figures from a confusion matrix: the metrics JSON and the confusion-matrix picture.
+"""The evaluation report: metrics JSON, per-class Markdown table, and pictures.
 
-Everything is computed from the confusion matrix, so the JSON can be checked by hand. Classes with no
-images in the evaluated set are left out of the macro averages (a folder may hold only some of the
-model's classes) but stay in the matrix, since the model may still predict them.
+Class figures are computed from the confusion matrix, so the JSON can be checked by hand. Classes with
+no images in the evaluated set are left out of the macro averages (a folder may hold only some of the
+model's classes) but stay in the matrix, since the model may still predict them. With per-image
+probabilities the report adds calibration (ECE, reliability diagram), the most confident mistakes,
+and the safety view (dangerous-confusion rate, answering "not sure" below a confidence threshold).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from mushroom.calibration import expected_calibration_error, reliability_bins
+from mushroom.safety import abstain_curve, dangerous_confusions, deadly_mask
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +87,14 @@ def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], pat
     return path
 
 
-def write_report(confusion: np.ndarray, class_names: Sequence[str], metrics_path: str | Path) -> dict:
+def write_report(
+    confusion: np.ndarray,
+    class_names: Sequence[str],
+    metrics_path: str | Path,
+    additions: Mapping[str, Any] | None = None,
+) -> dict:
     """Write ``metrics_path`` (JSON) and the confusion matrix PNG beside it; log the headline figures."""
-    metrics = metrics_from_confusion(confusion, class_names)
+    metrics = metrics_from_confusion(confusion, class_names) | dict(additions or {})
     metrics_path = Path(metrics_path)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     png = plot_confusion_matrix(
@@ -108,4 +119,147 @@ def write_report(confusion: np.ndarray, class_names: Sequence[str], metrics_path
             row["support"],
         )
     log.info("Wrote %s and %s", metrics_path, png)
+    return metrics
+
+
+def per_class_markdown(metrics: dict) -> str:
+    lines = ["| class | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |"]
+    for name, row in metrics["per_class"].items():
+        lines.append(
+            f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
+        )
+    lines.append(
+        f"| **all** | accuracy {metrics['accuracy']:.3f} | balanced {metrics['balanced_accuracy']:.3f} | "
+        f"macro {metrics['macro_f1']:.3f} | {metrics['n_images']} |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_reliability(bins: list[dict], ece: float, path: Path) -> Path:
+    """Accuracy against confidence per bin; the diagonal is perfect calibration."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    filled = [b for b in bins if b["count"]]
+    centres = [(b["low"] + b["high"]) / 2 for b in filled]
+    width = bins[0]["high"] - bins[0]["low"]
+    ax.bar(centres, [b["accuracy"] for b in filled], width=width * 0.9, color="tab:blue", label="accuracy")
+    ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+    ax.set_xlabel("confidence (top-1 probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Reliability, ECE = {ece:.3f}")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_confident_mistakes(
+    paths: Sequence[str | Path],
+    probs: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    path: Path,
+    count: int = 12,
+) -> Path | None:
+    """A gallery of the wrong answers given with the highest confidence."""
+    from PIL import Image
+
+    predicted = probs.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    if not len(wrong):
+        return None
+    worst = wrong[np.argsort(-probs[wrong].max(axis=1))][:count]
+    plt = _pyplot()
+    cols = min(4, len(worst))
+    rows = int(np.ceil(len(worst) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, worst, strict=False):
+        with Image.open(paths[i]) as image:
+            image.thumbnail((256, 256))
+            ax.imshow(image.convert("RGB"))
+        ax.set_title(
+            f"true {class_names[labels[i]]}\npredicted {class_names[predicted[i]]} ({probs[i].max():.0%})",
+            fontsize=9,
+        )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_evaluation_report(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    metrics_path: str | Path,
+    paths: Sequence[str | Path] | None = None,
+    safety_table: Mapping[str, Any] | None = None,
+    abstain_threshold: float | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict:
+    """The whole report from per-image probabilities.
+
+    Everything :func:`write_report` writes, plus the per-class Markdown table, the reliability diagram
+    and ECE, the most confident mistakes, and the safety view.
+    """
+    probs, labels = np.asarray(probs, dtype=np.float64), np.asarray(labels, dtype=np.int64)
+    metrics_path = Path(metrics_path)
+    stem = metrics_path.with_name(metrics_path.stem)
+    confusion = np.zeros((len(class_names),) * 2, dtype=np.int64)
+    np.add.at(confusion, (labels, probs.argmax(axis=1)), 1)
+    additions: dict[str, Any] = dict(extra or {})
+
+    bins = reliability_bins(probs, labels)
+    additions["ece"] = expected_calibration_error(probs, labels)
+    additions["reliability_bins"] = bins
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    additions["reliability_png"] = plot_reliability(
+        bins, additions["ece"], Path(f"{stem}_reliability.png")
+    ).name
+    if paths is not None:
+        gallery = plot_confident_mistakes(paths, probs, labels, class_names, Path(f"{stem}_mistakes.png"))
+        additions["mistakes_png"] = gallery.name if gallery else None
+
+    deadly = deadly_mask(class_names, safety_table)
+    if deadly is not None:
+        additions["safety"] = {
+            "deadly_genera": [name for name, d in zip(class_names, deadly, strict=True) if d],
+            "without_abstaining": dangerous_confusions(probs, labels, deadly),
+            "abstain_curve": abstain_curve(probs, labels, deadly),
+        }
+        if abstain_threshold is not None:
+            additions["safety"]["abstaining"] = dangerous_confusions(probs, labels, deadly, abstain_threshold)
+
+    metrics = write_report(confusion, class_names, metrics_path, additions=additions)
+    Path(f"{stem}_per_class.md").write_text(per_class_markdown(metrics))
+    log.info("Calibration: ECE %.4f", metrics["ece"])
+    if "safety" in metrics:
+        plain = metrics["safety"]["without_abstaining"]
+        log.info(
+            "Safety: %s of %s images of deadly genera called a genus without deadly species (rate %s)",
+            plain["dangerous_confusions"],
+            plain["deadly_genus_images"],
+            plain["dangerous_confusion_rate"],
+        )
+        if "abstaining" in metrics["safety"]:
+            cut = metrics["safety"]["abstaining"]
+            log.info(
+                "Answering at confidence >= %.3f: coverage %.3f, accuracy %s, dangerous-confusion rate %s",
+                cut["threshold"],
+                cut["coverage"],
+                cut["accuracy_answered"],
+                cut["dangerous_confusion_rate"],
+            )
     return metrics

@@ -16,11 +16,16 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from mushroom.calibration import fit_temperature
 from mushroom.data import MushroomDataModule
 from mushroom.errors import MushroomError
+from mushroom.inference import collect
+from mushroom.model_card import write_model_card
 from mushroom.models import MushroomClassifier, network_preprocessing
-from mushroom.report import write_report
+from mushroom.report import write_evaluation_report, write_report
 from mushroom.runtime import exit_on_user_error, instantiate_all, prepare_wandb
+from mushroom.safety import deadly_mask, table_from_config, threshold_for_target
+from mushroom.tracking import log_report
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,31 @@ def checkpoint_class_names(path: str) -> list[str]:
             f"{path} is not a mushroom checkpoint ({type(error).__name__}: {error}). "
             "Use a best.ckpt or last.ckpt written by mushroom.train."
         ) from error
+
+
+def calibrate_best(
+    model: MushroomClassifier, datamodule: MushroomDataModule, best: str, cfg: DictConfig
+) -> dict[str, float]:
+    """Fit the temperature and the abstain threshold on the validation split; store both in ``best``.
+
+    The threshold is the lowest confidence at which the dangerous-confusion rate on validation stays
+    at most ``eval.dangerous_target`` (only when the safety table covers every class).
+    """
+    checkpoint = torch.load(best, map_location="cpu", weights_only=False)
+    model.load_state_dict(checkpoint["state_dict"])
+    loader = datamodule.val_dataloader()
+    logits, labels = collect(model, loader, logits=True)
+    model.temperature.fill_(fit_temperature(torch.from_numpy(logits), torch.from_numpy(labels)))
+    deadly = deadly_mask(model.class_names, table_from_config(cfg.get("safety")))
+    if deadly is not None:
+        probs, _ = collect(model, loader)
+        model.abstain_threshold.fill_(threshold_for_target(probs, labels, deadly, cfg.eval.dangerous_target))
+    checkpoint["state_dict"]["temperature"] = model.temperature.clone().cpu()
+    checkpoint["state_dict"]["abstain_threshold"] = model.abstain_threshold.clone().cpu()
+    torch.save(checkpoint, best)
+    found = {"temperature": float(model.temperature), "abstain_threshold": float(model.abstain_threshold)}
+    log.info("Calibrated on %d validation images: %s (stored in %s)", len(labels), found, best)
+    return found
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -112,12 +142,38 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
         if not best:
             log.warning("No best checkpoint was saved; testing the weights as they are after fitting.")
+        single_process = trainer.world_size == 1
+        calibration = {}
+        if best and single_process and cfg.eval.calibrate and len(datamodule.ready()[1].val):
+            calibration = calibrate_best(model, datamodule, best, cfg)
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
         confusion = model.test_confmat.compute().cpu().numpy()  # a collective under DDP: every rank calls it
-        if trainer.is_global_zero:
-            report = write_report(confusion, datamodule.class_names, output_dir / "test_metrics.json")
-            metrics.update({f"test/report_{k}": v for k, v in report.items() if isinstance(v, float)})
+        report_path = output_dir / "test_metrics.json"
+        if single_process:
+            probs, labels = collect(model, datamodule.test_dataloader())
+            index, split = datamodule.ready()
+            test_paths = [index.paths[i] for i in split.test]
+            threshold = float(model.abstain_threshold)
+            report = write_evaluation_report(
+                probs,
+                labels,
+                datamodule.class_names,
+                report_path,
+                paths=test_paths,
+                safety_table=table_from_config(cfg.get("safety")),
+                abstain_threshold=None if threshold != threshold else threshold,  # NaN: not fitted
+                extra={"calibration": calibration, "checkpoint": best},
+            )
+            write_model_card(report, cfg, datamodule, Path(best).parent if best else output_dir)
+            log_report(
+                trainer.loggers, report, report_path, probs, labels, [index.paths[i] for i in split.test]
+            )
+        elif trainer.is_global_zero:
+            report = write_report(confusion, datamodule.class_names, report_path)
+        else:
+            report = {}
+        metrics.update({f"test/report_{k}": v for k, v in report.items() if isinstance(v, float)})
     return metrics
 
 

@@ -96,6 +96,13 @@ class MushroomClassifier(L.LightningModule):
         self.class_weights: torch.Tensor | None
         self.register_buffer("class_weights", weights, persistent=False)
 
+        # Set after fitting from the validation split (mushroom.train): temperature scaling, and the
+        # confidence below which to answer "not sure" (NaN until fitted). Saved in the checkpoint.
+        self.temperature: torch.Tensor
+        self.abstain_threshold: torch.Tensor
+        self.register_buffer("temperature", torch.tensor(1.0))
+        self.register_buffer("abstain_threshold", torch.tensor(float("nan")))
+
         self.train_metrics = classification_metrics(num_classes, "train/")
         self.val_metrics = classification_metrics(num_classes, "val/")
         self.test_metrics = classification_metrics(num_classes, "test/")
@@ -157,13 +164,23 @@ class MushroomClassifier(L.LightningModule):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        """Calibrated class probabilities (logits / temperature); with ``tta_hflip``, averaged with the
+        mirror image's."""
+        probs = (self(images) / self.temperature).softmax(-1)
+        if self.hparams["tta_hflip"]:
+            probs = (probs + (self(torch.flip(images, dims=[-1])) / self.temperature).softmax(-1)) / 2
+        return probs
+
     def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Evaluation logits; with ``tta_hflip``, log of the mean probability of the image and its mirror."""
-        logits = self(images)
-        if not self.hparams["tta_hflip"]:
-            return logits
-        mirrored = self(torch.flip(images, dims=[-1]))
-        return ((logits.softmax(-1) + mirrored.softmax(-1)) / 2).log()
+        """Evaluation scores: log of :meth:`predict_proba` (the same argmax as the logits)."""
+        return self.predict_proba(images).clamp_min(1e-12).log()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints from before calibration existed load as uncalibrated."""
+        state = checkpoint.get("state_dict", {})
+        state.setdefault("temperature", torch.tensor(1.0))
+        state.setdefault("abstain_threshold", torch.tensor(float("nan")))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy against class indices, or against soft targets (rows of probabilities)."""
@@ -208,7 +225,7 @@ class MushroomClassifier(L.LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, list | tuple) else batch
-        return self.predict_logits(images).softmax(dim=-1)
+        return self.predict_proba(images)
 
     # -- optimisation -------------------------------------------------------------------------------
     def parameter_groups(self) -> list[dict]:

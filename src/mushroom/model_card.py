@@ -1,0 +1,98 @@
+"""A model card (Markdown) next to the best checkpoint: what it was trained on, how well it does, and
+what it must not be used for."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from mushroom.data import MushroomDataModule
+from mushroom.report import per_class_markdown
+
+log = logging.getLogger(__name__)
+
+WARNING = (
+    "**No photo-based tool can make a mushroom safe to eat.** This model names a genus from a photo "
+    "and is wrong some of the time; the features that separate edible from deadly species (spore "
+    "print, smell, the volva at the stem base, habitat) are often not in the photo. Never eat a wild "
+    "mushroom because this model, or any other, named it."
+)
+
+
+def _safety_lines(report: dict[str, Any]) -> list[str]:
+    safety = report.get("safety")
+    if not safety:
+        return ["The safety table does not cover these classes: no dangerous-confusion figures."]
+    plain = safety["without_abstaining"]
+    lines = [
+        f"Genera with deadly species: {', '.join(safety['deadly_genera']) or 'none'}.",
+        f"- Dangerous confusions (an image of such a genus called a genus without deadly species): "
+        f"{plain['dangerous_confusions']} of {plain['deadly_genus_images']} "
+        f"(rate {plain['dangerous_confusion_rate']}).",
+    ]
+    if "abstaining" in safety:
+        cut = safety["abstaining"]
+        lines.append(
+            f"- Answering only at confidence >= {cut['threshold']:.3f} (fitted on validation): "
+            f"coverage {cut['coverage']:.3f}, accuracy on answered images {cut['accuracy_answered']}, "
+            f"dangerous-confusion rate {cut['dangerous_confusion_rate']}."
+        )
+    return lines
+
+
+def write_model_card(
+    report: dict[str, Any],
+    cfg: DictConfig,
+    datamodule: MushroomDataModule,
+    folder: Path,
+    cv: dict | None = None,
+) -> Path:
+    """Write ``model_card.md`` in ``folder`` from a test report (and a CV summary, when one exists)."""
+    index, split = datamodule.ready()
+    counts = dict(zip(index.class_names, index.class_counts().tolist(), strict=True))
+    calibration = report.get("calibration") or {}
+    pre = datamodule.preprocessing
+    lines = [
+        f"# Model card: {cfg.model.name} on {Path(str(cfg.data.root)).name}",
+        "",
+        WARNING,
+        "",
+        "## Model",
+        f"- Network: `{cfg.model.name}` (timm; pretrained={cfg.model.get('pretrained')}), "
+        f"{len(index.class_names)} classes: {', '.join(index.class_names)}.",
+        f"- Input: {pre.image_size} px, normalised with mean {list(pre.mean)} and std {list(pre.std)}.",
+        f"- Temperature (fitted on validation): {calibration.get('temperature', 1.0):.3f}.",
+        "",
+        "## Data",
+        f"- Folder: `{cfg.data.root}`; images per class: {counts}.",
+        f"- Split: train {len(split.train)}, validation {len(split.val)}, test {len(split.test)} "
+        f"(test = fold {cfg.data.fold} of {cfg.data.num_folds}, seed {cfg.data.seed}"
+        + (", grouped by duplicate group from the audit)." if cfg.data.prepare.enabled else ")."),
+        "",
+        "## Test figures",
+        f"Accuracy {report['accuracy']:.3f}, balanced accuracy {report['balanced_accuracy']:.3f}, macro F1 "
+        f"{report['macro_f1']:.3f}, expected calibration error {report.get('ece', float('nan')):.3f} "
+        f"on {report['n_images']} images.",
+        "",
+        per_class_markdown(report),
+    ]
+    if cv:
+        lines += ["## Cross-validation", ""]
+        lines += [f"- {name}: {v['mean']:.3f} ± {v['std']:.3f} (n={v['n']})" for name, v in cv.items()]
+        lines.append("")
+    lines += ["## Safety", "", *_safety_lines(report), ""]
+    lines += [
+        "## Known limits",
+        "- Trained on photos from the web: framing, light and cameras differ from a forager's phone.",
+        "- It knows only the classes above; a mushroom of any other genus gets one of these names anyway.",
+        "- Small classes have few test images: their figures move a lot with one photo.",
+        "",
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "model_card.md"
+    path.write_text("\n".join(lines))
+    log.info("Model card written to %s", path)
+    return path

@@ -1,0 +1,74 @@
+"""What a mistake costs a forager: the dangerous-confusion rate and answering "not sure".
+
+The safety table (``configs/safety/genus.yaml``) says which genera hold deadly species. Calling a photo
+of such a genus by a genus without deadly species is the mistake that can kill; everything here
+counts that mistake, and trades answered images (coverage) against it with a confidence threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def table_from_config(node: Any) -> dict[str, Any] | None:
+    """The ``safety`` config node as a plain dict (``None`` when the config has none)."""
+    from omegaconf import OmegaConf
+
+    if not node:
+        return None
+    table = OmegaConf.to_container(node, resolve=True)
+    return {str(key): value for key, value in table.items()} if isinstance(table, dict) else None
+
+
+def deadly_mask(class_names: Sequence[str], table: Mapping[str, Any] | None) -> np.ndarray | None:
+    """Which classes hold deadly species; ``None`` when the table does not cover every class."""
+    if not table or any(name not in table for name in class_names):
+        return None
+    return np.asarray([bool(table[name].get("deadly", False)) for name in class_names])
+
+
+def dangerous_confusions(
+    probs: np.ndarray, labels: np.ndarray, deadly: np.ndarray, threshold: float = 0.0
+) -> dict[str, float | int | None]:
+    """Counts and rates for images of deadly genera, answering only at confidence >= ``threshold``.
+
+    ``rate``: share of all deadly-genus images that got a confident answer naming a genus without
+    deadly species (abstaining is safe). ``coverage``/``accuracy``: over every image, how many were
+    answered and how many of those were right.
+    """
+    predicted = probs.argmax(axis=1)
+    answered = probs.max(axis=1) >= threshold
+    at_risk = deadly[labels]
+    dangerous = at_risk & answered & ~deadly[predicted]
+    n_answered = int(answered.sum())
+    return {
+        "threshold": float(threshold),
+        "coverage": float(answered.mean()) if len(labels) else 0.0,
+        "accuracy_answered": float((predicted == labels)[answered].mean()) if n_answered else None,
+        "deadly_genus_images": int(at_risk.sum()),
+        "dangerous_confusions": int(dangerous.sum()),
+        "dangerous_confusion_rate": float(dangerous.sum() / at_risk.sum()) if at_risk.any() else None,
+    }
+
+
+def abstain_curve(
+    probs: np.ndarray, labels: np.ndarray, deadly: np.ndarray, thresholds: Sequence[float] | None = None
+) -> list[dict]:
+    grid = np.round(np.arange(0.0, 1.0, 0.05), 2) if thresholds is None else thresholds
+    return [dangerous_confusions(probs, labels, deadly, float(t)) for t in grid]
+
+
+def threshold_for_target(probs: np.ndarray, labels: np.ndarray, deadly: np.ndarray, target: float) -> float:
+    """The lowest confidence threshold (most images answered) whose dangerous-confusion rate <= target.
+
+    Fitted on the validation split; 1.0 + a hair (answer nothing) when no threshold meets the target.
+    """
+    candidates = np.unique(np.concatenate([[0.0], probs.max(axis=1)]))
+    for threshold in candidates:
+        rate = dangerous_confusions(probs, labels, deadly, float(threshold))["dangerous_confusion_rate"]
+        if rate is None or rate <= target:
+            return float(threshold)
+    return float(np.nextafter(1.0, 2.0))

@@ -1,0 +1,53 @@
+"""Send the test report to experiment trackers: pictures and sample predictions to W&B.
+
+Scalars reach every logger through Lightning; this adds what a dashboard needs beyond them. The best
+checkpoint goes to W&B as a model artifact through ``WandbLogger(log_model=True)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def log_report(
+    loggers: Sequence[Any],
+    report: dict[str, Any],
+    report_path: Path,
+    probs: np.ndarray,
+    labels: np.ndarray,
+    paths: Sequence[str | Path],
+    samples: int = 16,
+) -> None:
+    """Confusion matrix, reliability diagram, mistakes gallery and a table of sample predictions."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        pictures = {
+            f"test/{key.removesuffix('_png')}": report_path.parent / report[key]
+            for key in ("confusion_matrix_png", "reliability_png", "mistakes_png")
+            if report.get(key)
+        }
+        for key, picture in pictures.items():
+            logger.log_image(key=key, images=[str(picture)])
+        import wandb
+
+        names = report["class_names"]
+        rows = []
+        for i in np.linspace(0, len(labels) - 1, min(samples, len(labels))).astype(int):
+            predicted = int(probs[i].argmax())
+            rows.append(
+                [wandb.Image(str(paths[i])), names[labels[i]], names[predicted], float(probs[i, predicted])]
+            )
+        logger.log_table(
+            key="test/sample_predictions", columns=["image", "true", "predicted", "confidence"], data=rows
+        )
+        log.info("Logged the test report to W&B run %s", logger.experiment.id)
