@@ -35,7 +35,7 @@ def evaluate(c: Context, ckpt: str, data: str, overrides: str = "") -> None:
 
 @task
 def test(c: Context) -> None:
-    """Run the test suite."""
+    """Run the test suite (with the coverage report)."""
     c.run("pytest", pty=False)
 
 
@@ -45,6 +45,47 @@ def lint(c: Context) -> None:
     c.run("ruff check .", pty=False)
     c.run("ruff format --check .", pty=False)
     c.run("mypy", pty=False)
+
+
+@task(
+    help={
+        "folds": "number of folds",
+        "out": "multirun directory (one sub-folder per fold)",
+        "overrides": "Hydra overrides for every fold, e.g. experiment=real_photos_cpu data.root=DIR",
+    }
+)
+def cv(c: Context, folds: int = 5, out: str = "logs/cv/latest", overrides: str = "") -> None:
+    """k-fold cross-validation: train every fold (Hydra multirun), then write mean ± std of each figure."""
+    fold_list = ",".join(str(k) for k in range(folds))
+    c.run(
+        f"python -m mushroom.train -m data.num_folds={folds} data.fold={fold_list} "
+        f"hydra.sweep.dir={out} hydra.sweep.subdir=fold_${{data.fold}} {overrides}",
+        pty=False,
+    )
+    c.run(f"python -m mushroom.cv {out}", pty=False)
+
+
+@task
+def precommit(c: Context) -> None:
+    """Every pre-commit hook on every file (as CI runs them)."""
+    c.run("pre-commit run --all-files --show-diff-on-failure", pty=False)
+
+
+@task(name="build", default=True)
+def docs_build(c: Context) -> None:
+    """Build the docs site into site/ (strict: any warning fails)."""
+    c.run("mkdocs build --strict", pty=False)
+
+
+@task(name="serve")
+def docs_serve(c: Context) -> None:
+    """Serve the docs at http://127.0.0.1:8000 with live reload."""
+    c.run("mkdocs serve", pty=False)
+
+
+@task(pre=[lint, precommit, docs_build, test])
+def ci(c: Context) -> None:
+    """Everything CI checks, in CI's order: lint, pre-commit, docs, tests."""
 
 
 @task
@@ -82,5 +123,6 @@ def pull(c: Context, remote: str = "") -> None:
     c.run(f"dvc pull {'-r ' + remote if remote else ''}", pty=False)
 
 
-namespace = Collection(install, train, evaluate, test, lint, format)
+namespace = Collection(install, train, evaluate, cv, test, lint, precommit, ci, format)
 namespace.add_collection(Collection("data", prepare, audit, push, pull))
+namespace.add_collection(Collection("docs", docs_build, docs_serve))
