@@ -22,6 +22,10 @@ WARNING = (
 )
 
 
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def _safety_lines(report: dict[str, Any]) -> list[str]:
     safety = report.get("safety")
     if not safety:
@@ -31,14 +35,14 @@ def _safety_lines(report: dict[str, Any]) -> list[str]:
         f"Genera with deadly species: {', '.join(safety['deadly_genera']) or 'none'}.",
         f"- Dangerous confusions (an image of such a genus called a genus without deadly species): "
         f"{plain['dangerous_confusions']} of {plain['deadly_genus_images']} "
-        f"(rate {plain['dangerous_confusion_rate']}).",
+        f"(rate {_figure(plain['dangerous_confusion_rate'])}).",
     ]
     if "abstaining" in safety:
         cut = safety["abstaining"]
         lines.append(
             f"- Answering only at confidence >= {cut['threshold']:.3f} (fitted on validation): "
-            f"coverage {cut['coverage']:.3f}, accuracy on answered images {cut['accuracy_answered']}, "
-            f"dangerous-confusion rate {cut['dangerous_confusion_rate']}."
+            f"coverage {cut['coverage']:.3f}, accuracy when answering {_figure(cut['accuracy_answered'])}, "
+            f"dangerous-confusion rate {_figure(cut['dangerous_confusion_rate'])}."
         )
     return lines
 
