@@ -71,6 +71,12 @@ def precommit(c: Context) -> None:
     c.run("pre-commit run --all-files --show-diff-on-failure", pty=False)
 
 
+@task
+def coverage(c: Context) -> None:
+    """Fail when the last test run covered less than 85% of the package's lines."""
+    c.run("coverage report --fail-under=85 --format=total", pty=False)
+
+
 @task(name="build", default=True)
 def docs_build(c: Context) -> None:
     """Build the docs site into site/ (strict: any warning fails)."""
@@ -83,9 +89,9 @@ def docs_serve(c: Context) -> None:
     c.run("mkdocs serve", pty=False)
 
 
-@task(pre=[lint, precommit, docs_build, test])
+@task(pre=[lint, precommit, docs_build, test, coverage])
 def ci(c: Context) -> None:
-    """Everything CI checks, in CI's order: lint, pre-commit, docs, tests."""
+    """Everything CI checks, in CI's order: lint, pre-commit, docs, tests, the coverage gate."""
 
 
 @task
@@ -123,6 +129,6 @@ def pull(c: Context, remote: str = "") -> None:
     c.run(f"dvc pull {'-r ' + remote if remote else ''}", pty=False)
 
 
-namespace = Collection(install, train, evaluate, cv, test, lint, precommit, ci, format)
+namespace = Collection(install, train, evaluate, cv, test, coverage, lint, precommit, ci, format)
 namespace.add_collection(Collection("data", prepare, audit, push, pull))
 namespace.add_collection(Collection("docs", docs_build, docs_serve))

@@ -11,8 +11,13 @@ from pathlib import Path
 from tests.conftest import make_image_folder
 
 
-def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_module(module: str, *args: str, cwd: Path, measured: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+    if not measured:
+        # Coverage traces the subprocess; Hydra takes any tracer for a debugger and then prints full
+        # tracebacks. A user's shell has no tracer: run as they would.
+        env.pop("COVERAGE_PROCESS_CONFIG", None)
+        env.pop("COVERAGE_PROCESS_START", None)
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=240
     )
@@ -66,7 +71,9 @@ def test_missing_data_folder_is_one_clear_line_not_a_traceback(tmp_path: Path) -
 
 
 def test_misspelt_override_is_refused_with_its_name(tmp_path: Path) -> None:
-    result = run_module("mushroom.train", "model.lrr=0.1", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    result = run_module(
+        "mushroom.train", "model.lrr=0.1", f"hydra.run.dir={tmp_path}", cwd=tmp_path, measured=False
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "model.lrr" in output and "Traceback" not in output
