@@ -118,15 +118,20 @@ def main() -> None:
     prepare = {"enabled": args.cache_size is not None, "cache_size": args.cache_size}
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dm = MushroomDataModule(
-        args.data,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        eval_batch_size=args.eval_batch_size,
-        num_workers=args.num_workers,
-        processed_root=args.processed_root,
-        prepare=prepare,
-    )
+
+    def datamodule(test_on_all: bool = False) -> MushroomDataModule:
+        return MushroomDataModule(
+            args.data,
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+            eval_batch_size=args.eval_batch_size,
+            num_workers=args.num_workers,
+            processed_root=args.processed_root,
+            prepare=prepare,
+            test_on_all=test_on_all,
+        )
+
+    dm = datamodule()
     dm.prepare_data()
     dm.setup()
 
@@ -195,16 +200,7 @@ def main() -> None:
         enable_model_summary=False,
         callbacks=[clock],
     )
-    eval_dm = MushroomDataModule(
-        args.data,
-        image_size=args.image_size,
-        eval_batch_size=args.eval_batch_size,
-        num_workers=args.num_workers,
-        processed_root=args.processed_root,
-        prepare=prepare,
-        test_on_all=True,
-    )
-    trainer.test(fresh_module(), datamodule=eval_dm, verbose=False)
+    trainer.test(fresh_module(), datamodule=datamodule(test_on_all=True), verbose=False)
     results["eval_pipeline_img_s"] = clock.images_per_second
     results["eval_bare_img_s"] = (eval_before + bare_eval(fresh_module(), args, device)) / 2
     results["eval_ratio"] = results["eval_pipeline_img_s"] / results["eval_bare_img_s"]

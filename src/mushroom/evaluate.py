@@ -65,8 +65,8 @@ def evaluate(cfg: DictConfig) -> dict:
     )
     probs, labels = collect(model.to(device), datamodule.test_dataloader())
     threshold = evaluation.get("abstain_threshold")
-    if threshold is None and not torch.isnan(model.abstain_threshold):
-        threshold = float(model.abstain_threshold)
+    if threshold is None:
+        threshold = model.fitted_abstain_threshold()
     index, split = datamodule.ready()
     return write_evaluation_report(
         probs,

@@ -148,13 +148,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
             calibration = calibrate_best(model, datamodule, best, cfg)
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
-        confusion = model.test_confmat.compute().cpu().numpy()  # a collective under DDP: every rank calls it
         report_path = output_dir / "test_metrics.json"
         if single_process:
             probs, labels = collect(model, datamodule.test_dataloader())
             index, split = datamodule.ready()
             test_paths = [index.paths[i] for i in split.test]
-            threshold = float(model.abstain_threshold)
             report = write_evaluation_report(
                 probs,
                 labels,
@@ -162,17 +160,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 report_path,
                 paths=test_paths,
                 safety_table=table_from_config(cfg.get("safety")),
-                abstain_threshold=None if threshold != threshold else threshold,  # NaN: not fitted
+                abstain_threshold=model.fitted_abstain_threshold(),
                 extra={"calibration": calibration, "checkpoint": best},
             )
             write_model_card(report, cfg, datamodule, Path(best).parent if best else output_dir)
-            log_report(
-                trainer.loggers, report, report_path, probs, labels, [index.paths[i] for i in split.test]
-            )
-        elif trainer.is_global_zero:
-            report = write_report(confusion, datamodule.class_names, report_path)
+            log_report(trainer.loggers, report, report_path, probs, labels, test_paths)
         else:
-            report = {}
+            confusion = model.test_confmat.compute().cpu().numpy()  # a collective: every rank calls it
+            report = (
+                write_report(confusion, datamodule.class_names, report_path) if trainer.is_global_zero else {}
+            )
         metrics.update({f"test/report_{k}": v for k, v in report.items() if isinstance(v, float)})
     return metrics
 

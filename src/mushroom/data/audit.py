@@ -11,6 +11,7 @@ report is a JSON file, and the manifest built from it decides what training sees
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -170,8 +171,6 @@ def labelled_files(
 
 def folder_fingerprint(files: Sequence[tuple[Path, str | None]]) -> str:
     """Changes when a file is added, removed, resized or touched: tells when an audit is stale."""
-    import hashlib
-
     digest = hashlib.sha256()
     for path, label in files:
         stat = path.stat()

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
+from mushroom.data.cache import cached_path
 from mushroom.data.dataset import ImageDataset, seed_worker_transform
 from mushroom.data.folder import ImageFolderIndex, scan_image_folder
 from mushroom.data.kaggle import download_dataset, has_images
@@ -99,6 +100,7 @@ class MushroomDataModule(L.LightningDataModule):
         self.index: ImageFolderIndex | None = None
         self.split: Split | None = None
         self.reads_cache = False
+        self._prepared: PreparedData | None = None
 
     # -- data on disk -------------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -109,7 +111,12 @@ class MushroomDataModule(L.LightningDataModule):
             download_dataset(self.hparams["kaggle_handle"], self.root)
 
     def prepared(self) -> PreparedData:
-        """Run (or find up to date) the download -> audit -> manifest -> cache steps."""
+        """Run (or find up to date) the download -> audit -> manifest -> cache steps, once per instance."""
+        if self._prepared is None:
+            self._prepared = self._prepare()
+        return self._prepared
+
+    def _prepare(self) -> PreparedData:
         return prepare_dataset(
             self.root,
             self.prepare_settings,
@@ -160,9 +167,9 @@ class MushroomDataModule(L.LightningDataModule):
         manifest = Manifest.read(prepared.manifest_path)
         self.reads_cache = prepared.cache_dir is not None
         names = self.fixed_class_names or manifest.class_names
-        base = prepared.cache_dir or self.root
+        cache_dir = prepared.cache_dir
         paths = [
-            (base / path).with_suffix(".jpg") if prepared.cache_dir else base / path
+            cached_path(cache_dir, path) if cache_dir else self.root / path
             for path in manifest.column("path")
         ]
         index = ImageFolderIndex(

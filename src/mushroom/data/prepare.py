@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from mushroom.data.audit import AuditReport, audit_folder, folder_fingerprint, labelled_files, log_report
 from mushroom.data.cache import build_cache
@@ -64,15 +65,20 @@ def processed_dir(
 
 
 def run_audit(
-    root: str | Path, settings: PrepareSettings, label_map: Mapping[str, str] | None, report_path: Path
+    root: str | Path,
+    settings: PrepareSettings,
+    label_map: Mapping[str, str] | None,
+    report_path: Path,
+    reuse: bool = True,
 ) -> AuditReport:
-    """Audit ``root`` unless ``report_path`` already describes these files with these settings."""
+    """Audit ``root`` unless (with ``reuse``) ``report_path`` already describes these files with these
+    settings."""
     wanted = {
         "label_map": dict(label_map) if label_map else None,
         "min_size": settings.min_size,
         "near_duplicate_distance": settings.near_duplicate_distance,
     }
-    if report_path.is_file():
+    if reuse and report_path.is_file():
         previous = AuditReport.read(report_path)
         _, files = labelled_files(root, label_map)
         if previous.fingerprint == folder_fingerprint(files) and previous.settings == wanted:
@@ -145,27 +151,11 @@ def prepare_dataset(
     return PreparedData(dir=out, audit_path=audit_path, manifest_path=manifest_path, cache_dir=cache_dir)
 
 
-def prepare_from_config(data: DictConfig) -> PreparedData:
-    """Run :func:`prepare_dataset` with the settings of a ``data`` config node."""
-    label_map = data.get("label_map")
-    return prepare_dataset(
-        data.root,
-        PrepareSettings.from_config(OmegaConf.to_container(data.prepare, resolve=True)),  # type: ignore[arg-type]
-        name=data.get("name"),
-        processed_root=data.processed_root,
-        label_map=OmegaConf.to_container(label_map) if label_map else None,  # type: ignore[arg-type]
-        kaggle_handle=data.get("kaggle_handle"),
-        num_folds=data.num_folds,
-        fold=data.fold,
-        val_fraction=data.val_fraction,
-        seed=data.seed,
-    )
-
-
 @hydra.main(version_base="1.3", config_path="../configs", config_name="prepare")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
-    prepared = prepare_from_config(cfg.data)
+    # The DataModule maps the data config onto prepare_dataset; building it reads no files.
+    prepared = instantiate(cfg.data, _convert_="all").prepared()
     log.info("Prepared data: %s", json.dumps(asdict(prepared), default=str))
 
 
@@ -173,22 +163,12 @@ def main(cfg: DictConfig) -> None:
 @exit_on_user_error
 def audit_main(cfg: DictConfig) -> None:
     """``python -m mushroom.data.audit``: the audit step alone, always run afresh."""
-    data = cfg.data
-    settings = PrepareSettings.from_config(OmegaConf.to_container(data.prepare, resolve=True))  # type: ignore[arg-type]
-    label_map = OmegaConf.to_container(data.label_map) if data.get("label_map") else None
-    report = audit_folder(
-        data.root,
-        label_map=label_map,  # type: ignore[arg-type]
-        min_size=settings.min_size,
-        near_duplicate_distance=settings.near_duplicate_distance,
+    datamodule = instantiate(cfg.data, _convert_="all")
+    settings, hparams = datamodule.prepare_settings, datamodule.hparams
+    out = cfg.report_path or (
+        processed_dir(datamodule.root, settings, hparams["name"], hparams["processed_root"]) / "audit.json"
     )
-    out = (
-        cfg.report_path
-        or processed_dir(data.root, settings, data.get("name"), data.processed_root) / "audit.json"
-    )
-    report.write(out)
-    log_report(report)
-    log.info("Audit report written to %s", out)
+    run_audit(datamodule.root, settings, hparams["label_map"], Path(out), reuse=False)
 
 
 if __name__ == "__main__":

@@ -164,6 +164,11 @@ class MushroomClassifier(L.LightningModule):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
+    def fitted_abstain_threshold(self) -> float | None:
+        """The "not sure" threshold fitted on validation, or ``None`` when none was fitted (NaN)."""
+        threshold = float(self.abstain_threshold)
+        return None if math.isnan(threshold) else threshold
+
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities (logits / temperature); with ``tta_hflip``, averaged with the
         mirror image's."""
