@@ -111,3 +111,42 @@ FAST_TRAIN = [
     "trainer.enable_model_summary=false",
     "trainer.enable_progress_bar=false",
 ]
+
+
+def run_train(overrides: list[str], output_dir: Path) -> dict[str, float]:
+    """Train like ``python -m mushroom.train`` with :data:`FAST_TRAIN` settings plus ``overrides``."""
+    from mushroom.train import train
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="mushroom.configs", version_base="1.3"):
+        cfg = compose_config("train", FAST_TRAIN + overrides, output_dir)
+    return train(cfg)
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """best.ckpt of the small CNN trained on coloured shapes (calibrated, with a fitted abstain threshold)."""
+    data = make_image_folder(tmp_path_factory.mktemp("shapes"), per_class=30, size=(40, 40))
+    out = tmp_path_factory.mktemp("run")
+    run_train([f"data.root={data}", "trainer.max_epochs=6", "model.lr=0.01", "test=false"], out)
+    return out / "checkpoints" / "best.ckpt"
+
+
+def run_export(overrides: Sequence[str], output_dir: Path) -> dict:
+    from mushroom.export import export
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="mushroom.configs", version_base="1.3"):
+        cfg = compose_config("export", overrides, output_dir)
+    return export(cfg)
+
+
+@pytest.fixture(scope="session")
+def exported_model(trained_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained checkpoint as ONNX, checked against PyTorch on fresh shape photos."""
+    photos = make_image_folder(tmp_path_factory.mktemp("parity"), per_class=6, size=(48, 40), seed=7)
+    out = tmp_path_factory.mktemp("export")
+    run_export(
+        [f"ckpt_path={trained_checkpoint}", f"parity_dir={photos}", f"output_path={out / 'model.onnx'}"], out
+    )
+    return out / "model.onnx"

@@ -12,15 +12,6 @@ from hydra.core.global_hydra import GlobalHydra
 from mushroom.errors import MushroomError
 from mushroom.evaluate import evaluate
 from tests.conftest import compose_config, make_image_folder
-from tests.test_train import run_train
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = make_image_folder(tmp_path_factory.mktemp("shapes"), per_class=30, size=(40, 40))
-    out = tmp_path_factory.mktemp("run")
-    run_train([f"data.root={data}", "trainer.max_epochs=6", "model.lr=0.01", "test=false"], out)
-    return out / "checkpoints" / "best.ckpt"
 
 
 def run_evaluate(ckpt: Path, root: Path, metrics_path: Path) -> dict:
@@ -41,9 +32,9 @@ def run_evaluate(ckpt: Path, root: Path, metrics_path: Path) -> dict:
     return evaluate(cfg)
 
 
-def test_evaluate_writes_metrics_json_and_confusion_png(checkpoint: Path, tmp_path: Path) -> None:
+def test_evaluate_writes_metrics_json_and_confusion_png(trained_checkpoint: Path, tmp_path: Path) -> None:
     fresh = make_image_folder(tmp_path / "fresh", per_class=10, size=(40, 40), seed=123)
-    metrics = run_evaluate(checkpoint, fresh, tmp_path / "out" / "metrics.json")
+    metrics = run_evaluate(trained_checkpoint, fresh, tmp_path / "out" / "metrics.json")
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["n_images"] == 30
     for key in ("accuracy", "balanced_accuracy", "macro_f1"):
@@ -55,17 +46,17 @@ def test_evaluate_writes_metrics_json_and_confusion_png(checkpoint: Path, tmp_pa
     assert (tmp_path / "out" / "metrics_confusion.png").is_file()
 
 
-def test_folder_with_some_of_the_classes_is_fine(checkpoint: Path, tmp_path: Path) -> None:
+def test_folder_with_some_of_the_classes_is_fine(trained_checkpoint: Path, tmp_path: Path) -> None:
     subset = make_image_folder(tmp_path / "subset", classes=("Boletus",), per_class=8, size=(40, 40), seed=5)
-    metrics = run_evaluate(checkpoint, subset, tmp_path / "m.json")
+    metrics = run_evaluate(trained_checkpoint, subset, tmp_path / "m.json")
     assert metrics["n_images"] == 8 and list(metrics["per_class"]) == ["Boletus"]
     assert metrics["class_names"] == ["Amanita", "Boletus", "Lactarius"]
 
 
-def test_folder_with_foreign_classes_is_a_clear_error(checkpoint: Path, tmp_path: Path) -> None:
+def test_folder_with_foreign_classes_is_a_clear_error(trained_checkpoint: Path, tmp_path: Path) -> None:
     foreign = make_image_folder(tmp_path / "foreign", classes=("Amanita", "Russula"), per_class=4)
     with pytest.raises(MushroomError, match=r"Russula.*does not know"):
-        run_evaluate(checkpoint, foreign, tmp_path / "m.json")
+        run_evaluate(trained_checkpoint, foreign, tmp_path / "m.json")
 
 
 def test_missing_or_foreign_checkpoint_is_a_clear_error(tmp_path: Path, toy_folder: Path) -> None:

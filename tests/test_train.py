@@ -11,15 +11,7 @@ from hydra import initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
 from mushroom.errors import MushroomError
-from mushroom.train import train
-from tests.conftest import FAST_TRAIN, compose_config, make_image_folder
-
-
-def run_train(overrides: list[str], output_dir: Path) -> dict[str, float]:
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="mushroom.configs", version_base="1.3"):
-        cfg = compose_config("train", FAST_TRAIN + overrides, output_dir)
-    return train(cfg)
+from tests.conftest import FAST_TRAIN, compose_config, make_image_folder, run_train
 
 
 @pytest.fixture(scope="module")

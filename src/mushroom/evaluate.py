@@ -8,41 +8,20 @@ Class names and preprocessing come from the checkpoint; the folder may hold any 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import hydra
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from mushroom.checkpoints import load_classifier
 from mushroom.data import MushroomDataModule
-from mushroom.errors import MushroomError
 from mushroom.inference import collect
-from mushroom.models import MushroomClassifier
 from mushroom.report import write_evaluation_report
 from mushroom.runtime import exit_on_user_error
 from mushroom.safety import table_from_config
 
 log = logging.getLogger(__name__)
-
-
-def load_classifier(ckpt_path: str | Path) -> MushroomClassifier:
-    """Load a checkpoint written by mushroom.train, without fetching pretrained weights again."""
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise MushroomError(
-            f"Checkpoint {path} does not exist. Pass ckpt_path=<run dir>/checkpoints/best.ckpt."
-        )
-    try:
-        # The checkpoint holds the trained weights: do not fetch ImageNet ones, and skip compiling.
-        return MushroomClassifier.load_from_checkpoint(
-            path, map_location="cpu", pretrained=False, compile=False
-        )
-    except Exception as error:
-        raise MushroomError(
-            f"Could not load {path} as a mushroom checkpoint ({type(error).__name__}: {error}). "
-            "Use a best.ckpt or last.ckpt written by mushroom.train."
-        ) from error
 
 
 def evaluate(cfg: DictConfig) -> dict:

@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from mushroom.calibration import fit_temperature
+from mushroom.checkpoints import checkpoint_class_names
 from mushroom.data import MushroomDataModule
 from mushroom.errors import MushroomError
 from mushroom.inference import collect
@@ -50,17 +51,6 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
         )
         raise MushroomError(f"Checkpoint {path} does not exist.{hint}")
     return str(path)
-
-
-def checkpoint_class_names(path: str) -> list[str]:
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        return list(checkpoint["hyper_parameters"]["class_names"])
-    except Exception as error:
-        raise MushroomError(
-            f"{path} is not a mushroom checkpoint ({type(error).__name__}: {error}). "
-            "Use a best.ckpt or last.ckpt written by mushroom.train."
-        ) from error
 
 
 def calibrate_best(

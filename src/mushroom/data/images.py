@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
+
+from mushroom.errors import MushroomError
 
 # A truncated file must fail loudly, never be padded with grey/black pixels.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+
+def find_images(inputs: Sequence[str | Path]) -> list[Path]:
+    """Image files among ``inputs``: files as given, folders searched recursively (sorted, hidden skipped)."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix.lower() in IMAGE_EXTENSIONS
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise MushroomError(f"{path} does not exist: pass image files or folders of images.")
+    return found
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -37,23 +61,34 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_rgb(path: str | Path, min_side: int | None = None) -> np.ndarray:
+def load_rgb(path: str | Path | BinaryIO, min_side: int | None = None) -> np.ndarray:
     """Decode an image file fully into an ``H x W x 3`` uint8 array.
 
     ``min_side`` lets the JPEG decoder downscale by a power of two while keeping the shorter side
     at least that long: the result is the same for training at that size, and decoding is faster.
     """
     with Image.open(path) as image:
-        if min_side and image.format == "JPEG":
-            scale = min(image.size) / float(min_side)
-            if scale >= 2:
-                width, height = image.size
-                image.draft("RGB", (int(width / scale), int(height / scale)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. PIL's "palette images with transparency" notice
-            rgb = to_rgb(image)
-            rgb.load()
-        return np.asarray(rgb, dtype=np.uint8)
+        return decode_opened(image, min_side)
+
+
+def decode_opened(image: Image.Image, min_side: int | None = None, upright: bool = False) -> np.ndarray:
+    """Decode an opened PIL image into RGB (see :func:`load_rgb`).
+
+    ``upright`` applies the EXIF orientation, as phones record it and browsers show it.
+    """
+    if min_side and image.format == "JPEG":
+        scale = min(image.size) / float(min_side)
+        if scale >= 2:
+            width, height = image.size
+            image.draft("RGB", (int(width / scale), int(height / scale)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. PIL's "palette images with transparency" notice
+        image.load()
+        if upright:
+            image = ImageOps.exif_transpose(image)
+        rgb = to_rgb(image)
+        rgb.load()
+    return np.asarray(rgb, dtype=np.uint8)
 
 
 def load_rgb_opencv(path: str | Path) -> np.ndarray:

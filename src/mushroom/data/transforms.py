@@ -14,30 +14,16 @@ import albumentations as A
 import cv2
 from albumentations.pytorch import ToTensorV2
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from mushroom.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
-
-@dataclass
-class Preprocessing:
-    """What an image must go through before the model sees it; stored in every checkpoint."""
-
-    image_size: int = 224
-    crop_pct: float = 0.875
-    mean: Sequence[float] = IMAGENET_MEAN
-    std: Sequence[float] = IMAGENET_STD
-
-    @property
-    def resize_size(self) -> int:
-        return round(self.image_size / self.crop_pct)
-
-    def as_dict(self) -> dict:
-        return {
-            "image_size": int(self.image_size),
-            "crop_pct": float(self.crop_pct),
-            "mean": [float(v) for v in self.mean],
-            "std": [float(v) for v in self.std],
-        }
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Augmentation",
+    "Preprocessing",
+    "eval_transform",
+    "train_transform",
+]
 
 
 @dataclass

@@ -171,11 +171,16 @@ class MushroomClassifier(L.LightningModule):
 
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities (logits / temperature); with ``tta_hflip``, averaged with the
-        mirror image's."""
-        probs = (self(images) / self.temperature).softmax(-1)
-        if self.hparams["tta_hflip"]:
-            probs = (probs + (self(torch.flip(images, dims=[-1])) / self.temperature).softmax(-1)) / 2
-        return probs
+        mirror image's.
+
+        The mirror images go through the network in the same batch: one pass, and an exported graph
+        that uses each weight once (ONNX Runtime's quantizer needs that).
+        """
+        if not self.hparams["tta_hflip"]:
+            return (self(images) / self.temperature).softmax(-1)
+        both = torch.cat([images, torch.flip(images, dims=[-1])])
+        probs = (self(both) / self.temperature).softmax(-1)
+        return probs.unflatten(0, (2, -1)).mean(0)
 
     def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
         """Evaluation scores: log of :meth:`predict_proba` (the same argmax as the logits)."""

@@ -1,0 +1,66 @@
+"""Reading checkpoints written by :mod:`mushroom.train`, with errors that say what to pass instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mushroom.data.preprocessing import Preprocessing
+from mushroom.errors import MushroomError
+from mushroom.models import MushroomClassifier
+from mushroom.serving.model import ModelInfo
+
+WHAT_TO_PASS = (
+    "Use a best.ckpt or last.ckpt written by mushroom.train (ckpt_path=<run dir>/checkpoints/best.ckpt)."
+)
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise MushroomError(f"Checkpoint {path} does not exist. {WHAT_TO_PASS}")
+    return path
+
+
+def checkpoint_class_names(path: str | Path) -> list[str]:
+    """The class names a checkpoint was trained on, without building its model."""
+    path = _existing(path)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        return list(checkpoint["hyper_parameters"]["class_names"])
+    except Exception as error:
+        raise MushroomError(
+            f"{path} is not a mushroom checkpoint ({type(error).__name__}: {error}). {WHAT_TO_PASS}"
+        ) from error
+
+
+def load_classifier(path: str | Path) -> MushroomClassifier:
+    """Load a checkpoint in eval mode on the CPU, without fetching pretrained weights again."""
+    path = _existing(path)
+    try:
+        # The checkpoint holds the trained weights: do not fetch ImageNet ones, and skip compiling.
+        model = MushroomClassifier.load_from_checkpoint(
+            path, map_location="cpu", pretrained=False, compile=False
+        )
+    except Exception as error:
+        raise MushroomError(
+            f"Could not load {path} as a mushroom checkpoint ({type(error).__name__}: {error}). "
+            f"{WHAT_TO_PASS}"
+        ) from error
+    return model.eval()
+
+
+def model_info(classifier: MushroomClassifier, safety: dict[str, Any] | None, source: str) -> ModelInfo:
+    """What an exported file or a prediction needs besides the network (safety: the config's table)."""
+    return ModelInfo(
+        class_names=list(classifier.class_names),
+        preprocessing=Preprocessing.from_dict(classifier.hparams.get("preprocessing") or {}).as_dict(),
+        abstain_threshold=classifier.fitted_abstain_threshold(),
+        temperature=float(classifier.temperature),
+        tta_hflip=bool(classifier.hparams["tta_hflip"]),
+        safety={name: (safety or {})[name] for name in classifier.class_names if name in (safety or {})},
+        architecture=str(classifier.hparams["name"]),
+        source=source,
+    )

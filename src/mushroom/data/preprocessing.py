@@ -1,0 +1,75 @@
+"""What an image goes through before the model sees it, in plain NumPy + OpenCV.
+
+:class:`Preprocessing` is stored in every checkpoint and in every exported ONNX file.
+:func:`eval_preprocess` is the evaluation pipeline of :func:`mushroom.data.transforms.eval_transform`
+(shorter side to ``image_size / crop_pct`` with area interpolation, centre crop, normalise) without
+Albumentations or PyTorch, so that the ONNX service runs it in a slim image; a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Preprocessing:
+    """Input size and normalisation of a model."""
+
+    image_size: int = 224
+    crop_pct: float = 0.875
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
+
+    @property
+    def resize_size(self) -> int:
+        return round(self.image_size / self.crop_pct)
+
+    def as_dict(self) -> dict:
+        return {
+            "image_size": int(self.image_size),
+            "crop_pct": float(self.crop_pct),
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std],
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Preprocessing:
+        known = {key: values[key] for key in ("image_size", "crop_pct", "mean", "std") if key in values}
+        return cls(**known)
+
+
+def resize_shorter_side(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Scale so that the shorter side is ``size`` (area interpolation, as Albumentations' SmallestMaxSize)."""
+    height, width = rgb.shape[:2]
+    scale = size / min(height, width)
+    new_height, new_width = round(height * scale), round(width * scale)
+    if (new_height, new_width) == (height, width):
+        return rgb
+    return cv2.resize(rgb, (new_width, new_height), interpolation=cv2.INTER_AREA)
+
+
+def center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    top, left = (height - size) // 2, (width - size) // 2
+    return rgb[top : top + size, left : left + size]
+
+
+def normalize_chw(rgb: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """uint8 ``H x W x 3`` → float32 ``3 x H x W``, scaled to [0, 1] then standardised per channel."""
+    mean = np.asarray(pre.mean, dtype=np.float32) * 255.0
+    inverse_std = 1.0 / (np.asarray(pre.std, dtype=np.float32) * 255.0)
+    return np.ascontiguousarray(((rgb.astype(np.float32) - mean) * inverse_std).transpose(2, 0, 1))
+
+
+def eval_preprocess(rgb: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """One decoded RGB image → the ``3 x S x S`` float32 array the model takes."""
+    resized = resize_shorter_side(rgb, pre.resize_size)
+    return normalize_chw(center_crop(resized, pre.image_size), pre)

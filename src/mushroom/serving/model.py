@@ -1,0 +1,94 @@
+"""An exported classifier: the ONNX graph plus what it needs around it, read from the file's metadata.
+
+The graph maps a normalised ``N x 3 x S x S`` float32 batch to calibrated class probabilities
+(temperature and mirror averaging are inside it). The metadata carries the rest: class names,
+preprocessing, the "not sure" threshold and the safety table, so one file is the whole model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mushroom.data.preprocessing import Preprocessing, eval_preprocess
+from mushroom.errors import MushroomError
+
+METADATA_KEY = "mushroom"
+INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+
+
+@dataclass
+class ModelInfo:
+    """Everything besides the weights that turns a photo into an answer."""
+
+    class_names: list[str]
+    preprocessing: dict[str, Any]
+    abstain_threshold: float | None = None
+    temperature: float = 1.0
+    tta_hflip: bool = False
+    safety: dict[str, Any] = field(default_factory=dict)
+    architecture: str = ""
+    source: str = ""
+
+    def to_metadata(self) -> dict[str, str]:
+        return {METADATA_KEY: json.dumps(asdict(self))}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str], path: Path) -> ModelInfo:
+        if METADATA_KEY not in metadata:
+            raise MushroomError(
+                f"{path} is an ONNX model, but not one exported by mushroom (no '{METADATA_KEY}' metadata "
+                "with class names and preprocessing). Export it with: python -m mushroom.export ckpt_path=..."
+            )
+        return cls(**json.loads(metadata[METADATA_KEY]))
+
+    @property
+    def pre(self) -> Preprocessing:
+        return Preprocessing.from_dict(self.preprocessing)
+
+
+class OnnxClassifier:
+    """Probabilities for preprocessed batches or decoded photos, with ONNX Runtime on the CPU."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise MushroomError(
+                f"Model file {self.path} does not exist. Export one with: "
+                "python -m mushroom.export ckpt_path=<run dir>/checkpoints/best.ckpt"
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:
+            raise MushroomError(
+                f"{self.path} is not a readable ONNX model ({type(error).__name__}: {error}). "
+                "Export one with: python -m mushroom.export ckpt_path=..."
+            ) from error
+        self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, self.path)
+        self.pre = self.info.pre
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.info.class_names
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """``N x 3 x S x S`` float32 → ``N x C`` probabilities."""
+        (probs,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(batch, np.float32)})
+        return probs
+
+    def predict_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        """One decoded ``H x W x 3`` uint8 photo → its ``C`` probabilities."""
+        return self.predict_batch(eval_preprocess(rgb, self.pre)[None])[0]
