@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +155,54 @@ def exported_model(trained_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
         [f"ckpt_path={trained_checkpoint}", f"parity_dir={photos}", f"output_path={out / 'model.onnx'}"], out
     )
     return out / "model.onnx"
+
+
+# Run the service with PyTorch and the training libraries made unimportable, as in the API image.
+SERVE_WITHOUT_TORCH = (
+    "import runpy, sys\n"
+    "for name in ('torch', 'torchvision', 'lightning', 'timm', 'albumentations'):\n"
+    "    sys.modules[name] = None\n"
+    "runpy.run_module('mushroom.serve', run_name='__main__', alter_sys=True)\n"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_server(model_path: Path, workdir: Path, *overrides: str) -> Iterator[str]:
+    """``python -m mushroom.serve`` (without PyTorch) in a real process; yields its base URL once ready."""
+    import httpx
+
+    port = free_port()
+    log_path = workdir / "server.log"
+    command = [
+        sys.executable, "-c", SERVE_WITHOUT_TORCH, f"model_path={model_path}", f"port={port}",
+        f"hydra.run.dir={workdir / 'hydra'}", f"stats_path={workdir / 'stats.jsonl'}", *overrides,
+    ]  # fmt: skip
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server was not ready within 60 s:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()

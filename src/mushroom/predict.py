@@ -1,0 +1,172 @@
+"""Name the genus in photos: top-k classes with calibrated probabilities, or "not sure".
+
+    python -m mushroom.predict ckpt_path=best.ckpt inputs=[photo.jpg,folder/] [top_k=3] [format=json]
+
+``ckpt_path`` may be a training checkpoint (PyTorch) or an exported ``.onnx`` file (ONNX Runtime);
+both preprocess photos the same way and answer through :func:`mushroom.serving.answer.answer`.
+A photo that cannot be decoded gets a row with its error; the others are still answered.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from mushroom.data.images import find_images, load_rgb
+from mushroom.data.preprocessing import eval_preprocess
+from mushroom.errors import MushroomError
+from mushroom.runtime import exit_on_user_error
+from mushroom.safety import table_from_config
+from mushroom.serving.answer import WARNING, answer
+from mushroom.serving.model import ModelInfo, OnnxClassifier
+
+log = logging.getLogger(__name__)
+
+
+class Classifier(Protocol):
+    info: ModelInfo
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class TorchClassifier:
+    """A training checkpoint behind the same interface as :class:`OnnxClassifier`."""
+
+    def __init__(self, ckpt_path: str | Path, safety: dict[str, Any] | None) -> None:
+        from mushroom.checkpoints import load_classifier, model_info
+
+        self.model = load_classifier(ckpt_path)
+        self.info = model_info(self.model, safety, source=str(ckpt_path))
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.model.predict_proba(torch.from_numpy(batch)).numpy()
+
+
+def load_any(path: str | Path, safety: dict[str, Any] | None) -> Classifier:
+    return OnnxClassifier(path) if Path(path).suffix == ".onnx" else TorchClassifier(path, safety)
+
+
+def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def predict_files(
+    model: Classifier,
+    paths: Sequence[Path],
+    top_k: int = 3,
+    abstain_threshold: float | None = None,
+    batch_size: int = 16,
+) -> list[dict[str, Any]]:
+    """One result per path, in order: the answer, or ``{"path", "error"}`` for a file that cannot be read."""
+    info, pre = model.info, model.info.pre
+    threshold = info.abstain_threshold if abstain_threshold is None else abstain_threshold
+    results: list[dict[str, Any]] = []
+    for chunk in _batches(paths, batch_size):
+        arrays, readable = [], []
+        for path in chunk:
+            try:
+                arrays.append(eval_preprocess(load_rgb(path, pre.resize_size), pre))
+                readable.append(path)
+            except Exception as error:  # PIL raises many types for a broken file
+                results.append(
+                    {"path": str(path), "error": f"cannot decode ({type(error).__name__}: {error})"}
+                )
+        if arrays:
+            probs = model.predict_batch(np.stack(arrays))
+            for path, row in zip(readable, probs, strict=True):
+                results.append(
+                    {"path": str(path), **answer(row, info.class_names, top_k, threshold, info.safety)}
+                )
+    order = {str(path): i for i, path in enumerate(paths)}
+    return sorted(results, key=lambda result: order[result["path"]])
+
+
+def format_results(results: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(results, indent=2)
+    if fmt == "csv":
+        return _csv(results)
+    if fmt == "table":
+        return _table(results)
+    raise MushroomError(f"format={fmt} is not one of table, json, csv.")
+
+
+def _top_k_text(result: dict[str, Any]) -> str:
+    return ", ".join(f"{row['name']} {row['probability']:.3f}" for row in result["top_k"])
+
+
+def _table(results: list[dict[str, Any]]) -> str:
+    rows = [("photo", "answer", "top-k")]
+    for result in results:
+        if "error" in result:
+            rows.append((result["path"], "ERROR", result["error"]))
+        else:
+            rows.append((result["path"], result["prediction"], _top_k_text(result)))
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    lines = [f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}" for row in rows]
+    return "\n".join([*lines, "", WARNING])
+
+
+def _csv(results: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["path", "prediction", "confidence", "not_sure", "top_k", "note", "error"])
+    for result in results:
+        if "error" in result:
+            writer.writerow([result["path"], "", "", "", "", "", result["error"]])
+        else:
+            writer.writerow(
+                [
+                    result["path"],
+                    result["prediction"],
+                    f"{result['confidence']:.6f}",
+                    result["not_sure"],
+                    _top_k_text(result),
+                    result["note"] or "",
+                    "",
+                ]
+            )
+    return buffer.getvalue()
+
+
+def predict(cfg: DictConfig) -> list[dict[str, Any]]:
+    model = load_any(cfg.ckpt_path, table_from_config(cfg.get("safety")))
+    inputs = OmegaConf.to_container(cfg.inputs) if OmegaConf.is_list(cfg.inputs) else [cfg.inputs]
+    paths = find_images([str(item) for item in inputs])  # type: ignore[union-attr]
+    if not paths:
+        raise MushroomError(f"No images found in inputs={list(inputs)}.")  # type: ignore[arg-type]
+    results = predict_files(model, paths, cfg.top_k, cfg.abstain_threshold, cfg.batch_size)
+    text = format_results(results, cfg.format)
+    if cfg.output_path:
+        Path(cfg.output_path).write_text(text + "\n")
+        log.info("Wrote %d results to %s", len(results), cfg.output_path)
+    else:
+        sys.stdout.write(text + "\n")
+    failed = [result["path"] for result in results if "error" in result]
+    if failed:
+        log.warning("%d of %d photos could not be decoded: %s", len(failed), len(results), ", ".join(failed))
+    return results
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="predict")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    predict(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""The FastAPI service: ``POST /predict``, ``GET /`` (web page), ``/health``, ``/ready``, ``/metrics``.
+
+Decoding and inference run in worker threads, so the event loop stays free to accept requests and
+refuse bad ones quickly; a semaphore lets one photo at a time into ONNX Runtime, which already uses
+every core for one photo.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+import mushroom
+from mushroom.serving.answer import answer
+from mushroom.serving.metrics import ServiceMetrics
+from mushroom.serving.model import OnnxClassifier
+from mushroom.serving.stats import image_stats
+from mushroom.serving.uploads import UploadError, check_content_type, decode_upload
+
+log = logging.getLogger(__name__)
+ROUTES = ("/", "/predict", "/health", "/ready", "/metrics")
+
+
+@dataclass
+class ServeSettings:
+    model_path: str
+    top_k: int = 3
+    max_upload_mb: float = 10.0
+    max_megapixels: float = 64.0
+    # null = the threshold fitted on validation and stored in the model.
+    abstain_threshold: float | None = None
+    # Where each answered photo's statistics are appended (JSON lines) for mushroom.drift; null = nowhere.
+    stats_path: str | None = None
+    threads: int | None = None
+    # Photos in ONNX Runtime at once; 1 is fastest on a CPU, where one photo already uses every core.
+    concurrent_inferences: int = 1
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
+
+
+class StatsRecorder:
+    """Appends one JSON line per answered photo; safe to call from several threads."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = Path(path) if path else None
+        self.lock = threading.Lock()
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def record(self, row: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        line = json.dumps({"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **row})
+        with self.lock, self.path.open("a") as file:
+            file.write(line + "\n")
+
+
+def error_response(error: UploadError, metrics: ServiceMetrics) -> JSONResponse:
+    metrics.rejected.labels(reason=error.reason).inc()
+    return JSONResponse({"error": error.reason, "detail": error.message}, status_code=error.status_code)
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    model = OnnxClassifier(settings.model_path, threads=settings.threads)
+    info = model.info
+    threshold = (
+        settings.abstain_threshold if settings.abstain_threshold is not None else info.abstain_threshold
+    )
+    metrics = ServiceMetrics(info.class_names)
+    recorder = StatsRecorder(settings.stats_path)
+    page = resources.files("mushroom.serving").joinpath("static/index.html").read_text(encoding="utf-8")
+    inference_slots = threading.BoundedSemaphore(max(1, settings.concurrent_inferences))
+    state = {"ready": False}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One photo through the model before saying ready: the first run allocates ONNX Runtime's memory.
+        size = model.pre.image_size
+        await run_in_threadpool(model.predict_batch, np.zeros((1, 3, size, size), np.float32))
+        state["ready"] = True
+        log.info("Serving %s (%s) with classes %s", settings.model_path, info.architecture, info.class_names)
+        yield
+
+    app = FastAPI(
+        title="mushroom",
+        version=mushroom.__version__,
+        description="Names the mushroom genus in a photo. Never eat a mushroom because of it.",
+        lifespan=lifespan,
+    )
+
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        route = request.url.path if request.url.path in ROUTES else "other"
+        start = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:
+            metrics.requests.labels(route=route, method=request.method, status="500").inc()
+            raise
+        metrics.latency.labels(route=route).observe(time.perf_counter() - start)
+        metrics.requests.labels(route=route, method=request.method, status=str(response.status_code)).inc()
+        return response
+
+    def answer_photo(data: bytes) -> dict[str, Any]:
+        rgb, size = decode_upload(
+            data, settings.max_bytes, int(settings.max_megapixels * 1e6), model.pre.resize_size
+        )
+        stats = image_stats(rgb, size)
+        with inference_slots:
+            start = time.perf_counter()
+            probs = model.predict_rgb(rgb)
+            metrics.inference.observe(time.perf_counter() - start)
+        said = answer(probs, info.class_names, settings.top_k, threshold, info.safety)
+        stats["confidence"] = said["confidence"]
+        metrics.observe_input(stats)
+        metrics.predictions.labels(name=said["prediction"]).inc()
+        recorder.record({**stats, "prediction": said["prediction"]})
+        return said
+
+    @app.post("/predict")
+    async def predict(request: Request) -> JSONResponse:
+        """Multipart upload with the photo in the field ``file``: top-k genera, "not sure", safety."""
+        try:
+            data = await read_upload(request, settings.max_bytes)
+            result = await run_in_threadpool(answer_photo, data)
+        except UploadError as error:
+            return error_response(error, metrics)
+        return JSONResponse(result)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        body = {"ready": state["ready"], "classes": info.class_names, "architecture": info.architecture}
+        return JSONResponse(body, status_code=200 if state["ready"] else 503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.state.metrics = metrics
+    app.state.model = model
+    return app
+
+
+async def read_upload(request: Request, max_bytes: int) -> bytes:
+    """The bytes of the multipart field ``file``; refuses other content types and oversized bodies."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise UploadError(
+            415,
+            "wrong_content_type",
+            f"Send the photo as multipart/form-data in a field named 'file' (got {content_type or 'none'}). "
+            "Example: curl -F file=@photo.jpg http://host:port/predict",
+        )
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > max_bytes + 2**20:  # the photo plus generous room for the multipart framing
+        await _drain(request, limit=4 * max_bytes)
+        raise UploadError(
+            413,
+            "too_large",
+            f"The upload is {declared / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB.",
+        )
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except Exception as error:  # malformed multipart body
+        raise UploadError(400, "bad_form", f"The multipart body could not be read ({error}).") from error
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise UploadError(
+            400, "missing_file", "No file in the field 'file'. Send the photo as file=@photo.jpg."
+        )
+    check_content_type(upload.content_type)
+    data = await upload.read(max_bytes + 1)
+    await form.close()
+    return data
+
+
+async def _drain(request: Request, limit: int) -> None:
+    """Read (and drop) the body, so that the client gets the 413 instead of a reset connection."""
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            break

@@ -1,0 +1,118 @@
+"""``mushroom.predict``: top-k with calibrated probabilities, "not sure", formats, broken photos."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+
+from mushroom.errors import MushroomError
+from mushroom.predict import predict
+from mushroom.serving.answer import NOT_SURE, WARNING
+from tests.conftest import compose_config, make_image_folder
+
+
+def run_predict(overrides: list[str], output_dir: Path) -> list[dict]:
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="mushroom.configs", version_base="1.3"):
+        cfg = compose_config("predict", overrides, output_dir)
+    return predict(cfg)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_image_folder(tmp_path_factory.mktemp("photos"), per_class=4, size=(64, 48), seed=31)
+
+
+def test_checkpoint_and_onnx_give_the_same_top_k(
+    photos: Path, trained_checkpoint: Path, exported_model: Path, tmp_path: Path
+) -> None:
+    single = photos / "Boletus" / "boletus_000.jpg"
+    inputs = f"inputs=[{single},{photos / 'Amanita'},{photos / 'Lactarius'}]"
+    from_ckpt = run_predict([f"ckpt_path={trained_checkpoint}", inputs, "top_k=2"], tmp_path)
+    from_onnx = run_predict([f"ckpt_path={exported_model}", inputs, "top_k=2"], tmp_path)
+    assert [r["path"] for r in from_ckpt] == [str(single)] + [
+        str(p) for cls in ("Amanita", "Lactarius") for p in sorted((photos / cls).glob("*.jpg"))
+    ]
+    for a, b in zip(from_ckpt, from_onnx, strict=True):
+        assert [row["name"] for row in a["top_k"]] == [row["name"] for row in b["top_k"]]
+        assert a["confidence"] == pytest.approx(b["confidence"], abs=1e-4)
+        assert len(a["top_k"]) == 2 and a["top_k"][0]["probability"] >= a["top_k"][1]["probability"]
+    top1 = [r["top_k"][0]["name"] for r in from_onnx]
+    truth = ["Boletus"] + ["Amanita"] * 4 + ["Lactarius"] * 4
+    assert sum(a == b for a, b in zip(top1, truth, strict=True)) >= 7
+
+
+def test_below_the_threshold_the_answer_is_not_sure(
+    photos: Path, exported_model: Path, tmp_path: Path
+) -> None:
+    results = run_predict(
+        [f"ckpt_path={exported_model}", f"inputs=[{photos}]", "abstain_threshold=1.01"], tmp_path
+    )
+    assert all(r["prediction"] == NOT_SURE and r["not_sure"] and r["note"] is None for r in results)
+    confident = run_predict(
+        [f"ckpt_path={exported_model}", f"inputs=[{photos}]", "abstain_threshold=0.0"], tmp_path
+    )
+    assert all(r["prediction"] == r["top_k"][0]["name"] for r in confident)
+    amanita = next(r for r in confident if r["prediction"] == "Amanita")
+    assert "death cap" in amanita["note"]
+    assert any(row["name"] == "Amanita" and row["deadly"] for row in amanita["dangerous"])
+
+
+def test_broken_photo_gets_an_error_row_and_the_rest_are_answered(
+    photos: Path, exported_model: Path, tmp_path: Path
+) -> None:
+    mixed = tmp_path / "mixed"
+    shutil.copytree(photos / "Amanita", mixed)
+    good = (mixed / "amanita_000.jpg").read_bytes()
+    (mixed / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (mixed / "notes.jpg").write_text("not a photo")
+    out = tmp_path / "results.json"
+    run_predict(
+        [f"ckpt_path={exported_model}", f"inputs=[{mixed}]", "format=json", f"output_path={out}"], tmp_path
+    )
+    results = json.loads(out.read_text())
+    errors = {Path(r["path"]).name: r["error"] for r in results if "error" in r}
+    assert set(errors) == {"truncated.jpg", "notes.jpg"}
+    assert all("cannot decode" in message for message in errors.values())
+    assert sum("prediction" in r for r in results) == 4
+
+
+def test_cli_prints_a_table_and_writes_csv(photos: Path, exported_model: Path, tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "mushroom.predict",
+        f"ckpt_path={exported_model}",
+        f"inputs=[{photos / 'Boletus'}]",
+    ]
+    table = subprocess.run(
+        [*command, f"hydra.run.dir={tmp_path}/a"], capture_output=True, text=True, check=True
+    )
+    lines = table.stdout.strip().splitlines()
+    assert lines[0].split() == ["photo", "answer", "top-k"]
+    assert sum("boletus_" in line for line in lines) == 4 and lines[-1] == WARNING
+    csv_run = subprocess.run(
+        [*command, "format=csv", f"hydra.run.dir={tmp_path}/b"], capture_output=True, text=True, check=True
+    )
+    rows = list(csv.DictReader(io.StringIO(csv_run.stdout)))
+    assert len(rows) == 4 and {"path", "prediction", "confidence", "top_k", "note"} <= set(rows[0])
+    assert all(0.0 <= float(row["confidence"]) <= 1.0 for row in rows)
+
+
+def test_no_images_and_missing_paths_are_clear_errors(exported_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MushroomError, match="No images found"):
+        run_predict([f"ckpt_path={exported_model}", f"inputs=[{tmp_path / 'empty'}]"], tmp_path)
+    with pytest.raises(MushroomError, match="does not exist"):
+        run_predict([f"ckpt_path={exported_model}", f"inputs=[{tmp_path / 'nowhere.jpg'}]"], tmp_path)
+    with pytest.raises(MushroomError, match="does not exist"):
+        run_predict([f"ckpt_path={tmp_path / 'missing.ckpt'}", f"inputs=[{tmp_path / 'empty'}]"], tmp_path)

@@ -1,0 +1,174 @@
+"""The FastAPI service over real HTTP (uvicorn in its own process, PyTorch unimportable there).
+
+Every bad upload gets its own 4xx with a message, and the next good photo is still answered.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import make_image_folder, running_server
+
+
+@pytest.fixture(scope="module")
+def server(exported_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    workdir = tmp_path_factory.mktemp("serve")
+    with running_server(exported_model, workdir, "abstain_threshold=0.5") as url:
+        yield url, workdir
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    folder = make_image_folder(
+        tmp_path_factory.mktemp("upload"), classes=("Amanita",), per_class=1, size=(96, 80)
+    )
+    return (folder / "Amanita" / "amanita_000.jpg").read_bytes()
+
+
+def post(url: str, data: bytes, content_type: str = "image/jpeg", name: str = "photo.jpg") -> httpx.Response:
+    return httpx.post(f"{url}/predict", files={"file": (name, data, content_type)}, timeout=30)
+
+
+def bomb_png(width: int = 20_000, height: int = 20_000) -> bytes:
+    """A real, valid 1-bit PNG of ``width`` x ``height`` black pixels: a few tens of KB on disk."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    row = b"\x00" + bytes((width + 7) // 8)
+    compressor = zlib.compressobj(9)
+    pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def test_predict_answers_with_top_k_safety_and_warning(server: tuple[str, Path], photo: bytes) -> None:
+    url, _ = server
+    response = post(url, photo)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["top_k"][0]["name"] == body["prediction"] == "Amanita"
+    assert len(body["top_k"]) == 3
+    assert sum(row["probability"] for row in body["top_k"]) == pytest.approx(1.0, abs=1e-4)
+    assert body["abstain_threshold"] == 0.5 and body["confidence"] >= 0.5 and body["not_sure"] is False
+    assert "death cap" in body["note"] and "Never eat" in body["warning"]
+    assert body["dangerous"][0]["name"] == "Amanita" and body["dangerous"][0]["deadly"] is True
+
+
+def test_png_and_exif_rotated_photos_are_answered(server: tuple[str, Path], photo: bytes) -> None:
+    from PIL import Image
+
+    url, _ = server
+    image = Image.open(io.BytesIO(photo))
+    png = io.BytesIO()
+    image.convert("RGBA").save(png, format="PNG")
+    assert post(url, png.getvalue(), "image/png", "photo.png").json()["prediction"] == "Amanita"
+    rotated = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to show": how phones store portrait photos
+    image.transpose(Image.Transpose.ROTATE_90).save(rotated, format="JPEG", exif=exif)
+    assert post(url, rotated.getvalue()).json()["prediction"] == "Amanita"
+
+
+BAD_UPLOADS = {
+    "not an image": (lambda photo: b"just some text, not pixels" * 10, "image/jpeg", 415, "not_an_image"),
+    "truncated": (lambda photo: photo[: len(photo) // 2], "image/jpeg", 400, "corrupt"),
+    "zero bytes": (lambda photo: b"", "image/jpeg", 400, "empty"),
+    "over 10 MB": (lambda photo: photo + bytes(10 * 2**20), "image/jpeg", 413, "too_large"),
+    "far over 10 MB": (lambda photo: bytes(30 * 2**20), "image/jpeg", 413, "too_large"),
+    "decompression bomb": (lambda photo: bomb_png(), "image/png", 413, "too_many_pixels"),
+    "text content type": (lambda photo: photo, "text/plain", 415, "wrong_content_type"),
+    "HEIC": (lambda photo: b"\x00\x00\x00\x18ftypheic" + bytes(64), "image/heic", 415, "not_an_image"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_UPLOADS))
+def test_bad_upload_gets_a_4xx_that_says_why_and_the_server_keeps_serving(
+    server: tuple[str, Path], photo: bytes, case: str
+) -> None:
+    url, _ = server
+    make, content_type, status, reason = BAD_UPLOADS[case]
+    data = make(photo)
+    response = post(url, data, content_type)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == reason and len(body["detail"]) > 20
+    if case == "decompression bomb":
+        assert len(data) < 100_000 and "megapixels" in body["detail"]
+    if case == "HEIC":
+        assert "HEIC" in body["detail"]
+    assert post(url, photo).status_code == 200  # the next good photo is still answered
+
+
+def test_requests_that_are_not_a_multipart_upload_are_refused(server: tuple[str, Path], photo: bytes) -> None:
+    url, _ = server
+    as_json = httpx.post(f"{url}/predict", json={"image": "photo.jpg"}, timeout=30)
+    assert as_json.status_code == 415 and "multipart/form-data" in as_json.json()["detail"]
+    raw = httpx.post(f"{url}/predict", content=photo, headers={"content-type": "image/jpeg"}, timeout=30)
+    assert raw.status_code == 415
+    wrong_field = httpx.post(f"{url}/predict", files={"image": ("p.jpg", photo, "image/jpeg")}, timeout=30)
+    assert wrong_field.status_code == 400 and wrong_field.json()["error"] == "missing_file"
+    assert post(url, photo).status_code == 200
+
+
+def test_health_ready_and_web_page(server: tuple[str, Path]) -> None:
+    url, _ = server
+    assert httpx.get(f"{url}/health").json() == {"status": "ok"}
+    ready = httpx.get(f"{url}/ready").json()
+    assert ready["ready"] is True and ready["classes"] == ["Amanita", "Boletus", "Lactarius"]
+    page = httpx.get(f"{url}/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="warning"' in page.text and 'capture="environment"' in page.text
+
+
+def metric(text: str, metric_name: str, **labels: str) -> float:
+    """One sample of the Prometheus text format (the client writes labels in sorted order)."""
+    selector = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    series = re.escape(metric_name) + (re.escape("{" + selector + "}") if labels else "")
+    found = re.findall(rf"^{series} (\S+)$", text, flags=re.MULTILINE)
+    assert found, f"{metric_name} {labels} not in /metrics"
+    return float(found[0])
+
+
+def test_metrics_count_requests_classes_rejections_and_inputs(server: tuple[str, Path], photo: bytes) -> None:
+    url, workdir = server
+    before = httpx.get(f"{url}/metrics").text
+    answered = metric(before, "mushroom_predictions_total", name="Amanita")
+    for _ in range(3):
+        assert post(url, photo).status_code == 200
+    assert post(url, b"").status_code == 400
+    after = httpx.get(f"{url}/metrics").text
+    assert metric(after, "mushroom_predictions_total", name="Amanita") == answered + 3
+    assert metric(after, "mushroom_predictions_total", name="not sure") >= 0  # every class is listed
+    assert metric(after, "mushroom_rejected_uploads_total", reason="empty") >= 1
+    assert metric(after, "mushroom_http_requests_total", method="POST", route="/predict", status="200") >= 3
+    assert metric(after, "mushroom_http_request_duration_seconds_count", route="/predict") >= 4
+    photos_seen = metric(after, "mushroom_input_brightness_count")
+    assert photos_seen >= 3
+    assert metric(after, "mushroom_input_width_sum") >= 96 * 3
+    assert metric(after, "mushroom_input_confidence_count") == photos_seen
+
+    rows = [json.loads(line) for line in (workdir / "stats.jsonl").read_text().splitlines()]
+    assert len(rows) == photos_seen  # one line per answered photo, for mushroom.drift
+    assert {"brightness", "contrast", "saturation", "width", "height", "confidence", "prediction"} <= set(
+        rows[-1]
+    )
+    assert rows[-1]["width"] == 96 and rows[-1]["height"] == 80
+
+
+def test_missing_or_foreign_model_stops_the_server_with_a_clear_message(tmp_path: Path) -> None:
+    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    with (
+        pytest.raises(RuntimeError, match="not a readable ONNX model"),
+        running_server(tmp_path / "junk.onnx", tmp_path),
+    ):
+        pass

@@ -1,0 +1,84 @@
+"""The web page in a real headless Chromium against the running service: pick a photo, see the answer.
+
+Needs Debian's chromium (``apt-get install chromium``; `.ci/run` installs it). Uses a real mushroom photo
+from ``../shared`` when present, otherwise a generated one.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SHARED, make_image_folder, running_server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)"
+)
+# Without these, Chromium spends its start-up on Google services that a closed network refuses.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def server(exported_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_server(exported_model, tmp_path_factory.mktemp("web"), "abstain_threshold=0.0") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser_page() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone screen
+        yield page
+        browser.close()
+
+
+def real_or_generated_photo(tmp_path: Path) -> Path:
+    shared = SHARED / "data" / "mushrooms-real" / "Amanita"
+    if shared.is_dir():
+        return sorted(shared.glob("*.jpg"))[0]
+    folder = make_image_folder(tmp_path, classes=("Amanita",), per_class=1, size=(120, 100))
+    return folder / "Amanita" / "amanita_000.jpg"
+
+
+def test_upload_a_photo_and_see_a_genus_and_the_warning(browser_page, server: str, tmp_path: Path) -> None:
+    page = browser_page
+    page.goto(server + "/")
+    warning = page.locator("#warning")
+    assert warning.is_visible() and "Never eat" in warning.inner_text()
+
+    page.set_input_files("#picker", str(real_or_generated_photo(tmp_path)))
+    page.wait_for_selector("#result", state="visible", timeout=30_000)
+    genus = page.inner_text("#genus")
+    assert genus in {"Amanita", "Boletus", "Lactarius"}  # the model's classes, not an error
+    assert page.locator("#preview").is_visible()
+    assert len(page.locator("#ranking .row").all()) == 3
+    assert warning.is_visible()  # still on screen with the answer
+    page.screenshot(path=str(tmp_path / "answer.png"), full_page=True)
+
+
+def test_a_file_that_is_not_a_photo_shows_the_servers_reason(
+    browser_page, server: str, tmp_path: Path
+) -> None:
+    page = browser_page
+    page.goto(server + "/")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    page.set_input_files("#picker", str(notes))
+    page.wait_for_selector("#error", state="visible", timeout=30_000)
+    assert "text/plain, not as an image" in page.inner_text("#error")
+    assert not page.locator("#result").is_visible() and page.locator("#warning").is_visible()
