@@ -61,7 +61,8 @@ def test_cli_finds_darker_photos_and_nothing_in_photos_like_training(
     def run(recorded: str, *extra: str) -> subprocess.CompletedProcess:
         command = [
             sys.executable, "-m", "mushroom.drift", f"model_path={exported_model}",
-            f"reference_dir={training}", f"reference_path={tmp_path / 'reference.json'}", f"recorded={tmp_path / recorded}",
+            f"reference_dir={training}", f"reference_path={tmp_path / 'reference.json'}",
+            f"recorded={tmp_path / recorded}",
             f"report_path={tmp_path / recorded}.report.json", f"hydra.run.dir={tmp_path / 'hydra'}", *extra,
         ]  # fmt: skip
         return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
