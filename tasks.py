@@ -41,10 +41,11 @@ def test(c: Context) -> None:
 
 @task
 def lint(c: Context) -> None:
-    """ruff (lint + format check) and mypy."""
+    """ruff (lint + format check), mypy, and hadolint on the Dockerfiles."""
     c.run("ruff check .", pty=False)
     c.run("ruff format --check .", pty=False)
     c.run("mypy", pty=False)
+    c.run("hadolint dockerfiles/train.dockerfile dockerfiles/api.dockerfile", pty=False)
 
 
 @task(
@@ -129,6 +130,38 @@ def pull(c: Context, remote: str = "") -> None:
     c.run(f"dvc pull {'-r ' + remote if remote else ''}", pty=False)
 
 
-namespace = Collection(install, train, evaluate, cv, test, coverage, lint, precommit, ci, format)
+@task(
+    help={
+        "ckpt": "checkpoint from mushroom.train",
+        "output": "ONNX file to write",
+        "photos": "photos for the parity check (and the int8 accuracy, a <class>/<image> folder)",
+        "quantize": "also write a dynamic int8 model",
+    }
+)
+def export(
+    c: Context, ckpt: str, output: str = "models/model.onnx", photos: str = "", quantize: bool = False
+) -> None:
+    """Export to ONNX with the parity check: invoke export --ckpt CKPT --photos data/raw/genus."""
+    extra = f"parity_dir={photos} " if photos else ""
+    extra += f"quantize={str(quantize).lower()}"
+    c.run(f"python -m mushroom.export ckpt_path={ckpt} output_path={output} {extra}", pty=False)
+
+
+@task(help={"model": "ONNX file from mushroom.export", "overrides": "Hydra overrides, e.g. host=0.0.0.0"})
+def serve(c: Context, model: str = "models/model.onnx", overrides: str = "") -> None:
+    """Serve the web page and the API: invoke serve --model models/model.onnx."""
+    c.run(f"python -m mushroom.serve model_path={model} {overrides}", pty=False)
+
+
+@task(name="docker-build", help={"tag": "image tag"})
+def docker_build(c: Context, tag: str = "latest") -> None:
+    """Build the training and the API (no PyTorch) images; needs a Docker engine."""
+    c.run(f"docker build -f dockerfiles/train.dockerfile -t mushroom-train:{tag} .", pty=False)
+    c.run(f"docker build -f dockerfiles/api.dockerfile -t mushroom-api:{tag} .", pty=False)
+
+
+namespace = Collection(
+    install, train, evaluate, cv, test, coverage, lint, precommit, ci, format, export, serve, docker_build
+)
 namespace.add_collection(Collection("data", prepare, audit, push, pull))
 namespace.add_collection(Collection("docs", docs_build, docs_serve))

@@ -1,7 +1,7 @@
 """The web page in a real headless Chromium against the running service: pick a photo, see the answer.
 
-Needs Debian's chromium (``apt-get install chromium``; `.ci/run` installs it). Uses a real mushroom photo
-from ``../shared`` when present, otherwise a generated one.
+Needs Chromium: Debian's (``apt-get install chromium``; `.ci/run` installs it) or Playwright's own.
+Uses a real mushroom photo from ``../shared`` when present, otherwise a generated one.
 """
 
 from __future__ import annotations
