@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from scipy.stats import ks_2samp
 
+from mushroom.data.preprocessing import resize_and_crop
 from mushroom.drift import compare, ks_test, psi
 from mushroom.serving.model import OnnxClassifier
 from mushroom.serving.stats import image_stats
@@ -44,8 +45,9 @@ def record_like_the_service(model: OnnxClassifier, folder: Path, path: Path, dar
     with path.open("w") as file:
         for photo in sorted(folder.rglob("*.jpg")):
             rgb = (np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32) * darken).astype(np.uint8)
-            stats = image_stats(rgb, (rgb.shape[1], rgb.shape[0]))
-            stats["confidence"] = float(model.predict_rgb(rgb).max())
+            pixels = resize_and_crop(rgb, model.pre)
+            stats = image_stats(pixels, (rgb.shape[1], rgb.shape[0]))
+            stats["confidence"] = float(model.predict_pixels(pixels).max())
             file.write(json.dumps(stats) + "\n")
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from mushroom.data.images import find_images, load_rgb
+from mushroom.data.preprocessing import resize_and_crop
 from mushroom.errors import MushroomError
 from mushroom.runtime import exit_on_user_error
 from mushroom.serving.model import OnnxClassifier
@@ -106,8 +107,9 @@ def reference_statistics(model: OnnxClassifier, folder: Path, samples: int | Non
         except Exception as error:  # a broken training file is the audit's business, not drift's
             log.warning("Skipped %s: %s", path, error)
             continue
-        stats = image_stats(rgb, size)
-        stats["confidence"] = float(model.predict_rgb(rgb).max())
+        pixels = resize_and_crop(rgb, model.pre)
+        stats = image_stats(pixels, size)
+        stats["confidence"] = float(model.predict_pixels(pixels).max())
         for name, value in stats.items():
             columns[name].append(value)
     return columns

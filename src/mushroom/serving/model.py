@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mushroom.data.preprocessing import Preprocessing, eval_preprocess
+from mushroom.data.preprocessing import Preprocessing, eval_preprocess, normalize_chw
 from mushroom.errors import MushroomError
 
 METADATA_KEY = "mushroom"
@@ -92,3 +92,7 @@ class OnnxClassifier:
     def predict_rgb(self, rgb: np.ndarray) -> np.ndarray:
         """One decoded ``H x W x 3`` uint8 photo → its ``C`` probabilities."""
         return self.predict_batch(eval_preprocess(rgb, self.pre)[None])[0]
+
+    def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """The model-sized uint8 crop (:func:`resize_and_crop`) → its ``C`` probabilities."""
+        return self.predict_batch(normalize_chw(pixels, self.pre)[None])[0]

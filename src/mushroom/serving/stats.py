@@ -19,28 +19,20 @@ FEATURES = {
 }
 
 
-def image_stats(rgb: np.ndarray, size: tuple[int, int]) -> dict[str, float]:
-    """Brightness, contrast, colour of ``rgb``; ``size`` is (width, height) of the photo as sent."""
-    small = rgb if max(rgb.shape[:2]) <= 256 else _shrink(rgb, 256)
-    pixels = small.reshape(-1, 3).astype(np.float32) / 255.0
-    luma = pixels @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
-    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
-    red, green, blue = pixels.mean(0)
+def image_stats(pixels: np.ndarray, size: tuple[int, int]) -> dict[str, float]:
+    """Brightness, contrast and colour of ``pixels`` (the model's input crop, uint8 RGB, as
+    :func:`mushroom.data.preprocessing.resize_and_crop` gives it); ``size``: (width, height) as sent."""
+    gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+    mean, std = cv2.meanStdDev(gray)
+    red, green, blue = cv2.mean(pixels)[:3]
+    saturation = cv2.mean(cv2.cvtColor(pixels, cv2.COLOR_RGB2HSV))[1]
     return {
-        "brightness": float(luma.mean()),
-        "contrast": float(luma.std()),
-        "saturation": float(hsv[..., 1].mean() / 255.0),
-        "red": float(red),
-        "green": float(green),
-        "blue": float(blue),
+        "brightness": float(mean[0, 0]) / 255.0,
+        "contrast": float(std[0, 0]) / 255.0,
+        "saturation": saturation / 255.0,
+        "red": red / 255.0,
+        "green": green / 255.0,
+        "blue": blue / 255.0,
         "width": float(size[0]),
         "height": float(size[1]),
     }
-
-
-def _shrink(rgb: np.ndarray, longest: int) -> np.ndarray:
-    height, width = rgb.shape[:2]
-    scale = longest / max(height, width)
-    return cv2.resize(
-        rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
-    )

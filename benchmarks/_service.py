@@ -1,0 +1,101 @@
+"""Shared by the serving benchmarks: 512-px JPEGs from real photos, the service in its own process, and a
+lean HTTP client (the standard library's, with a pre-built multipart body, so that the client's own
+Python costs as little as possible of the measured time)."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from PIL import Image
+
+from mushroom.data.images import find_images
+
+
+def jpegs_512(folder: Path, count: int) -> list[bytes]:
+    """``count`` photos spread over ``folder``, resized so that the longer side is 512 px, JPEG quality 90."""
+    photos = find_images([folder])
+    chosen = photos[:: max(1, len(photos) // count)][:count]
+    encoded = []
+    for path in chosen:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB")
+        scale = 512 / max(rgb.size)
+        rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        rgb.save(buffer, format="JPEG", quality=90)
+        encoded.append(buffer.getvalue())
+    return encoded
+
+
+def multipart(photo: bytes) -> tuple[bytes, str]:
+    """The body and content type of a ``file`` upload, as a browser's form sends it."""
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="photo.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    )
+    return (
+        head.encode() + photo + f"\r\n--{boundary}--\r\n".encode(),
+        f"multipart/form-data; boundary={boundary}",
+    )
+
+
+class Client:
+    """One keep-alive connection; ``post`` returns the status (0 when the connection dropped)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def post(self, body: bytes, content_type: str) -> int:
+        try:
+            self.connection.request("POST", "/predict", body, {"Content-Type": content_type})
+            response = self.connection.getresponse()
+            response.read()
+            return response.status
+        except (OSError, http.client.HTTPException):
+            self.connection.close()
+            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            return 0
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        self.connection.request("GET", path)
+        response = self.connection.getresponse()
+        return response.status, response.read()
+
+
+@contextmanager
+def service(model: Path, workdir: Path, *overrides: str) -> Iterator[int]:
+    """``python -m mushroom.serve`` on a free loopback port; yields the port once /ready says so."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    command = [
+        sys.executable, "-m", "mushroom.serve", f"model_path={model}", f"port={port}", "log_level=warning",
+        f"hydra.run.dir={workdir / 'hydra'}", "stats_path=null", *overrides,
+    ]  # fmt: skip
+    log_path = workdir / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(300):
+            try:
+                if Client(port).get("/ready")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError(f"service not ready; see {log_path}")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,0 +1,84 @@
+"""One photo at a time: the service's latency against bare ONNX Runtime on the same photo.
+
+The bare figure is ``session.run`` on the already preprocessed image: the floor the service cannot beat.
+The service figure is what one client sees, one request after another on loopback: HTTP, multipart,
+JPEG decoding, resizing, inference and the JSON answer. Bare ONNX Runtime is measured before and after
+the service (the machine's speed drifts); the ratio uses their mean.
+
+    python benchmarks/serve_latency.py --model models/model.onnx --photos ../shared/data/mushrooms-real
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from _service import Client, jpegs_512, multipart, service  # benchmarks/_service.py
+from PIL import Image
+
+from mushroom.data.preprocessing import eval_preprocess
+from mushroom.serving.model import OnnxClassifier
+
+
+def median_ms(run: Callable[[], object], repeats: int, warmup: int = 10) -> float:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def bare_onnxruntime_ms(model_path: Path, photo: bytes, repeats: int) -> float:
+    model = OnnxClassifier(model_path)
+    rgb = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"))
+    batch = eval_preprocess(rgb, model.pre)[None]
+    return median_ms(lambda: model.predict_batch(batch), repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--photos", type=Path, required=True)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
+    args = parser.parse_args()
+
+    photo = jpegs_512(args.photos, 1)[0]
+    before = bare_onnxruntime_ms(args.model, photo, args.requests)
+    body, content_type = multipart(photo)
+    with tempfile.TemporaryDirectory() as scratch, service(args.model, Path(scratch)) as port:
+        client = Client(port)
+
+        def request() -> None:
+            if client.post(body, content_type) != 200:
+                raise RuntimeError("the service did not answer 200")
+
+        served = median_ms(request, args.requests)
+    after = bare_onnxruntime_ms(args.model, photo, args.requests)
+    bare = (before + after) / 2
+    result = {
+        "photo": {"bytes": len(photo), "size": list(Image.open(io.BytesIO(photo)).size)},
+        "requests": args.requests,
+        "bare_onnxruntime_p50_ms": {"before": before, "after": after, "mean": bare},
+        "service_p50_ms": served,
+        "ratio_p50": served / bare,
+    }
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
