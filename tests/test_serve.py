@@ -9,6 +9,7 @@ import io
 import json
 import re
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,7 +147,15 @@ def test_metrics_count_requests_classes_rejections_and_inputs(server: tuple[str,
     for _ in range(3):
         assert post(url, photo).status_code == 200
     assert post(url, b"").status_code == 400
-    after = httpx.get(f"{url}/metrics").text
+    deadline = time.monotonic() + 10  # input statistics are recorded just after each answer is sent
+    while True:
+        after = httpx.get(f"{url}/metrics").text
+        if (
+            metric(after, "mushroom_predictions_total", name="Amanita") >= answered + 3
+            or time.monotonic() > deadline
+        ):
+            break
+        time.sleep(0.05)
     assert metric(after, "mushroom_predictions_total", name="Amanita") == answered + 3
     assert metric(after, "mushroom_predictions_total", name="not sure") >= 0  # every class is listed
     assert metric(after, "mushroom_rejected_uploads_total", reason="empty") >= 1
