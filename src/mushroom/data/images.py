@@ -84,7 +84,7 @@ def decode_opened(image: Image.Image, min_side: int | None = None, upright: bool
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. PIL's "palette images with transparency" notice
         image.load()
-        if upright:
+        if upright and image.getexif().get(0x0112, 1) != 1:  # EXIF orientation; 1 means as stored
             image = ImageOps.exif_transpose(image)
         rgb = to_rgb(image)
         rgb.load()
