@@ -23,7 +23,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from mushroom.data.images import find_images, load_rgb
+from mushroom.data.images import decode_opened, find_images, sample_evenly
 from mushroom.data.preprocessing import resize_and_crop
 from mushroom.errors import MushroomError
 from mushroom.runtime import exit_on_user_error
@@ -91,9 +91,7 @@ def compare(
 
 def reference_statistics(model: OnnxClassifier, folder: Path, samples: int | None) -> dict[str, list[float]]:
     """The recorded statistics, computed on training-like photos the way the service computes them."""
-    paths = find_images([folder])
-    if samples is not None and len(paths) > samples:
-        paths = [paths[i] for i in np.linspace(0, len(paths) - 1, samples).round().astype(int)]
+    paths = sample_evenly(find_images([folder]), samples)
     if not paths:
         raise MushroomError(f"No photos in reference_dir={folder}. Pass the training photos' folder.")
     columns: dict[str, list[float]] = {name: [] for name in FEATURES}
@@ -103,7 +101,7 @@ def reference_statistics(model: OnnxClassifier, folder: Path, samples: int | Non
         try:
             with Image.open(path) as image:
                 size = image.size
-            rgb = load_rgb(path, model.pre.resize_size)
+                rgb = decode_opened(image, model.pre.resize_size)
         except Exception as error:  # a broken training file is the audit's business, not drift's
             log.warning("Skipped %s: %s", path, error)
             continue

@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import hydra
 import numpy as np
@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig
 
 from mushroom.checkpoints import load_classifier, model_info
-from mushroom.data.images import find_images, load_rgb
+from mushroom.data.images import find_images, load_rgb, sample_evenly
 from mushroom.data.preprocessing import eval_preprocess
 from mushroom.errors import MushroomError
 from mushroom.models import MushroomClassifier
@@ -33,7 +33,6 @@ from mushroom.safety import table_from_config
 from mushroom.serving.model import INPUT_NAME, OUTPUT_NAME, ModelInfo, OnnxClassifier
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class CalibratedProbabilities(torch.nn.Module):
@@ -97,13 +96,6 @@ def set_metadata(path: Path, metadata: dict[str, str]) -> None:
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, str(path))
-
-
-def sample_evenly(items: list[T], count: int | None) -> list[T]:
-    """At most ``count`` items, spread evenly over the list (every class of a sorted folder tree)."""
-    if count is None or len(items) <= count:
-        return items
-    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
 
 
 def parity_check(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import cv2
 import numpy as np
@@ -16,6 +16,7 @@ from mushroom.errors import MushroomError
 # A truncated file must fail loudly, never be padded with grey/black pixels.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
+T = TypeVar("T")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
@@ -37,6 +38,13 @@ def find_images(inputs: Sequence[str | Path]) -> list[Path]:
         else:
             raise MushroomError(f"{path} does not exist: pass image files or folders of images.")
     return found
+
+
+def sample_evenly(items: list[T], count: int | None) -> list[T]:
+    """At most ``count`` items, spread evenly over the list (every class of a sorted folder tree)."""
+    if count is None or len(items) <= count:
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mushroom.data.preprocessing import Preprocessing, eval_preprocess, normalize_chw
+from mushroom.data.preprocessing import Preprocessing, normalize_chw, resize_and_crop
 from mushroom.errors import MushroomError
 
 METADATA_KEY = "mushroom"
@@ -91,7 +91,7 @@ class OnnxClassifier:
 
     def predict_rgb(self, rgb: np.ndarray) -> np.ndarray:
         """One decoded ``H x W x 3`` uint8 photo → its ``C`` probabilities."""
-        return self.predict_batch(eval_preprocess(rgb, self.pre)[None])[0]
+        return self.predict_pixels(resize_and_crop(rgb, self.pre))
 
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """The model-sized uint8 crop (:func:`resize_and_crop`) → its ``C`` probabilities."""
