@@ -4,8 +4,10 @@ Python costs as little as possible of the measured time)."""
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import io
+import json
 import socket
 import subprocess
 import sys
@@ -18,6 +20,23 @@ from pathlib import Path
 from PIL import Image
 
 from mushroom.data.images import find_images
+
+
+def arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options both serving benchmarks take: the model, the photos, where to write the figures."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True, help="ONNX file from mushroom.export")
+    parser.add_argument("--photos", type=Path, required=True, help="folder of real photos")
+    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
+    return parser
+
+
+def report(figures: dict, out: Path | None) -> None:
+    """Print the figures, and write them to ``out`` when given."""
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if out:
+        out.write_text(text)
 
 
 def jpegs_512(folder: Path, count: int) -> list[bytes]:

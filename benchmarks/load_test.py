@@ -9,8 +9,6 @@ status (a 5xx or a dropped connection fails the run) and reports requests/s, p50
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 import threading
@@ -19,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from _service import Client, jpegs_512, multipart, service  # benchmarks/_service.py
+from _service import Client, arguments, jpegs_512, multipart, report, service  # benchmarks/_service.py
 
 
 def run_client(port: int, bodies: list[tuple[bytes, str]], seconds: float, offset: int, out: list) -> None:
@@ -39,15 +37,10 @@ def run_client(port: int, bodies: list[tuple[bytes, str]], seconds: float, offse
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--photos", type=Path, required=True)
+    parser = arguments(__doc__)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--distinct-photos", type=int, default=32)
-    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args()
 
     bodies = [multipart(photo) for photo in jpegs_512(args.photos, args.distinct_photos)]
@@ -71,7 +64,7 @@ def main() -> None:
         latencies += client_latencies
     total = sum(statuses.values())
     server_errors = sum(n for status, n in statuses.items() if status >= 500)
-    report = {
+    figures = {
         "clients": args.clients,
         "seconds": round(elapsed, 1),
         "distinct_photos": len(bodies),
@@ -84,9 +77,7 @@ def main() -> None:
         "p99_ms": 1000 * float(np.percentile(latencies, 99)),
         "max_ms": 1000 * max(latencies),
     }
-    print(json.dumps(report, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2))
+    report(figures, args.out)
     if server_errors or statuses.get(0, 0) or statuses.get(200, 0) != total:
         sys.exit(1)
 

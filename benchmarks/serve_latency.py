@@ -11,9 +11,7 @@ before and after the service (the machine's speed drifts); the ratios use their 
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import statistics
 import tempfile
 import time
@@ -21,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _service import Client, jpegs_512, multipart, service  # benchmarks/_service.py
+from _service import Client, arguments, jpegs_512, multipart, report, service  # benchmarks/_service.py
 from PIL import Image
 
 from mushroom.data.images import load_rgb
@@ -53,13 +51,8 @@ def bare_onnxruntime_ms(model_path: Path, photo: bytes, repeats: int) -> tuple[f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--photos", type=Path, required=True)
+    parser = arguments(__doc__)
     parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args()
 
     photo = jpegs_512(args.photos, 1)[0]
@@ -88,9 +81,7 @@ def main() -> None:
         "ratio_p50": served / bare,
         "ratio_p50_to_in_process_pipeline": served / pipeline,
     }
-    print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
+    report(result, args.out)
 
 
 if __name__ == "__main__":
