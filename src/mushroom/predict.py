@@ -76,23 +76,19 @@ def predict_files(
     threshold = info.abstain_threshold if abstain_threshold is None else abstain_threshold
     results: list[dict[str, Any]] = []
     for chunk in _batches(paths, batch_size):
+        rows = [{"path": str(path)} for path in chunk]
         arrays, readable = [], []
-        for path in chunk:
+        for path, row in zip(chunk, rows, strict=True):
             try:
                 arrays.append(eval_preprocess(load_rgb(path, pre.resize_size), pre))
-                readable.append(path)
+                readable.append(row)
             except Exception as error:  # PIL raises many types for a broken file
-                results.append(
-                    {"path": str(path), "error": f"cannot decode ({type(error).__name__}: {error})"}
-                )
+                row["error"] = f"cannot decode ({type(error).__name__}: {error})"
         if arrays:
-            probs = model.predict_batch(np.stack(arrays))
-            for path, row in zip(readable, probs, strict=True):
-                results.append(
-                    {"path": str(path), **answer(row, info.class_names, top_k, threshold, info.safety)}
-                )
-    order = {str(path): i for i, path in enumerate(paths)}
-    return sorted(results, key=lambda result: order[result["path"]])
+            for row, probs in zip(readable, model.predict_batch(np.stack(arrays)), strict=True):
+                row.update(answer(probs, info.class_names, top_k, threshold, info.safety))
+        results += rows
+    return results
 
 
 def format_results(results: list[dict[str, Any]], fmt: str) -> str:

@@ -187,8 +187,6 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.state.metrics = metrics
-    app.state.model = model
     return app
 
 
