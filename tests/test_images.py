@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from PIL import Image
 
 from mushroom.data.folder import scan_image_folder
-from mushroom.data.images import decode_error, load_rgb, to_rgb
+from mushroom.data.images import decode_error, decode_jpeg_opencv, decode_opened, load_rgb, to_rgb
 from tests.conftest import make_image_folder
 
 
@@ -42,6 +43,59 @@ def test_load_rgb_downscales_large_jpegs_but_keeps_min_side(tmp_path: Path) -> N
     Image.new("RGB", (1200, 800), (10, 120, 10)).save(tmp_path / "big.jpg")
     small = load_rgb(tmp_path / "big.jpg", min_side=256)
     assert min(small.shape[:2]) >= 256 and small.shape[0] < 800
+
+
+def _photo_like_jpeg(mode: str = "RGB", orientation: int = 1, **save: object) -> bytes:
+    """420 x 330 smooth random colours (JPEG-friendly, unlike noise), encoded with ``save`` options."""
+    rng = np.random.default_rng(orientation)
+    coarse = Image.fromarray(rng.integers(0, 256, (11, 14, 3), dtype=np.uint8))
+    image = coarse.resize((420, 330), Image.Resampling.BICUBIC).convert(mode)
+    exif = Image.Exif()
+    if orientation != 1:
+        exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90, exif=exif.tobytes(), **save)
+    return buffer.getvalue()
+
+
+def _both_decoders(data: bytes, min_side: int | None) -> tuple[np.ndarray | None, np.ndarray]:
+    with Image.open(io.BytesIO(data)) as image:
+        fast = decode_jpeg_opencv(image, data, min_side)
+    with Image.open(io.BytesIO(data)) as image:
+        return fast, decode_opened(image, min_side, upright=True)
+
+
+# min_side 160, 80 and 40 make the decoders shrink the 330-px side by 2, 4 and 8.
+@pytest.mark.parametrize("min_side", [None, 160, 80, 40])
+@pytest.mark.parametrize(
+    "encoding",
+    [{"subsampling": 2}, {"subsampling": 1}, {"subsampling": 0}, {"progressive": True}, {"mode": "L"}],
+    ids=["4:2:0", "4:2:2", "4:4:4", "progressive", "grey"],
+)
+def test_opencv_decodes_jpegs_to_the_same_pixels_as_pil(encoding: dict, min_side: int | None) -> None:
+    fast, reference = _both_decoders(_photo_like_jpeg(**encoding), min_side)
+    assert fast is not None
+    np.testing.assert_array_equal(fast, reference)
+    assert fast.shape[2] == 3 and min(fast.shape[:2]) >= (min_side or 330)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("min_side", [None, 160])
+def test_opencv_turns_jpegs_upright_as_pil_does(orientation: int, min_side: int | None) -> None:
+    fast, reference = _both_decoders(_photo_like_jpeg(orientation=orientation), min_side)
+    assert fast is not None
+    np.testing.assert_array_equal(fast, reference)
+
+
+def test_opencv_leaves_truncated_cmyk_and_other_formats_to_pil() -> None:
+    """OpenCV would pad a truncated JPEG with grey; PIL raises, and the caller says the file is corrupt."""
+    photo = _photo_like_jpeg()
+    cmyk = _photo_like_jpeg(mode="CMYK")
+    png = io.BytesIO()
+    Image.new("RGB", (20, 20)).save(png, format="PNG")
+    for data in (photo[: len(photo) // 2], photo + b"trailing bytes", cmyk, png.getvalue()):
+        with Image.open(io.BytesIO(data)) as image:
+            assert decode_jpeg_opencv(image, data) is None
 
 
 def write_truncated_jpeg(path: Path) -> None:

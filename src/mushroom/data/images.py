@@ -84,11 +84,10 @@ def decode_opened(image: Image.Image, min_side: int | None = None, upright: bool
 
     ``upright`` applies the EXIF orientation, as phones record it and browsers show it.
     """
-    if min_side and image.format == "JPEG":
-        scale = min(image.size) / float(min_side)
-        if scale >= 2:
-            width, height = image.size
-            image.draft("RGB", (int(width / scale), int(height / scale)))
+    reduction = jpeg_reduction(image.size, min_side) if image.format == "JPEG" else 1
+    if reduction > 1:
+        width, height = image.size
+        image.draft("RGB", (width // reduction, height // reduction))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. PIL's "palette images with transparency" notice
         image.load()
@@ -97,6 +96,43 @@ def decode_opened(image: Image.Image, min_side: int | None = None, upright: bool
         rgb = to_rgb(image)
         rgb.load()
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def jpeg_reduction(size: tuple[int, int], min_side: int | None) -> int:
+    """The largest factor (1, 2, 4 or 8) by which a JPEG decoder can shrink while the shorter side stays
+    at least ``min_side``: libjpeg shrinks in the DCT domain, so a big photo decodes several times faster."""
+    reduction = 1
+    while min_side and reduction < 8 and min(size) // (2 * reduction) >= min_side:
+        reduction *= 2
+    return reduction
+
+
+_OPENCV_JPEG_FLAGS = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+def decode_jpeg_opencv(image: Image.Image, data: bytes, min_side: int | None = None) -> np.ndarray | None:
+    """Upright RGB pixels of a JPEG already opened with PIL, decoded by OpenCV, or ``None`` when PIL must.
+
+    A quarter faster than PIL and the same bytes (both use libjpeg-turbo; OpenCV applies the EXIF
+    orientation as :func:`decode_opened` does; a test compares them). Only colour and grey JPEGs that
+    end with their end-of-image marker: OpenCV pads a truncated file with grey where PIL raises, and
+    converts CMYK differently.
+    """
+    if image.format != "JPEG" or image.mode not in ("RGB", "L") or not data.endswith(b"\xff\xd9"):
+        return None
+    flags = _OPENCV_JPEG_FLAGS[jpeg_reduction(image.size, min_side)]
+    try:
+        bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    except cv2.error:
+        return None
+    if bgr is None:
+        return None
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def load_rgb_opencv(path: str | Path) -> np.ndarray:

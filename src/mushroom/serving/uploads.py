@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mushroom.data.images import decode_opened
+from mushroom.data.images import decode_jpeg_opencv, decode_opened
 
 ACCEPTED_TYPES = ("image/", "application/octet-stream")
 
@@ -68,7 +68,8 @@ def decode_upload(
         if min(width, height) < 1:
             raise UploadError(400, "no_pixels", "The image has no pixels.")
         try:
-            return decode_opened(image, min_side, upright=True), (width, height)
+            rgb = decode_jpeg_opencv(image, data, min_side)
+            return (rgb if rgb is not None else decode_opened(image, min_side, upright=True)), (width, height)
         except Exception as error:  # PIL raises OSError, SyntaxError, ValueError... for broken data
             raise UploadError(
                 400,
