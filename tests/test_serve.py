@@ -121,6 +121,84 @@ def test_requests_that_are_not_a_multipart_upload_are_refused(server: tuple[str,
     assert post(url, photo).status_code == 200
 
 
+BOUNDARY = "b0und4ry"
+FORM = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+
+def part_head(field: str, filename: str | None) -> bytes:
+    disposition = f'form-data; name="{field}"' + (f'; filename="{filename}"' if filename else "")
+    return f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+
+
+def multipart_body(*parts: tuple[str, str | None, bytes]) -> bytes:
+    """A form with ``(field, filename, data)`` parts, built by hand so that it can be malformed."""
+    body = b"".join(part_head(field, filename) + data + b"\r\n" for field, filename, data in parts)
+    return body + f"--{BOUNDARY}--\r\n".encode()
+
+
+def test_malformed_forms_get_a_400_that_says_why(server: tuple[str, Path], photo: bytes) -> None:
+    url, _ = server
+    complete = multipart_body(("file", "photo.jpg", photo))
+    cases = {
+        "two photos": (multipart_body(("file", "a.jpg", photo), ("file", "b.jpg", photo)), "bad_form"),
+        "cut off inside the photo": (complete[: len(complete) // 2], "bad_form"),
+        "a text field, not a file": (multipart_body(("file", None, b"photo.jpg")), "missing_file"),
+    }
+    for case, (body, reason) in cases.items():
+        response = httpx.post(f"{url}/predict", content=body, headers=FORM, timeout=30)
+        assert response.status_code == 400 and response.json()["error"] == reason, case
+    no_boundary = httpx.post(
+        f"{url}/predict", content=complete, headers={"content-type": "multipart/form-data"}, timeout=30
+    )
+    assert no_boundary.status_code == 400 and "boundary" in no_boundary.json()["detail"]
+    answered = httpx.post(f"{url}/predict", content=complete, headers=FORM, timeout=30)
+    assert answered.status_code == 200 and answered.json()["prediction"] == "Amanita"
+
+
+def test_oversized_upload_without_content_length_is_refused_as_it_streams(
+    server: tuple[str, Path], photo: bytes
+) -> None:
+    """A chunked upload has no Content-Length to check first: the limit applies while the body arrives."""
+    url, _ = server
+    sent = 0
+
+    def endless_photo() -> Iterator[bytes]:
+        nonlocal sent
+        yield part_head("file", "photo.jpg") + photo  # and the part never ends
+        while sent < 60 * 2**20:
+            sent += 2**20
+            yield bytes(2**20)
+
+    response = httpx.post(f"{url}/predict", content=endless_photo(), headers=FORM, timeout=60)
+    assert response.status_code == 413 and response.json()["error"] == "too_large"
+    assert post(url, photo).status_code == 200
+
+
+def test_body_reading_stops_at_the_limit() -> None:
+    """However long the body goes on, at most four times the limit is read before the 413."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from mushroom.serving.form import read_photo
+    from mushroom.serving.uploads import UploadError
+
+    chunks_read = 0
+
+    async def receive() -> dict:
+        nonlocal chunks_read
+        chunks_read += 1
+        body = part_head("file", "photo.jpg") if chunks_read == 1 else bytes(2**16)
+        return {"type": "http.request", "body": body, "more_body": True}
+
+    headers = [(b"content-type", FORM["content-type"].encode())]
+    request = Request({"type": "http", "method": "POST", "headers": headers}, receive)
+    with pytest.raises(UploadError) as refused:
+        asyncio.run(read_photo(request, max_bytes=2**20))
+    assert refused.value.status_code == 413
+    assert (2**20 + 2**20) / 2**16 < chunks_read <= (2**20 + 2**20 + 4 * 2**20) / 2**16 + 2
+
+
 def test_health_ready_and_web_page(server: tuple[str, Path]) -> None:
     url, _ = server
     assert httpx.get(f"{url}/health").json() == {"status": "ok"}

@@ -30,10 +30,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import mushroom
 from mushroom.data.preprocessing import resize_and_crop
 from mushroom.serving.answer import answer
+from mushroom.serving.form import read_photo
 from mushroom.serving.metrics import ServiceMetrics
 from mushroom.serving.model import OnnxClassifier
 from mushroom.serving.stats import image_stats
-from mushroom.serving.uploads import UploadError, check_content_type, decode_upload
+from mushroom.serving.uploads import UploadError, decode_upload
 
 log = logging.getLogger(__name__)
 ROUTES = ("/", "/predict", "/health", "/ready", "/metrics")
@@ -164,7 +165,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def predict(request: Request) -> JSONResponse:
         """Multipart upload with the photo in the field ``file``: top-k genera, "not sure", safety."""
         try:
-            data = await read_upload(request, settings.max_bytes)
+            data = await read_photo(request, settings.max_bytes)
             result, record = await run_in_threadpool(answer_photo, data)
         except UploadError as error:
             return error_response(error, metrics)
@@ -188,45 +189,3 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-async def read_upload(request: Request, max_bytes: int) -> bytes:
-    """The bytes of the multipart field ``file``; refuses other content types and oversized bodies."""
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
-        raise UploadError(
-            415,
-            "wrong_content_type",
-            f"Send the photo as multipart/form-data in a field named 'file' (got {content_type or 'none'}). "
-            "Example: curl -F file=@photo.jpg http://host:port/predict",
-        )
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > max_bytes + 2**20:  # the photo plus generous room for the multipart framing
-        await _drain(request, limit=4 * max_bytes)
-        raise UploadError(
-            413,
-            "too_large",
-            f"The upload is {declared / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB.",
-        )
-    try:
-        form = await request.form(max_files=1, max_fields=10)
-    except Exception as error:  # malformed multipart body
-        raise UploadError(400, "bad_form", f"The multipart body could not be read ({error}).") from error
-    upload = form.get("file")
-    if upload is None or isinstance(upload, str):
-        raise UploadError(
-            400, "missing_file", "No file in the field 'file'. Send the photo as file=@photo.jpg."
-        )
-    check_content_type(upload.content_type)
-    data = await upload.read(max_bytes + 1)
-    await form.close()
-    return data
-
-
-async def _drain(request: Request, limit: int) -> None:
-    """Read (and drop) the body, so that the client gets the 413 instead of a reset connection."""
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            break
