@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 from fastapi import FastAPI, Request, Response
@@ -60,20 +60,22 @@ class ServeSettings:
 
 
 class StatsRecorder:
-    """Appends one JSON line per answered photo; safe to call from several threads."""
+    """Appends one JSON line per answered photo to a file kept open (line-buffered) while serving."""
 
     def __init__(self, path: str | None) -> None:
-        self.path = Path(path) if path else None
-        self.lock = threading.Lock()
-        if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file: TextIO | None = None
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.file = Path(path).open("a", buffering=1, encoding="utf-8")  # noqa: SIM115 - open while serving
 
     def record(self, row: dict[str, Any]) -> None:
-        if self.path is None:
-            return
-        line = json.dumps({"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **row})
-        with self.lock, self.path.open("a") as file:
-            file.write(line + "\n")
+        if self.file is not None:
+            when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            self.file.write(json.dumps({"time": when, **row}) + "\n")
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
 class RequestMetrics:
@@ -133,6 +135,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         state["ready"] = True
         log.info("Serving %s (%s) with classes %s", settings.model_path, info.architecture, info.class_names)
         yield
+        recorder.close()
 
     app = FastAPI(
         title="mushroom",
@@ -152,14 +155,16 @@ def create_app(settings: ServeSettings) -> FastAPI:
             probs = model.predict_pixels(pixels)
             metrics.inference.observe(time.perf_counter() - start)
         said = answer(probs, info.class_names, settings.top_k, threshold, info.safety)
-        return said, BackgroundTask(record_input, pixels, size, said)
-
-    def record_input(pixels: np.ndarray, size: tuple[int, int], said: dict[str, Any]) -> None:
-        """After the answer is sent: statistics for /metrics and for mushroom.drift."""
+        # Here rather than after the answer: 0.1 ms now costs less than competing with the next photo.
         stats = {**image_stats(pixels, size), "confidence": said["confidence"]}
+        return said, BackgroundTask(record_input, stats, said["prediction"])
+
+    async def record_input(stats: dict[str, float], prediction: str) -> None:
+        """After the answer is sent: statistics for /metrics and for mushroom.drift (quick enough for the
+        event loop, so no thread is woken for it)."""
         metrics.observe_input(stats)
-        metrics.predictions.labels(name=said["prediction"]).inc()
-        recorder.record({**stats, "prediction": said["prediction"]})
+        metrics.predictions.labels(name=prediction).inc()
+        recorder.record({**stats, "prediction": prediction})
 
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
