@@ -100,7 +100,7 @@ def service(model: Path, workdir: Path, *overrides: str) -> Iterator[int]:
         port = int(sock.getsockname()[1])
     command = [
         sys.executable, "-m", "mushroom.serve", f"model_path={model}", f"port={port}", "log_level=warning",
-        f"hydra.run.dir={workdir / 'hydra'}", "stats_path=null", *overrides,
+        f"hydra.run.dir={workdir / 'hydra'}", f"stats_path={workdir / 'input_stats.jsonl'}", *overrides,
     ]  # fmt: skip
     log_path = workdir / "serve.log"
     with log_path.open("w") as log:
