@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 from scipy.stats import ks_2samp
 
 from mushroom.data.preprocessing import resize_and_crop
-from mushroom.drift import compare, ks_test, psi
+from mushroom.drift import cached_reference, compare, ks_test, psi
 from mushroom.serving.model import OnnxClassifier
 from mushroom.serving.stats import image_stats
 from tests.conftest import make_image_folder
@@ -80,6 +81,29 @@ def test_cli_finds_darker_photos_and_nothing_in_photos_like_training(
     report = json.loads((tmp_path / "dark.jsonl.report.json").read_text())
     assert "brightness" in report["moved"] and report["features"]["brightness"]["shift_sd"] < 0
     assert "MOVED  brightness" in dark.stdout
+
+
+def test_reference_cache_is_used_only_for_the_same_model_file_and_photos(
+    exported_model: Path, tmp_path: Path
+) -> None:
+    photos = make_image_folder(tmp_path / "train", per_class=4, size=(64, 48), seed=1)
+    cfg = OmegaConf.create(
+        {"model_path": str(exported_model), "reference_dir": str(photos), "reference_samples": None,
+         "reference_path": str(tmp_path / "reference.json")}
+    )  # fmt: skip
+    computed = cached_reference(cfg)
+    assert len(computed["brightness"]) == 12
+    cache = json.loads((tmp_path / "reference.json").read_text())
+    cache["statistics"]["brightness"] = [0.123] * 12  # marks what is read back from the cache
+    (tmp_path / "reference.json").write_text(json.dumps(cache))
+    assert cached_reference(cfg)["brightness"] == [0.123] * 12
+
+    retrained = tmp_path / "retrained.onnx"  # another model file: same graph, one byte of metadata apart
+    retrained.write_bytes(exported_model.read_bytes().replace(b"Amanita", b"Amanitb"))
+    cfg = OmegaConf.merge(cfg, {"model_path": str(retrained)})
+    assert cached_reference(cfg)["brightness"] != [0.123] * 12
+    (tmp_path / "train" / "Amanita" / "amanita_000.jpg").unlink()
+    assert len(cached_reference(cfg)["brightness"]) == 11
 
 
 def test_too_few_or_no_recorded_photos_are_clear_errors(exported_model: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ deviations says which way it went. Torch-free: it runs where the service runs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -89,15 +90,12 @@ def compare(
     return result
 
 
-def reference_statistics(model: OnnxClassifier, folder: Path, samples: int | None) -> dict[str, list[float]]:
+def reference_statistics(model: OnnxClassifier, photos: Sequence[Path]) -> dict[str, list[float]]:
     """The recorded statistics, computed on training-like photos the way the service computes them."""
-    paths = sample_evenly(find_images([folder]), samples)
-    if not paths:
-        raise MushroomError(f"No photos in reference_dir={folder}. Pass the training photos' folder.")
     columns: dict[str, list[float]] = {name: [] for name in FEATURES}
     from PIL import Image
 
-    for path in paths:
+    for path in photos:
         try:
             with Image.open(path) as image:
                 size = image.size
@@ -111,6 +109,33 @@ def reference_statistics(model: OnnxClassifier, folder: Path, samples: int | Non
         for name, value in stats.items():
             columns[name].append(value)
     return columns
+
+
+def cached_reference(cfg: DictConfig) -> dict[str, list[float]]:
+    """Reference statistics from ``reference_path`` when they were computed for this very model file and
+    these photos; computed again (and cached) otherwise, e.g. after retraining."""
+    folder = Path(cfg.reference_dir)
+    photos = sample_evenly(find_images([folder]), cfg.reference_samples)
+    if not photos:
+        raise MushroomError(f"No photos in reference_dir={folder}. Pass the training photos' folder.")
+    model_path = Path(cfg.model_path)
+    if not model_path.is_file():
+        raise MushroomError(f"Model file {model_path} does not exist. Pass the ONNX file the service runs.")
+    key = {
+        "model_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+        "photos": [str(path.resolve()) for path in photos],
+    }
+    cache = Path(cfg.reference_path)
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached.get("key") == key:
+            log.info("Reference statistics from %s (same model file and photos)", cache)
+            return cached["statistics"]
+        log.info("The model or the reference photos changed since %s was written: computing again", cache)
+    statistics = reference_statistics(OnnxClassifier(model_path), photos)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"key": key, "statistics": statistics}))
+    return statistics
 
 
 def read_recorded(path: Path, last: int | None) -> dict[str, list[float]]:
@@ -140,15 +165,7 @@ def drift(cfg: DictConfig) -> dict[str, Any]:
         raise MushroomError(
             f"Only {count} photos recorded in {cfg.recorded}; a drift check needs at least {MIN_RECORDED}."
         )
-    cache = Path(cfg.reference_path)
-    if cache.is_file():
-        reference = json.loads(cache.read_text())
-        log.info("Reference statistics from %s (delete it after retraining)", cache)
-    else:
-        model = OnnxClassifier(cfg.model_path)
-        reference = reference_statistics(model, Path(cfg.reference_dir), cfg.reference_samples)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(reference))
+    reference = cached_reference(cfg)
     features = compare(reference, live, cfg.alpha, cfg.psi_threshold)
     moved = [name for name, row in features.items() if row["moved"]]
     report = {
