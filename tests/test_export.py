@@ -10,7 +10,7 @@ import onnx
 import pytest
 import torch
 
-from mushroom.checkpoints import load_classifier, model_info
+from mushroom.checkpoints import TorchClassifier, load_classifier, model_info
 from mushroom.data.images import find_images, load_rgb
 from mushroom.data.preprocessing import eval_preprocess
 from mushroom.errors import MushroomError
@@ -52,12 +52,12 @@ def test_onnx_runtime_gives_the_checkpoints_probabilities_on_new_photos(
 
 
 def test_mirror_averaging_is_inside_the_graph(trained_checkpoint: Path, tmp_path: Path) -> None:
-    classifier = load_classifier(trained_checkpoint)
-    classifier.hparams["tta_hflip"] = True
-    info = model_info(classifier, None, source="test")
-    write_onnx(classifier, info, tmp_path / "tta.onnx", opset=18)
+    reference = TorchClassifier(trained_checkpoint, None)
+    reference.model.hparams["tta_hflip"] = True
+    info = model_info(reference.model, None, source="test")
+    write_onnx(reference.model, info, tmp_path / "tta.onnx", opset=18)
     photos = find_images([make_image_folder(tmp_path / "photos", per_class=2, size=(50, 70), seed=3)])
-    result = parity_check(classifier, OnnxClassifier(tmp_path / "tta.onnx"), photos, tolerance=1e-4)
+    result = parity_check(reference, OnnxClassifier(tmp_path / "tta.onnx"), photos, tolerance=1e-4)
     assert result["passed"], result
     assert OnnxClassifier(tmp_path / "tta.onnx").info.tta_hflip is True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mushroom.data.preprocessing import Preprocessing
@@ -64,3 +65,17 @@ def model_info(classifier: MushroomClassifier, safety: dict[str, Any] | None, so
         architecture=str(classifier.hparams["name"]),
         source=source,
     )
+
+
+class TorchClassifier:
+    """A training checkpoint behind the same interface as :class:`mushroom.serving.model.OnnxClassifier`:
+    ``info`` and ``predict_batch`` (calibrated probabilities, as the exported graph computes them)."""
+
+    def __init__(self, ckpt_path: str | Path, safety: dict[str, Any] | None) -> None:
+        self.model = load_classifier(ckpt_path)
+        self.info = model_info(self.model, safety, source=str(ckpt_path))
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """``N x 3 x S x S`` float32 → ``N x C`` probabilities."""
+        with torch.no_grad():
+            return self.model.predict_proba(torch.from_numpy(batch)).numpy()

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from mushroom.checkpoints import load_classifier, model_info
+from mushroom.checkpoints import TorchClassifier
 from mushroom.data.images import find_images, load_rgb, sample_evenly
 from mushroom.data.preprocessing import eval_preprocess
 from mushroom.errors import MushroomError
@@ -99,12 +99,11 @@ def set_metadata(path: Path, metadata: dict[str, str]) -> None:
 
 
 def parity_check(
-    classifier: MushroomClassifier, exported: OnnxClassifier, images: list[Path], tolerance: float
+    reference: TorchClassifier, exported: OnnxClassifier, images: list[Path], tolerance: float
 ) -> dict[str, Any]:
     """Same photos through PyTorch and ONNX Runtime: largest probability difference and top-1 agreement."""
     batch = np.stack([eval_preprocess(load_rgb(p, exported.pre.resize_size), exported.pre) for p in images])
-    with torch.no_grad():
-        expected = classifier.predict_proba(torch.from_numpy(batch)).numpy()
+    expected = reference.predict_batch(batch)
     got = exported.predict_batch(batch)
     max_diff = float(np.abs(expected - got).max())
     disagree = [str(p) for p, a, b in zip(images, expected.argmax(1), got.argmax(1), strict=True) if a != b]
@@ -187,7 +186,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     if cfg.format != "onnx":
         raise MushroomError(f"format={cfg.format} is not supported: the only export format is onnx.")
     ckpt_path = Path(cfg.ckpt_path)
-    classifier = load_classifier(ckpt_path)
+    reference = TorchClassifier(ckpt_path, table_from_config(cfg.get("safety")))
     output = Path(cfg.output_path) if cfg.output_path else ckpt_path.with_suffix(".onnx")
 
     parity_images = sample_evenly(
@@ -199,9 +198,8 @@ def export(cfg: DictConfig) -> dict[str, Any]:
             "Pass parity_dir=<folder of photos> (for example the training data)."
         )
 
-    info = model_info(classifier, table_from_config(cfg.get("safety")), source=str(ckpt_path))
-    write_onnx(classifier, info, output, cfg.opset)
-    parity = parity_check(classifier, OnnxClassifier(output), parity_images, cfg.parity_tolerance)
+    write_onnx(reference.model, reference.info, output, cfg.opset)
+    parity = parity_check(reference, OnnxClassifier(output), parity_images, cfg.parity_tolerance)
     if not parity["passed"]:
         output.unlink()
         raise MushroomError(

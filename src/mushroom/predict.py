@@ -39,24 +39,13 @@ class Classifier(Protocol):
     def predict_batch(self, batch: np.ndarray) -> np.ndarray: ...
 
 
-class TorchClassifier:
-    """A training checkpoint behind the same interface as :class:`OnnxClassifier`."""
-
-    def __init__(self, ckpt_path: str | Path, safety: dict[str, Any] | None) -> None:
-        from mushroom.checkpoints import load_classifier, model_info
-
-        self.model = load_classifier(ckpt_path)
-        self.info = model_info(self.model, safety, source=str(ckpt_path))
-
-    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.no_grad():
-            return self.model.predict_proba(torch.from_numpy(batch)).numpy()
-
-
 def load_any(path: str | Path, safety: dict[str, Any] | None) -> Classifier:
-    return OnnxClassifier(path) if Path(path).suffix == ".onnx" else TorchClassifier(path, safety)
+    """An exported ``.onnx`` file (ONNX Runtime), else a training checkpoint (PyTorch, imported only here)."""
+    if Path(path).suffix == ".onnx":
+        return OnnxClassifier(path)
+    from mushroom.checkpoints import TorchClassifier
+
+    return TorchClassifier(path, safety)
 
 
 def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from mushroom.serving.answer import NOT_SURE
 from mushroom.serving.stats import FEATURES
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -53,7 +54,7 @@ class ServiceMetrics:
             )
             for name, description in FEATURES.items()
         }
-        for name in [*class_names, "not sure"]:
+        for name in [*class_names, NOT_SURE]:
             self.predictions.labels(name=name)  # every class shows up, at 0, from the first scrape
 
     def observe_input(self, stats: dict[str, float]) -> None:
