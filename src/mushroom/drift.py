@@ -23,6 +23,7 @@ from typing import Any
 import hydra
 import numpy as np
 from omegaconf import DictConfig
+from PIL import Image
 
 from mushroom.data.images import decode_opened, find_images, sample_evenly
 from mushroom.data.preprocessing import resize_and_crop
@@ -93,8 +94,6 @@ def compare(
 def reference_statistics(model: OnnxClassifier, photos: Sequence[Path]) -> dict[str, list[float]]:
     """The recorded statistics, computed on training-like photos the way the service computes them."""
     columns: dict[str, list[float]] = {name: [] for name in FEATURES}
-    from PIL import Image
-
     for path in photos:
         try:
             with Image.open(path) as image:
