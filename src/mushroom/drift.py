@@ -11,7 +11,6 @@ deviations says which way it went. Torch-free: it runs where the service runs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -25,6 +24,7 @@ import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 
+from mushroom.data.hashing import file_sha256, folder_fingerprint
 from mushroom.data.images import decode_opened, find_images, sample_evenly
 from mushroom.data.preprocessing import resize_and_crop
 from mushroom.errors import MushroomError
@@ -121,8 +121,8 @@ def cached_reference(cfg: DictConfig) -> dict[str, list[float]]:
     if not model_path.is_file():
         raise MushroomError(f"Model file {model_path} does not exist. Pass the ONNX file the service runs.")
     key = {
-        "model_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
-        "photos": [str(path.resolve()) for path in photos],
+        "model_sha256": file_sha256(model_path),
+        "photos": folder_fingerprint([(path.resolve(), None) for path in photos]),
     }
     cache = Path(cfg.reference_path)
     if cache.is_file():

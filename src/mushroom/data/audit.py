@@ -11,13 +11,12 @@ report is a JSON file, and the manifest built from it decides what training sees
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +25,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mushroom.data.folder import find_class_root
-from mushroom.data.hashing import connected_groups, file_sha256, hamming_pairs, perceptual_hash
+from mushroom.data.hashing import (
+    connected_groups,
+    file_sha256,
+    folder_fingerprint,
+    hamming_pairs,
+    perceptual_hash,
+)
 from mushroom.data.images import to_rgb
 from mushroom.errors import MushroomError
 
@@ -167,15 +172,6 @@ def labelled_files(
             label = next((keys[normalise_name(p)] for p in folders if normalise_name(p) in keys), None)
         files.append((path, label))
     return base, files
-
-
-def folder_fingerprint(files: Sequence[tuple[Path, str | None]]) -> str:
-    """Changes when a file is added, removed, resized or touched: tells when an audit is stale."""
-    digest = hashlib.sha256()
-    for path, label in files:
-        stat = path.stat()
-        digest.update(f"{path}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
 
 
 # -- inspecting one file ----------------------------------------------------------------------------

@@ -23,6 +23,16 @@ def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def folder_fingerprint(files: Sequence[tuple[Path, str | None]]) -> str:
+    """Changes when a file is added, removed, resized or touched: tells when what was computed from the
+    files (an audit, drift's reference statistics) is stale."""
+    digest = hashlib.sha256()
+    for path, label in files:
+        stat = path.stat()
+        digest.update(f"{path}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def perceptual_hash(rgb: np.ndarray) -> int:
     """64-bit DCT hash of an ``H x W x 3`` uint8 image."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)

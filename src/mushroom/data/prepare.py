@@ -21,8 +21,9 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mushroom.data.audit import AuditReport, audit_folder, folder_fingerprint, labelled_files, log_report
+from mushroom.data.audit import AuditReport, audit_folder, labelled_files, log_report
 from mushroom.data.cache import build_cache
+from mushroom.data.hashing import folder_fingerprint
 from mushroom.data.kaggle import download_dataset, has_images
 from mushroom.data.manifest import Manifest, build_manifest
 from mushroom.runtime import exit_on_user_error
