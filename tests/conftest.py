@@ -26,11 +26,35 @@ CLASS_STYLES = {
     "Lactarius": ((230, 150, 40), "triangle"),
     "Russula": ((150, 40, 160), "cross"),
 }
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
 
 
-def draw_sample(cls: str, size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+def _hermetic_subprocesses() -> None:
+    """Make every ``python -m mushroom...`` a test starts run this checkout, with this interpreter's tools.
+
+    ``PYTHONPATH`` puts ``src`` (the package) and the repository (``tests.helpers``) first, whatever
+    ``mushroom`` is installed; ``PATH`` puts the interpreter's own ``bin`` first, so that ``venv/bin/pytest``
+    finds ``hadolint`` and ``dvc`` beside it without the virtualenv being activated.
+    """
+    paths = [str(REPO / "src"), str(REPO)]
+    os.environ["PYTHONPATH"] = os.pathsep.join([*paths, *filter(None, [os.environ.get("PYTHONPATH")])])
+    tools = str(Path(sys.executable).parent)
+    os.environ["PATH"] = os.pathsep.join([tools, os.environ.get("PATH", "")])
+
+
+_hermetic_subprocesses()
+
+
+def draw_sample(
+    cls: str, size: tuple[int, int], rng: np.random.Generator, look_alike: str | None = None
+) -> Image.Image:
+    """One photo of ``cls``; with ``look_alike``, drawn halfway to that class (colour and shape)."""
     colour, shape = CLASS_STYLES[cls]
+    if look_alike is not None:
+        other_colour, other_shape = CLASS_STYLES[look_alike]
+        colour = tuple((a + b) // 2 for a, b in zip(colour, other_colour, strict=True))
+        shape = other_shape if rng.random() < 0.5 else shape
     width, height = size
     background = rng.integers(20, 90, size=3)
     pixels = np.clip(background + rng.normal(0, 12, (height, width, 3)), 0, 255).astype(np.uint8)
@@ -55,17 +79,28 @@ def draw_sample(cls: str, size: tuple[int, int], rng: np.random.Generator) -> Im
 def make_image_folder(
     root: Path,
     classes: Sequence[str] = ("Amanita", "Boletus", "Lactarius"),
-    per_class: int = 20,
+    per_class: int | dict[str, int] = 20,
     size: tuple[int, int] = (80, 64),
     seed: int = 0,
+    look_alikes: float = 0.0,
 ) -> Path:
-    """Write ``root/<class>/<i>.jpg`` real JPEGs and return ``root``."""
+    """Write ``root/<class>/<i>.jpg`` real JPEGs and return ``root``.
+
+    ``per_class``: one count for every class, or a count per class (an imbalanced set).
+    ``look_alikes``: the share of each class drawn halfway to another class, so that no model can be
+    sure of every photo (what calibration and an abstain threshold need to be fitted to something).
+    """
     rng = np.random.default_rng(seed)
     for cls in classes:
         folder = root / cls
         folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            draw_sample(cls, size, rng).save(folder / f"{cls.lower()}_{i:03d}.jpg", quality=90)
+        others = [other for other in classes if other != cls]
+        count = per_class[cls] if isinstance(per_class, dict) else per_class
+        for i in range(count):
+            look_alike = None
+            if look_alikes and others and rng.random() < look_alikes:
+                look_alike = others[int(rng.integers(len(others)))]
+            draw_sample(cls, size, rng, look_alike).save(folder / f"{cls.lower()}_{i:03d}.jpg", quality=90)
     return root
 
 
@@ -129,12 +164,26 @@ def run_train(overrides: list[str], output_dir: Path) -> dict[str, float]:
 
 
 @pytest.fixture(scope="session")
-def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """best.ckpt of the small CNN trained on coloured shapes (calibrated, with a fitted abstain threshold)."""
-    data = make_image_folder(tmp_path_factory.mktemp("shapes"), per_class=30, size=(40, 40))
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
+    """The small CNN trained, calibrated and tested on imbalanced coloured shapes, 30% look-alikes.
+
+    The look-alikes make the validation split impossible to get all right, so the fitted temperature
+    lies strictly inside its bounds (not 1) and the abstain threshold strictly between 0 and 1: the
+    calibrated path is what every test built on this run exercises.
+    """
+    counts = {"Amanita": 40, "Boletus": 30, "Lactarius": 20}  # imbalanced: accuracy != balanced accuracy
+    data = make_image_folder(
+        tmp_path_factory.mktemp("shapes"), per_class=counts, size=(40, 40), seed=1, look_alikes=0.3
+    )
     out = tmp_path_factory.mktemp("run")
-    run_train([f"data.root={data}", "trainer.max_epochs=6", "model.lr=0.01", "test=false"], out)
-    return out / "checkpoints" / "best.ckpt"
+    overrides = [f"data.root={data}", "trainer.max_epochs=6", "model.lr=0.01", "data.val_fraction=0.25"]
+    return out, run_train(overrides, out)
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(trained_run: tuple[Path, dict[str, float]]) -> Path:
+    """best.ckpt of :func:`trained_run`: calibrated (temperature != 1), with a fitted abstain threshold."""
+    return trained_run[0] / "checkpoints" / "best.ckpt"
 
 
 def run_export(overrides: Sequence[str], output_dir: Path) -> dict:

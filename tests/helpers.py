@@ -7,6 +7,8 @@ from pathlib import Path
 
 import lightning as L
 
+import mushroom
+
 
 class RecordTrainIndices(L.Callback):
     """Write the dataset indices this rank will train on in the first epoch to ``rank<N>.json``."""
@@ -17,4 +19,5 @@ class RecordTrainIndices(L.Callback):
         sampler = trainer.train_dataloader.sampler  # type: ignore[union-attr]
         indices = [int(i) for i in sampler]
         path = Path(trainer.default_root_dir) / f"rank{trainer.global_rank}.json"
-        path.write_text(json.dumps({"world_size": trainer.world_size, "indices": indices}))
+        record = {"world_size": trainer.world_size, "indices": indices, "package": mushroom.__file__}
+        path.write_text(json.dumps(record))

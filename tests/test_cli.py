@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import make_image_folder
+
+pytestmark = pytest.mark.slow  # end to end: subprocesses of the package's own commands
 
 
 def run_module(module: str, *args: str, cwd: Path, measured: bool = True) -> subprocess.CompletedProcess:

@@ -8,17 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mushroom.data.folder import scan_image_folder
 from mushroom.data.splits import stratified_split
-from tests.conftest import make_image_folder
+from tests.conftest import REPO, make_image_folder
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # end to end: subprocesses of the package's own commands
 
 
 def test_two_process_ddp_on_cpu_sees_disjoint_data_and_writes_one_checkpoint(tmp_path: Path) -> None:
     data = make_image_folder(tmp_path / "photos", per_class=16, size=(32, 32))
     run_dir = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    # PYTHONPATH (src, then the repository for tests.helpers) comes from tests/conftest.py.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [
             sys.executable,
@@ -45,7 +48,9 @@ def test_two_process_ddp_on_cpu_sees_disjoint_data_and_writes_one_checkpoint(tmp
     )
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((run_dir / f"rank{r}.json").read_text()) for r in (0, 1)]
-    assert all(r["world_size"] == 2 for r in ranks)
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    # Both ranks ran this checkout's package, not whatever mushroom is installed.
+    assert {r["package"] for r in ranks} == {str(REPO / "src" / "mushroom" / "__init__.py")}
     first, second = (set(r["indices"]) for r in ranks)
     n_train = len(stratified_split(scan_image_folder(data).labels, seed=42).train)
     # DistributedSampler pads an odd count by repeating one sample; otherwise the shards are disjoint.

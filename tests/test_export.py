@@ -43,14 +43,21 @@ def test_onnx_runtime_gives_the_checkpoints_probabilities_on_new_photos(
     photos = find_images([make_image_folder(tmp_path, per_class=4, size=(90, 60), seed=11)])
     model = OnnxClassifier(exported_model)
     batch = np.stack([eval_preprocess(load_rgb(p), model.pre) for p in photos])
+    classifier = load_classifier(trained_checkpoint)
+    temperature = float(classifier.temperature)
+    assert abs(temperature - 1.0) > 0.05  # the calibrated path: the graph must divide by T
     with torch.no_grad():
-        expected = load_classifier(trained_checkpoint).predict_proba(torch.from_numpy(batch)).numpy()
+        expected = classifier.predict_proba(torch.from_numpy(batch)).numpy()
+        logits = classifier(torch.from_numpy(batch)).numpy()
     got = model.predict_batch(batch)
     np.testing.assert_allclose(got, expected, atol=1e-4)
+    scaled = np.exp(logits / temperature - (logits / temperature).max(1, keepdims=True))
+    np.testing.assert_allclose(got, scaled / scaled.sum(1, keepdims=True), atol=1e-4)
     assert (got.argmax(1) == expected.argmax(1)).all()
     assert (got.argmax(1) == np.repeat([0, 1, 2], 4)).mean() >= 0.75  # and it still knows the shapes
 
 
+@pytest.mark.slow
 def test_mirror_averaging_is_inside_the_graph(trained_checkpoint: Path, tmp_path: Path) -> None:
     reference = TorchClassifier(trained_checkpoint, None)
     reference.model.hparams["tta_hflip"] = True
@@ -62,6 +69,7 @@ def test_mirror_averaging_is_inside_the_graph(trained_checkpoint: Path, tmp_path
     assert OnnxClassifier(tmp_path / "tta.onnx").info.tta_hflip is True
 
 
+@pytest.mark.slow
 def test_quantize_writes_int8_model_and_reports_accuracy_change(
     trained_checkpoint: Path, tmp_path: Path
 ) -> None:

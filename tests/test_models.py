@@ -30,6 +30,7 @@ def test_unknown_model_name_suggests_close_ones() -> None:
         create_network("resnet5O", num_classes=3)
 
 
+@pytest.mark.slow
 def test_missing_pretrained_weights_name_the_ways_out(tmp_path: Path) -> None:
     code = (
         "from mushroom.models import create_network\n"
@@ -45,6 +46,7 @@ def test_missing_pretrained_weights_name_the_ways_out(tmp_path: Path) -> None:
     assert "HF_HUB_OFFLINE" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HF_CACHE.is_dir(), reason="needs ../shared/weights/hf-cache")
 def test_pretrained_weights_load_offline_from_a_hub_cache() -> None:
     code = (

@@ -118,6 +118,7 @@ def run_module(module: str, *overrides: str, cwd: Path) -> subprocess.CompletedP
     )
 
 
+@pytest.mark.slow
 def test_audit_and_prepare_commands(tmp_path: Path) -> None:
     root = make_distinct_folder(tmp_path / "raw", {"Amanita": 8, "Boletus": 8})
     (root / "Amanita" / "notes.jpg").write_text("not an image")
@@ -137,6 +138,7 @@ def test_audit_and_prepare_commands(tmp_path: Path) -> None:
     assert len(list((tmp_path / "data" / "processed" / "raw" / "cache_40").rglob("*.jpg"))) == 16
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("dvc") is None, reason="dvc is not installed")
 def test_dvc_add_push_pull_with_a_local_remote(tmp_path: Path) -> None:
     """The README's DVC workflow, for real: track data/, push to a folder remote, lose it, pull it back."""

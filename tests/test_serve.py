@@ -19,6 +19,8 @@ import pytest
 
 from tests.conftest import make_image_folder, running_server
 
+pytestmark = pytest.mark.slow  # end to end: the service in its own process, over HTTP
+
 
 @pytest.fixture(scope="module")
 def server(exported_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
@@ -78,6 +80,22 @@ def test_png_and_exif_rotated_photos_are_answered(server: tuple[str, Path], phot
     exif[0x0112] = 6  # "rotate 90° clockwise to show": how phones store portrait photos
     image.transpose(Image.Transpose.ROTATE_90).save(rotated, format="JPEG", exif=exif)
     assert post(url, rotated.getvalue()).json()["prediction"] == "Amanita"
+
+
+def test_without_a_threshold_the_one_stored_in_the_model_decides(
+    exported_model: Path, tmp_path: Path
+) -> None:
+    from mushroom.serving.model import OnnxClassifier
+
+    stored = OnnxClassifier(exported_model).info.abstain_threshold
+    assert stored is not None and 0.0 < stored < 1.0
+    photos = make_image_folder(tmp_path / "photos", per_class=6, size=(48, 48), seed=5, look_alikes=0.5)
+    with running_server(exported_model, tmp_path) as url:
+        bodies = [post(url, path.read_bytes()).json() for path in sorted(photos.rglob("*.jpg"))]
+    assert [b["abstain_threshold"] for b in bodies] == pytest.approx([stored] * len(bodies))
+    assert [b["not_sure"] for b in bodies] == [b["confidence"] < stored for b in bodies]
+    assert 0 < sum(b["not_sure"] for b in bodies) < len(bodies)  # the photos fall on both sides
+    assert all((b["prediction"] == "not sure") == b["not_sure"] for b in bodies)
 
 
 BAD_UPLOADS = {
@@ -235,7 +253,13 @@ def test_metrics_count_requests_classes_rejections_and_inputs(server: tuple[str,
             break
         time.sleep(0.05)
     assert metric(after, "mushroom_predictions_total", name="Amanita") == answered + 3
-    assert metric(after, "mushroom_predictions_total", name="not sure") >= 0  # every class is listed
+    # Every class and "not sure" is listed from the start, and these confident photos added no "not sure".
+    assert metric(after, "mushroom_predictions_total", name="not sure") == metric(
+        before, "mushroom_predictions_total", name="not sure"
+    )
+    assert metric(before, "mushroom_predictions_total", name="Lactarius") == metric(
+        after, "mushroom_predictions_total", name="Lactarius"
+    )
     assert metric(after, "mushroom_rejected_uploads_total", reason="empty") >= 1
     assert metric(after, "mushroom_http_requests_total", method="POST", route="/predict", status="200") >= 3
     assert metric(after, "mushroom_http_request_duration_seconds_count", route="/predict") >= 4

@@ -70,13 +70,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def load_rgb(path: str | Path | BinaryIO, min_side: int | None = None) -> np.ndarray:
-    """Decode an image file fully into an ``H x W x 3`` uint8 array.
+    """Decode an image file fully into an upright ``H x W x 3`` uint8 array.
 
+    Upright: the EXIF orientation is applied, as the service does with uploads, so that a phone's
+    portrait photo is trained on, predicted and served the way its owner sees it.
     ``min_side`` lets the JPEG decoder downscale by a power of two while keeping the shorter side
     at least that long: the result is the same for training at that size, and decoding is faster.
     """
     with Image.open(path) as image:
-        return decode_opened(image, min_side)
+        return decode_opened(image, min_side, upright=True)
 
 
 def decode_opened(image: Image.Image, min_side: int | None = None, upright: bool = False) -> np.ndarray:

@@ -1,0 +1,89 @@
+"""The shipped safety table and the safety logic against facts and hand computations.
+
+The table is data that users' lives depend on: a genus losing its ``deadly`` flag in an edit must fail
+a test, not pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from mushroom.configs import CONFIG_DIR
+from mushroom.safety import dangerous_confusions, deadly_mask, table_from_config, threshold_for_target
+from mushroom.serving.answer import NOT_SURE, answer
+
+GENERA = [
+    "Agaricus", "Amanita", "Boletus", "Cortinarius", "Entoloma",
+    "Hygrocybe", "Lactarius", "Russula", "Suillus",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def table() -> dict:
+    shipped = table_from_config(OmegaConf.load(CONFIG_DIR / "safety" / "genus.yaml"))
+    assert shipped is not None
+    return shipped
+
+
+def test_the_shipped_table_names_the_deadly_and_the_poisonous_genera(table: dict) -> None:
+    assert sorted(table) == GENERA
+    deadly = {name for name, entry in table.items() if entry.get("deadly")}
+    poisonous = {name for name, entry in table.items() if entry.get("poisonous")}
+    # Amanita: death cap, destroying angels; Cortinarius: orellanine (C. orellanus, C. rubellus).
+    assert deadly == {"Amanita", "Cortinarius"}
+    assert poisonous == {"Agaricus", "Entoloma", "Lactarius", "Russula"}
+    assert all(entry.get("note") for entry in table.values())
+    assert list(deadly_mask(GENERA, table)) == [name in ("Amanita", "Cortinarius") for name in GENERA]
+
+
+def test_deadly_mask_needs_every_class_in_the_table(table: dict) -> None:
+    assert deadly_mask(["Amanita", "Psilocybe"], table) is None
+    assert deadly_mask(["Amanita"], None) is None
+
+
+# Amanita is deadly. Rows: (probabilities over Amanita, Boletus, Lactarius), true label.
+PROBS = np.array([[0.9, 0.05, 0.05], [0.3, 0.6, 0.1], [0.2, 0.35, 0.45], [0.1, 0.8, 0.1], [0.7, 0.2, 0.1]])
+LABELS = np.array([0, 0, 0, 1, 2])
+DEADLY = np.array([True, False, False])
+
+
+def test_dangerous_confusions_by_hand() -> None:
+    plain = dangerous_confusions(PROBS, LABELS, DEADLY)
+    # Amanita photos 2 and 3 are called Boletus / Lactarius: 2 of 3 deadly-genus photos.
+    assert plain["dangerous_confusions"] == 2 and plain["deadly_genus_images"] == 3
+    assert plain["dangerous_confusion_rate"] == pytest.approx(2 / 3)
+    assert plain["coverage"] == 1.0 and plain["accuracy_answered"] == pytest.approx(2 / 5)
+    # At 0.5, photo 3 (0.45) is "not sure"; photo 2 (0.6) is still a dangerous answer.
+    cut = dangerous_confusions(PROBS, LABELS, DEADLY, threshold=0.5)
+    assert cut["dangerous_confusions"] == 1 and cut["coverage"] == pytest.approx(4 / 5)
+    assert cut["accuracy_answered"] == pytest.approx(2 / 4)
+    # A confidence equal to the threshold is answered.
+    assert dangerous_confusions(PROBS, LABELS, DEADLY, threshold=0.6)["dangerous_confusions"] == 1
+    assert dangerous_confusions(PROBS, LABELS, DEADLY, threshold=0.61)["dangerous_confusions"] == 0
+
+
+def test_threshold_for_target_is_the_lowest_that_meets_it() -> None:
+    assert threshold_for_target(PROBS, LABELS, DEADLY, target=0.0) == pytest.approx(0.7)
+    assert threshold_for_target(PROBS, LABELS, DEADLY, target=0.34) == pytest.approx(0.6)
+    assert threshold_for_target(PROBS, LABELS, DEADLY, target=0.67) == 0.0
+    # Every Amanita called harmless with full confidence: no threshold helps, so nothing is answered.
+    hopeless = np.array([[0.0, 1.0, 0.0]])
+    assert threshold_for_target(hopeless, np.array([0]), DEADLY, target=0.0) > 1.0
+
+
+def test_answer_abstains_below_the_threshold_and_names_deadly_look_alikes(table: dict) -> None:
+    names = ["Amanita", "Boletus", "Lactarius"]
+    probs = np.array([0.25, 0.6, 0.15])
+    sure = answer(probs, names, k=3, abstain_threshold=0.6, safety=table)
+    assert sure["prediction"] == "Boletus" and not sure["not_sure"]  # equal to the threshold: answered
+    assert sure["note"] == table["Boletus"]["note"]
+    # Amanita is only second, but a deadly look-alike is always named; Lactarius is poisonous.
+    assert [row["name"] for row in sure["dangerous"]] == ["Amanita", "Lactarius"]
+    assert sure["dangerous"][0]["deadly"] is True and sure["dangerous"][1]["deadly"] is False
+    unsure = answer(probs, names, k=3, abstain_threshold=0.61, safety=table)
+    assert unsure["prediction"] == NOT_SURE and unsure["not_sure"] and unsure["note"] is None
+    assert unsure["confidence"] == pytest.approx(0.6) and unsure["top_k"][0]["name"] == "Boletus"
+    assert [row["name"] for row in answer(probs, names, k=1, safety=table)["dangerous"]] == []
+    assert not answer(probs, names, k=3, abstain_threshold=None)["not_sure"]
