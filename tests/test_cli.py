@@ -39,6 +39,7 @@ def test_train_then_evaluate_from_any_directory(tmp_path: Path) -> None:
         "trainer.max_epochs=1",
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
+        measured=False,  # the same code is measured in-process (test_train); tracing it here costs ~15 s
     )
     assert train.returncode == 0, train.stderr[-3000:]
     assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "test_metrics.json").is_file()
@@ -55,6 +56,7 @@ def test_train_then_evaluate_from_any_directory(tmp_path: Path) -> None:
         "data.num_workers=0",
         f"hydra.run.dir={tmp_path / 'eval'}",
         cwd=tmp_path,
+        measured=False,
     )
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
     assert json.loads(metrics.read_text())["n_images"] == 48

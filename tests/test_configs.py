@@ -87,6 +87,7 @@ def test_logger_options_instantiate(logger: str, tmp_path: Path) -> None:
 def test_callback_options_instantiate(callbacks: str, tmp_path: Path) -> None:
     cfg = compose_config("train", [f"callbacks={callbacks}"], tmp_path)
     built = instantiate_all(cfg.get("callbacks"))
+    assert len(built) == len(cfg.get("callbacks") or {})
     assert all(isinstance(c, L.Callback) for c in built)
     if callbacks == "default":
         assert {type(c).__name__ for c in built} >= {"ModelCheckpoint", "RichProgressBar"}
@@ -98,6 +99,15 @@ def test_experiments_compose(experiment: str, tmp_path: Path) -> None:
     cfg = compose_config("train", [f"experiment={experiment}", "data.root=/some/photos"], tmp_path)
     assert cfg.data.root == "/some/photos"
     assert cfg.trainer.max_epochs >= 1
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_balanced_accuracy_picks_the_checkpoint_stops_early_and_drives_searches(tmp_path: Path) -> None:
+    """The figure that is fair to rare genera decides everything; plain accuracy would favour common ones."""
+    cfg = compose_config("train", ["callbacks=[model_checkpoint,early_stopping]"], tmp_path)
+    assert cfg.optimized_metric == "val/balanced_acc"
+    for name in ("model_checkpoint", "early_stopping"):
+        assert (cfg.callbacks[name].monitor, cfg.callbacks[name].mode) == ("val/balanced_acc", "max")
 
 
 @pytest.mark.usefixtures("hydra_init")

@@ -14,7 +14,7 @@ from mushroom.evaluate import evaluate
 from tests.conftest import compose_config, make_image_folder
 
 
-def run_evaluate(ckpt: Path, root: Path, metrics_path: Path) -> dict:
+def run_evaluate(ckpt: Path, root: Path, metrics_path: Path, *overrides: str) -> dict:
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="mushroom.configs", version_base="1.3"):
         cfg = compose_config(
@@ -26,6 +26,7 @@ def run_evaluate(ckpt: Path, root: Path, metrics_path: Path) -> dict:
                 "data.num_workers=0",
                 "trainer=cpu",
                 "trainer.enable_progress_bar=false",
+                *overrides,
             ],
             metrics_path.parent,
         )
@@ -38,12 +39,29 @@ def test_evaluate_writes_metrics_json_and_confusion_png(trained_checkpoint: Path
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["n_images"] == 30
     for key in ("accuracy", "balanced_accuracy", "macro_f1"):
-        assert 0.0 <= saved[key] <= 1.0 and saved[key] == pytest.approx(metrics[key])
+        assert saved[key] == pytest.approx(metrics[key])
     assert saved["balanced_accuracy"] >= 0.8  # new images drawn the same way: the model generalises
     assert set(saved["per_class"]) == {"Amanita", "Boletus", "Lactarius"}
     assert set(saved["per_class"]["Boletus"]) == {"precision", "recall", "f1", "support"}
     assert sum(row["support"] for row in saved["per_class"].values()) == 30
     assert (tmp_path / "out" / "metrics_confusion.png").is_file()
+
+
+def test_evaluate_answers_at_the_stored_threshold_unless_one_is_passed(
+    trained_checkpoint: Path, tmp_path: Path
+) -> None:
+    from mushroom.checkpoints import load_classifier
+
+    stored = load_classifier(trained_checkpoint).fitted_abstain_threshold()
+    assert stored is not None and 0.0 < stored < 1.0
+    photos = make_image_folder(tmp_path / "photos", per_class=6, size=(40, 40), seed=8, look_alikes=0.5)
+    fitted = run_evaluate(trained_checkpoint, photos, tmp_path / "a" / "m.json")
+    assert fitted["safety"]["abstaining"]["threshold"] == pytest.approx(stored)
+    passed = run_evaluate(
+        trained_checkpoint, photos, tmp_path / "b" / "m.json", "eval.abstain_threshold=0.99"
+    )
+    assert passed["safety"]["abstaining"]["threshold"] == pytest.approx(0.99)
+    assert passed["safety"]["abstaining"]["coverage"] < fitted["safety"]["abstaining"]["coverage"]
 
 
 def test_folder_with_some_of_the_classes_is_fine(trained_checkpoint: Path, tmp_path: Path) -> None:

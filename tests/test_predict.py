@@ -134,7 +134,12 @@ def test_cli_prints_a_table_and_writes_csv(photos: Path, exported_model: Path, t
     )
     rows = list(csv.DictReader(io.StringIO(csv_run.stdout)))
     assert len(rows) == 4 and {"path", "prediction", "confidence", "top_k", "note"} <= set(rows[0])
-    assert all(0.0 <= float(row["confidence"]) <= 1.0 for row in rows)
+    # The CSV holds the same answers as the in-process prediction.
+    expected = {r["path"]: r for r in run_predict([command[3], command[4]], tmp_path / "c")}
+    assert {row["path"] for row in rows} == set(expected)
+    for row in rows:
+        assert float(row["confidence"]) == pytest.approx(expected[row["path"]]["confidence"], abs=1e-6)
+        assert row["prediction"] == expected[row["path"]]["prediction"]
 
 
 def test_no_images_and_missing_paths_are_clear_errors(exported_model: Path, tmp_path: Path) -> None:

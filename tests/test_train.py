@@ -33,6 +33,30 @@ def test_run_dir_holds_checkpoints_config_logs_and_test_report(trained_run: tupl
     assert checkpoint["hyper_parameters"]["preprocessing"]["image_size"] == 32
 
 
+def refit_on_validation(out: Path) -> tuple[float, float]:
+    """Temperature and abstain threshold fitted again, independently, on the run's validation split."""
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from mushroom.calibration import fit_temperature
+    from mushroom.checkpoints import load_classifier
+    from mushroom.safety import deadly_mask, table_from_config, threshold_for_target
+    from mushroom.train import build_datamodule
+
+    cfg = OmegaConf.load(out / "config.yaml")
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("fit")
+    model = load_classifier(out / "checkpoints" / "best.ckpt")
+    images, labels = zip(*datamodule.val_dataloader().dataset, strict=True)
+    with torch.no_grad():
+        logits = model(torch.stack(images))
+    temperature = fit_temperature(logits, torch.tensor(labels))
+    probs = (logits / temperature).softmax(-1).numpy()
+    deadly = deadly_mask(model.class_names, table_from_config(cfg.safety))
+    assert deadly is not None
+    return temperature, threshold_for_target(probs, np.array(labels), deadly, cfg.eval.dangerous_target)
+
+
 def test_run_is_calibrated_reported_and_carded(trained_run: tuple[Path, dict]) -> None:
     from mushroom.checkpoints import load_classifier
 
@@ -49,6 +73,8 @@ def test_run_is_calibrated_reported_and_carded(trained_run: tuple[Path, dict]) -
     loaded = load_classifier(out / "checkpoints" / "best.ckpt")
     assert float(loaded.temperature) == pytest.approx(temperature)
     assert loaded.fitted_abstain_threshold() == pytest.approx(threshold)
+    # Both were fitted on the validation split, from the best weights' raw logits.
+    assert (temperature, threshold) == pytest.approx(refit_on_validation(out), rel=1e-3)
     # The report's ECE is the one its reliability bins give.
     bins = [b for b in report["reliability_bins"] if b["count"]]
     by_hand = sum(b["count"] / report["n_images"] * abs(b["accuracy"] - b["confidence"]) for b in bins)
@@ -172,7 +198,8 @@ def test_optuna_search_of_two_trials_reports_its_best_value(toy_folder: Path, tm
         f"hydra.sweep.dir={tmp_path}",
         f"data.root={toy_folder}",
         "trainer.max_epochs=1",
-        "logger=none",
+        "test=false",  # a search compares validation figures only
+        "logger=csv",
         *FAST_TRAIN,
     ]
     done = subprocess.run(
@@ -180,14 +207,21 @@ def test_optuna_search_of_two_trials_reports_its_best_value(toy_folder: Path, tm
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
-    assert 0.0 <= results["best_value"] <= 1.0
+    # The best value is the best trial's validation balanced accuracy (what train() returns).
+    trials = sorted(p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit())
+    values = []
+    for trial in trials:
+        rows = (trial / "csv" / "version_0" / "metrics.csv").read_text().splitlines()
+        column = rows[0].split(",").index("val/balanced_acc")
+        values.append([float(r.split(",")[column]) for r in rows[1:] if r.split(",")[column]][-1])
+    assert results["best_value"] == pytest.approx(max(values))
     assert set(results["best_params"]) == {
         "model.lr",
         "model.backbone_lr_scale",
         "model.label_smoothing",
         "model.weight_decay",
     }
-    assert len([p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit()]) == 2  # one dir per trial
+    assert len(trials) == 2  # one dir per trial
 
 
 def test_balanced_accuracy_picks_the_best_checkpoint_on_an_imbalanced_set(

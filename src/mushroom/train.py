@@ -8,31 +8,30 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import lightning as L
-import torch
-from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from mushroom.calibration import fit_temperature
-from mushroom.checkpoints import checkpoint_class_names
-from mushroom.data import MushroomDataModule
 from mushroom.errors import MushroomError
-from mushroom.inference import collect
-from mushroom.model_card import write_model_card
-from mushroom.models import MushroomClassifier, network_preprocessing
-from mushroom.report import write_evaluation_report, write_report
-from mushroom.runtime import exit_on_user_error, instantiate_all, prepare_wandb
-from mushroom.safety import deadly_mask, table_from_config, threshold_for_target
-from mushroom.tracking import log_report
+from mushroom.runtime import exit_on_user_error
+
+if TYPE_CHECKING:
+    from mushroom.data import MushroomDataModule
+    from mushroom.models import MushroomClassifier
+
+# PyTorch, Lightning and the rest are imported where they are used: a misspelt override, `--help` or
+# `--cfg job` answers in a second instead of after the ~8 s those imports take.
 
 log = logging.getLogger(__name__)
 
 
 def build_datamodule(cfg: DictConfig) -> MushroomDataModule:
     """The data config, with size and normalisation the network expects where the config says null."""
+    from hydra.utils import instantiate
+
+    from mushroom.models import network_preprocessing
+
     defaults = network_preprocessing(cfg.model.name)
     filled = {key: value for key, value in defaults.items() if cfg.data.get(key) is None}
     return instantiate(cfg.data, **filled, _convert_="all")
@@ -61,6 +60,12 @@ def calibrate_best(
     The threshold is the lowest confidence at which the dangerous-confusion rate on validation stays
     at most ``eval.dangerous_target`` (only when the safety table covers every class).
     """
+    import torch
+
+    from mushroom.calibration import fit_temperature
+    from mushroom.inference import collect
+    from mushroom.safety import deadly_mask, table_from_config, threshold_for_target
+
     checkpoint = torch.load(best, map_location="cpu", weights_only=False)
     model.load_state_dict(checkpoint["state_dict"])
     loader = datamodule.val_dataloader()
@@ -80,6 +85,18 @@ def calibrate_best(
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; return the final metrics (floats) by name."""
+    import lightning as L
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from mushroom.checkpoints import checkpoint_class_names
+    from mushroom.inference import collect
+    from mushroom.model_card import write_model_card
+    from mushroom.report import write_evaluation_report, write_report
+    from mushroom.runtime import instantiate_all, prepare_wandb
+    from mushroom.safety import table_from_config
+    from mushroom.tracking import log_report
+
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
