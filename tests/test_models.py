@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,47 +17,46 @@ from tests.conftest import SHARED
 HF_CACHE = SHARED / "weights" / "hf-cache"
 
 
-def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, timeout=120
-    )
-
-
 def test_unknown_model_name_suggests_close_ones() -> None:
     with pytest.raises(MushroomError, match="resnet50"):
         create_network("resnet5O", num_classes=3)
 
 
-@pytest.mark.slow
-def test_missing_pretrained_weights_name_the_ways_out(tmp_path: Path) -> None:
-    code = (
-        "from mushroom.models import create_network\n"
-        "from mushroom.errors import MushroomError\n"
-        "try:\n"
-        "    create_network('tf_efficientnet_lite0.in1k', num_classes=4, pretrained=True)\n"
-        "except MushroomError as e:\n"
-        "    print(e)\n"
-    )
-    result = run_python(code, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path))
-    assert "Could not load pretrained weights" in result.stdout, result.stderr
-    assert "model.pretrained=false" in result.stdout and "HF_HUB_CACHE" in result.stdout
-    assert "HF_HUB_OFFLINE" in result.stdout
+@pytest.fixture
+def hub_cache(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    """Point the Hugging Face hub at a cache folder, offline, as HF_HUB_CACHE=... HF_HUB_OFFLINE=1 would.
+
+    huggingface_hub reads those variables once, at import; the tests patch what it read.
+    """
+    from huggingface_hub import constants
+
+    def use(path: Path) -> None:
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(path))
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+    return use
 
 
-@pytest.mark.slow
+def test_missing_pretrained_weights_name_the_ways_out(
+    hub_cache: Callable[[Path], None], tmp_path: Path
+) -> None:
+    hub_cache(tmp_path)  # an empty cache, and no network
+    with pytest.raises(MushroomError, match="Could not load pretrained weights") as missing:
+        create_network("tf_efficientnet_lite0.in1k", num_classes=4, pretrained=True)
+    message = str(missing.value)
+    assert "model.pretrained=false" in message and "HF_HUB_CACHE" in message and "HF_HUB_OFFLINE" in message
+
+
 @pytest.mark.skipif(not HF_CACHE.is_dir(), reason="needs ../shared/weights/hf-cache")
-def test_pretrained_weights_load_offline_from_a_hub_cache() -> None:
-    code = (
-        "import torch, safetensors.torch, pathlib\n"
-        "from mushroom.models import create_network\n"
-        "net = create_network('tf_efficientnet_lite0.in1k', num_classes=4, pretrained=True)\n"
-        f"root = pathlib.Path({str(HF_CACHE)!r}) / 'models--timm--tf_efficientnet_lite0.in1k'\n"
-        "file = next(root.glob('snapshots/*/model.safetensors'))\n"
-        "ref = safetensors.torch.load_file(file)['conv_stem.weight']\n"
-        "print(torch.equal(net.conv_stem.weight, ref), net.get_classifier().out_features)\n"
-    )
-    result = run_python(code, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(HF_CACHE))
-    assert result.stdout.split() == ["True", "4"], result.stderr
+def test_pretrained_weights_load_offline_from_a_hub_cache(hub_cache: Callable[[Path], None]) -> None:
+    import safetensors.torch
+
+    hub_cache(HF_CACHE)
+    net = create_network("tf_efficientnet_lite0.in1k", num_classes=4, pretrained=True)
+    root = HF_CACHE / "models--timm--tf_efficientnet_lite0.in1k"
+    reference = safetensors.torch.load_file(next(root.glob("snapshots/*/model.safetensors")))
+    assert torch.equal(net.conv_stem.weight, reference["conv_stem.weight"])
+    assert net.get_classifier().out_features == 4
 
 
 def test_preprocessing_comes_from_the_pretrained_config() -> None:

@@ -106,15 +106,15 @@ def test_label_map_maps_nested_safety_folders(tmp_path: Path) -> None:
     }
 
 
-def run_module(module: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+def start_module(module: str, *overrides: str, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-m", module, *overrides],
         cwd=cwd,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
     )
 
 
@@ -124,16 +124,21 @@ def test_audit_and_prepare_commands(tmp_path: Path) -> None:
     (root / "Amanita" / "notes.jpg").write_text("not an image")
     common = ("data=folder", f"data.root={root}", f"paths.root_dir={tmp_path}")
 
-    audit = run_module("mushroom.data.audit", *common, f"report_path={tmp_path}/report.json", cwd=tmp_path)
-    assert audit.returncode == 0, audit.stderr
+    # The two commands write different files: run them side by side (each spends seconds importing).
+    audit_run = start_module(
+        "mushroom.data.audit", *common, f"report_path={tmp_path}/report.json", cwd=tmp_path
+    )
+    prepare_run = start_module("mushroom.data.prepare", *common, "data.prepare.cache_size=40", cwd=tmp_path)
+    audit_out, audit_err = audit_run.communicate(timeout=300)
+    _, prepare_err = prepare_run.communicate(timeout=300)
+    assert audit_run.returncode == 0, audit_err
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["excluded"] == [
         {"path": "Amanita/notes.jpg", "kind": "not_an_image", "detail": report["excluded"][0]["detail"]}
     ]
-    assert "not_an_image" in audit.stdout + audit.stderr
+    assert "not_an_image" in audit_out + audit_err
 
-    prepare = run_module("mushroom.data.prepare", *common, "data.prepare.cache_size=40", cwd=tmp_path)
-    assert prepare.returncode == 0, prepare.stderr
+    assert prepare_run.returncode == 0, prepare_err
     assert (tmp_path / "data" / "processed" / "raw" / "manifest.csv").is_file()
     assert len(list((tmp_path / "data" / "processed" / "raw" / "cache_40").rglob("*.jpg"))) == 16
 
