@@ -19,6 +19,8 @@ from mushroom.data.manifest import Manifest
 from mushroom.data.prepare import PrepareSettings, prepare_dataset
 from tests.test_audit import distinct_photo, make_distinct_folder
 
+pytestmark = pytest.mark.slow  # end to end: download -> audit -> manifest -> cache on disk
+
 
 def mtimes(folder: Path) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -118,7 +120,6 @@ def start_module(module: str, *overrides: str, cwd: Path) -> subprocess.Popen:
     )
 
 
-@pytest.mark.slow
 def test_audit_and_prepare_commands(tmp_path: Path) -> None:
     root = make_distinct_folder(tmp_path / "raw", {"Amanita": 8, "Boletus": 8})
     (root / "Amanita" / "notes.jpg").write_text("not an image")

@@ -88,7 +88,11 @@ def test_run_is_calibrated_reported_and_carded(trained_run: tuple[Path, dict]) -
 
 @pytest.mark.parametrize(
     "extra",
-    [[], ["model.mixup_alpha=0.2", "model.cutmix_alpha=1.0"], ["data.prepare.enabled=true"]],
+    [
+        [],
+        ["model.mixup_alpha=0.2", "model.cutmix_alpha=1.0"],
+        pytest.param(["data.prepare.enabled=true"], marks=pytest.mark.slow),
+    ],
     ids=["plain", "mixup-cutmix", "from-manifest-and-cache"],
 )
 def test_fast_dev_run_completes(extra: list[str], toy_folder: Path, tmp_path: Path) -> None:
