@@ -79,3 +79,26 @@ def test_predict_proba_is_softmax_of_logits_over_the_temperature(tta_hflip: bool
     # ... and not the uncalibrated probabilities, which these random weights make differ.
     with torch.no_grad():
         assert not np.allclose(got, softmax(model(images).numpy()), atol=1e-4)
+
+
+def test_the_temperature_stays_within_its_bounds() -> None:
+    """A validation split the model gets all right pushes T to 0 (certainty); all wrong, to infinity."""
+    labels = torch.tensor([0, 1, 0, 1])
+    right = torch.tensor([[0.05, 0.0], [0.0, 0.05], [0.05, 0.0], [0.0, 0.05]])
+    assert fit_temperature(right, labels) == pytest.approx(0.05)
+    assert fit_temperature(-right * 60, labels) == pytest.approx(20.0)
+
+
+def test_empty_bins_have_no_accuracy_and_ece_uses_the_bins_asked_for() -> None:
+    probs = np.array([[0.95, 0.05], [0.75, 0.25], [0.72, 0.28], [0.65, 0.35]])
+    labels = np.array([0, 0, 1, 0])
+    bins = reliability_bins(probs, labels, n_bins=10)
+    empty = [b for b in bins if not b["count"]]
+    assert len(empty) == 7 and all(b["accuracy"] is None and b["confidence"] is None for b in empty)
+    # 5 bins: 0.65, 0.72, 0.75 share (0.6, 0.8]; 10 bins split them, and ECE changes (0.0425 / 0.2175).
+    assert expected_calibration_error(probs, labels, n_bins=5) != pytest.approx(
+        expected_calibration_error(probs, labels, n_bins=10)
+    )
+    # Bins of 0.05: 0.65 alone, 0.72 and 0.75 together, 0.95 alone.
+    by_hand = (abs(1 - 0.65) + 2 * abs(0.5 - 0.735) + abs(1 - 0.95)) / 4
+    assert expected_calibration_error(probs, labels, n_bins=20) == pytest.approx(by_hand)

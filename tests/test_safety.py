@@ -11,8 +11,14 @@ import pytest
 from omegaconf import OmegaConf
 
 from mushroom.configs import CONFIG_DIR
-from mushroom.safety import dangerous_confusions, deadly_mask, table_from_config, threshold_for_target
-from mushroom.serving.answer import NOT_SURE, answer
+from mushroom.safety import (
+    abstain_curve,
+    dangerous_confusions,
+    deadly_mask,
+    table_from_config,
+    threshold_for_target,
+)
+from mushroom.serving.answer import NOT_SURE, WARNING, answer, top_k
 
 GENERA = [
     "Agaricus", "Amanita", "Boletus", "Cortinarius", "Entoloma",
@@ -87,3 +93,71 @@ def test_answer_abstains_below_the_threshold_and_names_deadly_look_alikes(table:
     assert unsure["confidence"] == pytest.approx(0.6) and unsure["top_k"][0]["name"] == "Boletus"
     assert [row["name"] for row in answer(probs, names, k=1, safety=table)["dangerous"]] == []
     assert not answer(probs, names, k=3, abstain_threshold=None)["not_sure"]
+
+
+def test_every_answer_field_for_a_poisonous_look_alike() -> None:
+    """The whole answer, field by field: clients (the web page, CSV, JSON) read these names."""
+    table = {
+        "Amanita": {"deadly": True, "note": "deadly note"},
+        "Lactarius": {"poisonous": True, "note": "acrid"},  # no deadly key: not deadly
+        "Boletus": {"note": "porcini"},
+        "Suillus": {},
+    }
+    names = ["Amanita", "Boletus", "Lactarius", "Suillus"]
+    said = answer(np.array([0.1, 0.6, 0.25, 0.05]), names, safety=table)  # k defaults to 3
+    assert said == {
+        "prediction": "Boletus",
+        "confidence": 0.6,
+        "not_sure": False,
+        "abstain_threshold": None,
+        "top_k": [
+            {"name": "Boletus", "probability": 0.6},
+            {"name": "Lactarius", "probability": 0.25},
+            {"name": "Amanita", "probability": 0.1},
+        ],
+        "note": "porcini",
+        "dangerous": [
+            {"name": "Lactarius", "probability": 0.25, "deadly": False, "poisonous": True, "note": "acrid"},
+            {
+                "name": "Amanita",
+                "probability": 0.1,
+                "deadly": True,
+                "poisonous": False,
+                "note": "deadly note",
+            },
+        ],
+        "warning": WARNING,
+    }
+    assert list(deadly_mask(names, table)) == [True, False, False, False]
+
+
+def test_top_k_rounds_to_six_places_and_keeps_class_order_on_ties() -> None:
+    probs = np.array([0.2, 0.4, 0.4, 0.1234567891])
+    ranked = top_k(probs, ["a", "b", "c", "d"], k=4)
+    assert [row["name"] for row in ranked] == ["b", "c", "a", "d"]
+    assert ranked[-1]["probability"] == 0.123457
+    assert [row["name"] for row in top_k(probs, ["a", "b", "c", "d"], k=0)] == ["b"]  # at least one
+
+
+def test_edge_cases_of_the_safety_figures() -> None:
+    nothing_deadly = dangerous_confusions(PROBS[3:], LABELS[3:], DEADLY)
+    assert nothing_deadly["dangerous_confusion_rate"] is None and nothing_deadly["deadly_genus_images"] == 0
+    none_answered = dangerous_confusions(PROBS, LABELS, DEADLY, threshold=0.95)
+    assert none_answered["coverage"] == 0.0 and none_answered["accuracy_answered"] is None
+    empty = dangerous_confusions(np.zeros((0, 3)), np.zeros(0, dtype=int), DEADLY)
+    assert empty["coverage"] == 0.0
+    hopeless = threshold_for_target(np.array([[0.0, 1.0, 0.0]]), np.array([0]), DEADLY, target=0.0)
+    assert hopeless == float(np.nextafter(1.0, 2.0))  # the smallest threshold above every confidence
+
+
+def test_abstain_curve_steps_by_five_points() -> None:
+    curve = abstain_curve(PROBS, LABELS, DEADLY)
+    assert [row["threshold"] for row in curve] == pytest.approx([i / 20 for i in range(20)])
+    assert curve == [dangerous_confusions(PROBS, LABELS, DEADLY, i / 20) for i in range(20)]
+    assert [row["threshold"] for row in abstain_curve(PROBS, LABELS, DEADLY, [0.3, 0.7])] == [0.3, 0.7]
+
+
+def test_table_from_config_resolves_interpolations() -> None:
+    node = OmegaConf.create({"shared": "see a guide", "Amanita": {"deadly": True, "note": "${shared}"}})
+    assert table_from_config(node)["Amanita"] == {"deadly": True, "note": "see a guide"}
+    assert table_from_config(None) is None and table_from_config(OmegaConf.create([1, 2])) is None
