@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -206,6 +208,21 @@ def exported_model(trained_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
     return out / "model.onnx"
 
 
+def plain_png(width: int, height: int, bit_depth: int = 8, rgba: bool = False) -> bytes:
+    """A valid PNG of one flat colour, written row by row: a 20000 x 20000 one is a few tens of KB and
+    takes a second to write, where PIL would first build it in memory."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    colour_type, channels = (6, 4) if rgba else (0, 1)  # RGBA or grey
+    row = b"\x00" + bytes([0x5A]) * ((width * channels * bit_depth + 7) // 8)
+    compressor = zlib.compressobj(9)
+    pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
 # Run the service with PyTorch and the training libraries made unimportable, as in the API image.
 SERVE_WITHOUT_TORCH = (
     "import runpy, sys\n"
@@ -221,20 +238,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class ServerUrl(str):
+    """The base URL of a running service, with its process id (for its memory, in /proc)."""
+
+    pid: int
+
+
 @contextmanager
-def running_server(model_path: Path, workdir: Path, *overrides: str) -> Iterator[str]:
-    """``python -m mushroom.serve`` (without PyTorch) in a real process; yields its base URL once ready."""
+def running_server(
+    model_path: Path, workdir: Path, *overrides: str, prelude: str = ""
+) -> Iterator[ServerUrl]:
+    """``python -m mushroom.serve`` (without PyTorch) in a real process; yields its base URL once ready.
+
+    ``prelude``: Python run in the server process before it starts (e.g. to plant a fault).
+    """
     import httpx
 
     port = free_port()
     log_path = workdir / "server.log"
     command = [
-        sys.executable, "-c", SERVE_WITHOUT_TORCH, f"model_path={model_path}", f"port={port}",
+        sys.executable, "-c", f"{prelude}\n{SERVE_WITHOUT_TORCH}", f"model_path={model_path}", f"port={port}",
         f"hydra.run.dir={workdir / 'hydra'}", f"stats_path={workdir / 'stats.jsonl'}", *overrides,
     ]  # fmt: skip
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    url = f"http://127.0.0.1:{port}"
+    url = ServerUrl(f"http://127.0.0.1:{port}")
+    url.pid = process.pid
     try:
         deadline = time.monotonic() + 60
         while True:

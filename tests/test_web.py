@@ -93,3 +93,26 @@ def test_a_file_that_is_not_a_photo_shows_the_servers_reason(
     page.wait_for_selector("#error", state="visible", timeout=30_000)
     assert "text/plain, not as an image" in page.inner_text("#error")
     assert not page.locator("#result").is_visible() and page.locator("#warning").is_visible()
+
+
+def test_the_page_runs_under_its_content_security_policy(browser_page, server: str, tmp_path: Path) -> None:
+    """The page's own script and style are allowed by hash: nothing is refused, and the answer shows."""
+    console: list[str] = []
+    browser_page.on("console", lambda message: console.append(message.text))
+    browser_page.goto(server + "/")
+    browser_page.set_input_files("#picker", str(real_or_generated_photo(tmp_path)))
+    browser_page.wait_for_selector("#result", state="visible", timeout=30_000)
+    assert not [text for text in console if "Content Security Policy" in text or "Refused" in text]
+
+
+def test_an_internal_error_shows_the_services_message(
+    exported_model: Path, tmp_path: Path, browser_page
+) -> None:
+    """A 500 once came back as plain text, and the page said it could not reach the server."""
+    fault = "import mushroom.serving.app as app\napp.answer = lambda *a, **k: 1 / 0\n"
+    with running_server(exported_model, tmp_path, prelude=fault) as url:
+        browser_page.goto(url + "/")
+        browser_page.set_input_files("#picker", str(real_or_generated_photo(tmp_path)))
+        browser_page.wait_for_selector("#error", state="visible", timeout=30_000)
+        shown = browser_page.inner_text("#error")
+    assert "The service failed (ZeroDivisionError)" in shown and "Could not reach" not in shown

@@ -7,28 +7,25 @@ Then open http://HOST:PORT/ on a phone, or ``curl -F file=@photo.jpg http://HOST
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mushroom.runtime import exit_on_user_error
 from mushroom.serving.app import ServeSettings, create_app
+from mushroom.serving.protocol import http_protocol
 
 log = logging.getLogger(__name__)
 
 
 def settings_from_config(cfg: DictConfig) -> ServeSettings:
-    return ServeSettings(
-        model_path=str(cfg.model_path),
-        top_k=int(cfg.top_k),
-        max_upload_mb=float(cfg.max_upload_mb),
-        max_megapixels=float(cfg.max_megapixels),
-        abstain_threshold=cfg.abstain_threshold,
-        stats_path=cfg.stats_path,
-        threads=cfg.threads,
-        concurrent_inferences=int(cfg.concurrent_inferences),
-    )
+    """The service's settings: every key of ``serve.yaml`` that :class:`ServeSettings` has."""
+    values = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(values, dict)
+    names = {field.name for field in dataclasses.fields(ServeSettings)}
+    return ServeSettings(**{name: value for name, value in values.items() if name in names})
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="serve")
@@ -38,7 +35,19 @@ def main(cfg: DictConfig) -> None:
 
     app = create_app(settings_from_config(cfg))
     log.info("Open http://%s:%d/ (web page) or POST a photo to /predict", cfg.host, cfg.port)
-    uvicorn.run(app, host=cfg.host, port=int(cfg.port), log_level=cfg.log_level, log_config=None)
+    server = cfg.server
+    uvicorn.run(
+        app,
+        host=cfg.host,
+        port=int(cfg.port),
+        log_level=cfg.log_level,
+        log_config=None,
+        http=http_protocol(int(server.max_header_kb * 1024)),
+        h11_max_incomplete_event_size=int(server.max_header_kb * 1024),
+        limit_concurrency=server.max_connections,
+        timeout_keep_alive=int(server.keep_alive_s),
+        timeout_graceful_shutdown=int(server.shutdown_s),
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,13 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> Preprocessing:
-        known = {key: values[key] for key in ("image_size", "crop_pct", "mean", "std") if key in values}
-        return cls(**known)
+        """From a checkpoint's or model file's metadata; ``ValueError`` if a value has the wrong type."""
+        pre = cls(**{key: values[key] for key in ("image_size", "crop_pct", "mean", "std") if key in values})
+        pre.image_size, pre.crop_pct = int(pre.image_size), float(pre.crop_pct)
+        pre.mean, pre.std = tuple(float(v) for v in pre.mean), tuple(float(v) for v in pre.std)
+        if pre.image_size < 1 or not 0 < pre.crop_pct <= 1 or len(pre.mean) != 3 or len(pre.std) != 3:
+            raise ValueError(f"preprocessing out of range: {pre.as_dict()}")
+        return pre
 
 
 def resize_shorter_side(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -58,11 +63,17 @@ def resize_shorter_side(rgb: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(rgb, (new_width, new_height), interpolation=cv2.INTER_AREA)
 
 
+# Above this many values the float32 copy (four bytes per value) costs more memory than its speed is
+# worth: a 64-megapixel upload would take 768 MB for it. Such images take OpenCV's uint8 path (same bytes).
+FLOAT_SHRINK_MAX_VALUES = 3 * 4_000_000
+
+
 def _fractional_shrink(rgb: np.ndarray, new_width: int, new_height: int) -> bool:
     height, width = rgb.shape[:2]
     shrinks = new_width < width and new_height < height
     integer_factors = width % new_width == 0 and height % new_height == 0
-    return rgb.dtype == np.uint8 and shrinks and not integer_factors
+    small = rgb.size <= FLOAT_SHRINK_MAX_VALUES
+    return rgb.dtype == np.uint8 and shrinks and not integer_factors and small
 
 
 def _area_shrink_in_float(rgb: np.ndarray, new_width: int, new_height: int) -> np.ndarray:

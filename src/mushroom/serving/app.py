@@ -1,5 +1,8 @@
 """The FastAPI service: ``POST /predict``, ``GET /`` (web page), ``/health``, ``/ready``, ``/metrics``.
 
+Hostile input is bounded before it costs anything: uploads by size, arrival time and the bytes all
+uploads hold together; images by header (pixels, shape) before decoding, and decoding by the pixels
+all requests hold at once, so that a few large images cannot take the memory or make a good photo wait.
 Decoding and inference run in worker threads, so the event loop stays free to accept requests and
 refuse bad ones quickly; a semaphore lets one photo at a time into ONNX Runtime, which already uses
 every core for one photo.
@@ -7,19 +10,18 @@ every core for one photo.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
+import re
 import threading
 import time
+from base64 import b64encode
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from importlib import resources
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,56 +32,64 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import mushroom
 from mushroom.data.preprocessing import resize_and_crop
 from mushroom.serving.answer import answer
+from mushroom.serving.budget import Budget
 from mushroom.serving.form import read_photo
 from mushroom.serving.metrics import ServiceMetrics
 from mushroom.serving.model import OnnxClassifier
+from mushroom.serving.recorder import StatsRecorder
+from mushroom.serving.schema import (
+    METRICS_RESPONSE,
+    PREDICT_BODY,
+    PREDICT_ERRORS,
+    Answer,
+    Health,
+    Readiness,
+)
 from mushroom.serving.stats import image_stats
-from mushroom.serving.uploads import UploadError, decode_upload
+from mushroom.serving.uploads import OpenedUpload, UploadError, UploadLimits, decode_checked, open_upload
 
 log = logging.getLogger(__name__)
-ROUTES = ("/", "/predict", "/health", "/ready", "/metrics")
+ROUTES = ("/", "/predict", "/health", "/ready", "/metrics", "/docs", "/openapi.json")
+# The methods /metrics labels by name; anything else a client sends is counted as "other", so that
+# nobody can create a new time series per request.
+METHODS = ("GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE")
+DOC_ROUTES = ("/docs", "/docs/oauth2-redirect", "/redoc")
 
 
 @dataclass
 class ServeSettings:
+    """What the service accepts and how much it may hold; ``configs/serve.yaml`` documents each."""
+
     model_path: str
     top_k: int = 3
     max_upload_mb: float = 10.0
     max_megapixels: float = 64.0
+    max_aspect_ratio: float = 10.0
     # null = the threshold fitted on validation and stored in the model.
     abstain_threshold: float | None = None
     # Where each answered photo's statistics are appended (JSON lines) for mushroom.drift; null = nowhere.
     stats_path: str | None = None
+    stats_max_mb: float = 100.0
     threads: int | None = None
     # Photos in ONNX Runtime at once; 1 is fastest on a CPU, where one photo already uses every core.
     concurrent_inferences: int = 1
+    decode_megapixels: float = 80.0
+    uploads_in_memory_mb: float = 256.0
+    upload_timeout_s: float = 30.0
+    queue_timeout_s: float = 30.0
+    api_docs: bool = True
 
     @property
     def max_bytes(self) -> int:
         return int(self.max_upload_mb * 2**20)
 
-
-class StatsRecorder:
-    """Appends one JSON line per answered photo to a file kept open (line-buffered) while serving."""
-
-    def __init__(self, path: str | None) -> None:
-        self.file: TextIO | None = None
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.file = Path(path).open("a", buffering=1, encoding="utf-8")  # noqa: SIM115 - open while serving
-
-    def record(self, row: dict[str, Any]) -> None:
-        if self.file is not None:
-            when = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            self.file.write(json.dumps({"time": when, **row}) + "\n")
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
+    @property
+    def limits(self) -> UploadLimits:
+        return UploadLimits(self.max_bytes, int(self.max_megapixels * 1e6), self.max_aspect_ratio)
 
 
 class RequestMetrics:
-    """Counts requests by route and status and times them until the last byte of the answer is sent.
+    """Counts requests by route, method and status and times them until the last byte is sent.
 
     Plain ASGI rather than ``@app.middleware("http")``, which costs a noticeable share of a request here.
     """
@@ -93,6 +103,7 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         route = scope["path"] if scope["path"] in ROUTES else "other"
+        method = scope["method"] if scope["method"] in METHODS else "other"
         start = time.perf_counter()
         status = 500
 
@@ -107,56 +118,122 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, timed_send)
         finally:
-            self.metrics.requests.labels(route=route, method=scope["method"], status=str(status)).inc()
+            self.metrics.requests.labels(route=route, method=method, status=str(status)).inc()
+
+
+class SecurityHeaders:
+    """Headers that keep a browser from sniffing, framing or running anything the page did not ship.
+
+    The web page may run only its own inline script and style (allowed by hash); API answers allow
+    nothing at all. The ``/docs`` pages load Swagger UI from a CDN, so they get no content policy.
+    """
+
+    def __init__(self, app: ASGIApp, page_policy: str) -> None:
+        self.app = app
+        common = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+        no_frames = [(b"x-frame-options", b"DENY")]
+        self.page = [*common, *no_frames, (b"content-security-policy", page_policy.encode())]
+        self.api = [
+            *common,
+            *no_frames,
+            (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+        ]
+        self.docs = common
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        extra = self.page if path == "/" else self.docs if path in DOC_ROUTES else self.api
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def page_policy(page: str) -> str:
+    """The web page's Content-Security-Policy: its inline script and style by SHA-256, photo previews
+    from ``blob:``, requests only to this service."""
+
+    def hashes(tag: str) -> str:
+        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", page, flags=re.DOTALL)
+        return " ".join(f"'sha256-{b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
+
+    return (
+        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; img-src blob:; "
+        "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
 
 
 def error_response(error: UploadError, metrics: ServiceMetrics) -> JSONResponse:
     metrics.rejected.labels(reason=error.reason).inc()
-    return JSONResponse({"error": error.reason, "detail": error.message}, status_code=error.status_code)
+    headers = {"Retry-After": "5"} if error.status_code == 503 else None
+    if error.status_code in (408, 413):
+        headers = {"Connection": "close"}  # the rest of the body is not read: the connection cannot be reused
+    return JSONResponse(
+        {"error": error.reason, "detail": error.message}, status_code=error.status_code, headers=headers
+    )
 
 
 def create_app(settings: ServeSettings) -> FastAPI:
-    model = OnnxClassifier(settings.model_path, threads=settings.threads)
+    model = OnnxClassifier(settings.model_path, threads=settings.threads)  # checks and warms the model
     info = model.info
     threshold = (
         settings.abstain_threshold if settings.abstain_threshold is not None else info.abstain_threshold
     )
     metrics = ServiceMetrics(info.class_names)
-    recorder = StatsRecorder(settings.stats_path)
+    recorder = StatsRecorder(settings.stats_path, settings.stats_max_mb)
     page = resources.files("mushroom.serving").joinpath("static/index.html").read_text(encoding="utf-8")
     inference_slots = threading.BoundedSemaphore(max(1, settings.concurrent_inferences))
+    limits = settings.limits
+    model_side = model.pre.resize_size
+    decoding = Budget(settings.decode_megapixels * 1e6, settings.queue_timeout_s, "decoding other photos")
+    uploads = Budget(settings.uploads_in_memory_mb * 2**20, 0.0, "receiving other uploads")
     state = {"ready": False}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # One photo through the model before saying ready: the first run allocates ONNX Runtime's memory.
-        size = model.pre.image_size
-        await run_in_threadpool(model.predict_batch, np.zeros((1, 3, size, size), np.float32))
         state["ready"] = True
         log.info("Serving %s (%s) with classes %s", settings.model_path, info.architecture, info.class_names)
         yield
         recorder.close()
 
+    docs = {} if settings.api_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(
         title="mushroom",
         version=mushroom.__version__,
         description="Names the mushroom genus in a photo. Never eat a mushroom because of it.",
         lifespan=lifespan,
+        **docs,  # type: ignore[arg-type]
     )
+    app.add_middleware(SecurityHeaders, page_policy=page_policy(page))
     app.add_middleware(RequestMetrics, metrics=metrics)
 
-    def answer_photo(data: bytes) -> tuple[dict[str, Any], BackgroundTask]:
-        rgb, size = decode_upload(
-            data, settings.max_bytes, int(settings.max_megapixels * 1e6), model.pre.resize_size
-        )
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> JSONResponse:
+        """A bug, not the user's fault: still the documented JSON, so clients and the page can show it."""
+        log.exception("Internal error answering %s %s", request.method, request.url.path)
+        body = {
+            "error": "internal",
+            "detail": f"The service failed ({type(error).__name__}); please report it.",
+        }
+        return JSONResponse(body, status_code=500)
+
+    def answer_photo(upload: OpenedUpload) -> tuple[dict[str, Any], BackgroundTask]:
+        rgb = decode_checked(upload, model_side)
         pixels = resize_and_crop(rgb, model.pre)
+        del rgb  # the full-size pixels are not needed past here; free them before inference
         with inference_slots:
             start = time.perf_counter()
             probs = model.predict_pixels(pixels)
             metrics.inference.observe(time.perf_counter() - start)
         said = answer(probs, info.class_names, settings.top_k, threshold, info.safety)
         # Here rather than after the answer: 0.1 ms now costs less than competing with the next photo.
-        stats = {**image_stats(pixels, size), "confidence": said["confidence"]}
+        stats = {**image_stats(pixels, upload.size), "confidence": said["confidence"]}
         return said, BackgroundTask(record_input, stats, said["prediction"])
 
     async def record_input(stats: dict[str, float], prediction: str) -> None:
@@ -164,14 +241,22 @@ def create_app(settings: ServeSettings) -> FastAPI:
         event loop, so no thread is woken for it)."""
         metrics.observe_input(stats)
         metrics.predictions.labels(name=prediction).inc()
-        recorder.record({**stats, "prediction": prediction})
+        if not recorder.record({**stats, "prediction": prediction}):
+            metrics.unrecorded.inc()
 
-    @app.post("/predict")
+    @app.post(
+        "/predict",
+        response_model=Answer,
+        responses=PREDICT_ERRORS,
+        openapi_extra={"requestBody": PREDICT_BODY},
+    )
     async def predict(request: Request) -> JSONResponse:
         """Multipart upload with the photo in the field ``file``: top-k genera, "not sure", safety."""
         try:
-            data = await read_photo(request, settings.max_bytes)
-            result, record = await run_in_threadpool(answer_photo, data)
+            data = await read_photo(request, settings.max_bytes, settings.upload_timeout_s, uploads)
+            upload = open_upload(data, limits, model_side)  # the header only: cheap, on the event loop
+            async with decoding.hold(upload.decode_pixels):
+                result, record = await run_in_threadpool(answer_photo, upload)
         except UploadError as error:
             return error_response(error, metrics)
         return JSONResponse(result, background=record)
@@ -180,16 +265,18 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def index() -> HTMLResponse:
         return HTMLResponse(page)
 
-    @app.get("/health")
+    @app.get("/health", response_model=Health)
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready")
+    @app.get(
+        "/ready", response_model=Readiness, responses={503: {"model": Readiness, "description": "Starting"}}
+    )
     async def ready() -> JSONResponse:
         body = {"ready": state["ready"], "classes": info.class_names, "architecture": info.architecture}
         return JSONResponse(body, status_code=200 if state["ready"] else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response, responses=METRICS_RESPONSE)  # type: ignore[arg-type]
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

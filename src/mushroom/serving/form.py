@@ -7,6 +7,7 @@ parser sees each chunk as it arrives, keeps only the bytes of the ``file`` part,
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from mushroom.serving.budget import Budget
 from mushroom.serving.uploads import UploadError, check_content_type
 
 if TYPE_CHECKING:
@@ -25,9 +27,11 @@ FRAMING_BYTES = 2**20  # room for the multipart boundaries and part headers besi
 
 
 class _PhotoPart:
-    """python-multipart callbacks that keep the ``file`` part's bytes and headers and drop other parts."""
+    """python-multipart callbacks that keep the ``file`` part's bytes and headers; a form with any other
+    field is refused as it arrives (the API takes the photo alone)."""
 
-    def __init__(self) -> None:
+    def __init__(self, boundary: bytes) -> None:
+        self.parser = MultipartParser(boundary, self.callbacks())
         self.parts = 0
         self.headers: dict[bytes, bytes] = {}
         self.header_field = bytearray()
@@ -61,7 +65,16 @@ class _PhotoPart:
 
     def headers_finished(self) -> None:
         _, options = parse_options_header(self.headers.get(b"content-disposition"))
-        if options.get(b"name") != FIELD.encode() or b"filename" not in options:
+        name = options.get(b"name")
+        if name != FIELD.encode():
+            shown = repr(name.decode("utf-8", "replace")[:40]) if name is not None else "without a name"
+            raise UploadError(
+                400,
+                "unexpected_field",
+                f"The form has a field {shown}; send only the photo, in a field named '{FIELD}' "
+                f"(curl -F {FIELD}=@photo.jpg http://host:port/predict).",
+            )
+        if b"filename" not in options:
             return
         if self.data is not None or self.chunks is not None:
             raise UploadError(400, "bad_form", "The form has more than one photo; send one per request.")
@@ -78,10 +91,29 @@ class _PhotoPart:
             self.data = b"".join(self.chunks)
             self.chunks = None
 
+    def write(self, chunk: bytes) -> None:
+        try:
+            self.parser.write(chunk)
+        except FormParserError as error:
+            raise _unreadable(error) from error
 
-async def read_photo(request: Request, max_bytes: int) -> bytes:
+    def finish(self) -> None:
+        try:
+            self.parser.finalize()
+        except FormParserError as error:
+            raise _unreadable(error) from error
+
+
+def _unreadable(error: Exception) -> UploadError:
+    return UploadError(400, "bad_form", f"The multipart body could not be read ({error}).")
+
+
+async def read_photo(
+    request: Request, max_bytes: int, timeout_s: float | None = None, memory: Budget | None = None
+) -> bytes:
     """The bytes of the multipart field ``file``; :class:`UploadError` for other content types, malformed
-    or oversized bodies and a missing photo."""
+    or oversized bodies, a missing photo, a body that takes longer than ``timeout_s`` to arrive (408)
+    and, when the uploads being received together would hold more than ``memory`` allows, 503."""
     content_type = request.headers.get("content-type", "")
     media_type, options = parse_options_header(content_type)
     if media_type != b"multipart/form-data":
@@ -93,23 +125,26 @@ async def read_photo(request: Request, max_bytes: int) -> bytes:
         )
     if b"boundary" not in options:
         raise UploadError(400, "bad_form", "The multipart content type has no boundary.")
-    limit = max_bytes + FRAMING_BYTES
-    declared = int(request.headers.get("content-length") or 0)
-    photo = _PhotoPart()
+    photo = _PhotoPart(options[b"boundary"])
+    held = 0
     try:
-        stream = request.stream()
-        if declared > limit:
-            await _drain_and_refuse(stream, declared, max_bytes)
-        parser = MultipartParser(options[b"boundary"], photo.callbacks())
-        received = 0
-        async for chunk in stream:
-            received += len(chunk)
-            if received > limit:
-                await _drain_and_refuse(stream, received, max_bytes)
-            parser.write(chunk)
-        parser.finalize()
-    except (FormParserError, ClientDisconnect) as error:
-        raise UploadError(400, "bad_form", f"The multipart body could not be read ({error}).") from error
+        async with asyncio.timeout(timeout_s):
+            async for chunk in _bounded_body(request, max_bytes):
+                if memory is not None:
+                    memory.take_now(len(chunk))
+                    held += len(chunk)
+                photo.write(chunk)
+        photo.finish()
+    except TimeoutError:
+        raise UploadError(
+            408,
+            "upload_timeout",
+            f"The upload did not arrive within {timeout_s:g} s (or was shorter than its Content-Length). "
+            "Check the connection and send the photo again.",
+        ) from None
+    finally:
+        if memory is not None:
+            memory.give_back(held)
     if photo.chunks is not None:
         raise UploadError(400, "bad_form", "The upload ended before the photo did; send it again.")
     if photo.data is None:
@@ -118,6 +153,24 @@ async def read_photo(request: Request, max_bytes: int) -> bytes:
         )
     check_content_type(photo.content_type)
     return photo.data
+
+
+async def _bounded_body(request: Request, max_bytes: int) -> AsyncIterator[bytes]:
+    """The body's chunks as they arrive; 413 once it passes the limit (or declares it will)."""
+    limit = max_bytes + FRAMING_BYTES
+    declared = int(request.headers.get("content-length") or 0) if _is_count(request) else 0
+    try:
+        stream = request.stream()
+        if declared > limit:
+            await _drain_and_refuse(stream, declared, max_bytes)
+        received = 0
+        async for chunk in stream:
+            received += len(chunk)
+            if received > limit:
+                await _drain_and_refuse(stream, received, max_bytes)
+            yield chunk
+    except ClientDisconnect as error:
+        raise _unreadable(error) from error
 
 
 async def _drain_and_refuse(stream: AsyncIterator[bytes], size: int, max_bytes: int) -> None:
@@ -134,3 +187,7 @@ async def _drain_and_refuse(stream: AsyncIterator[bytes], size: int, max_bytes: 
         f"The upload is {size / 2**20:.1f} MB or more; the limit is {max_bytes / 2**20:.0f} MB. "
         "Send a smaller photo (most phones can share a reduced size).",
     )
+
+
+def _is_count(request: Request) -> bool:
+    return request.headers.get("content-length", "0").isdigit()

@@ -45,6 +45,11 @@ class ServiceMetrics:
         self.rejected = Counter(
             "mushroom_rejected_uploads", "Uploads refused, by reason", ["reason"], registry=self.registry
         )
+        self.unrecorded = Counter(
+            "mushroom_unrecorded_inputs",
+            "Answered photos whose statistics could not be written to stats_path",
+            registry=self.registry,
+        )
         self.inputs = {
             name: Histogram(
                 f"mushroom_input_{name}",

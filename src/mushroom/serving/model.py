@@ -46,7 +46,19 @@ class ModelInfo:
                 f"{path} is an ONNX model, but not one exported by mushroom (no '{METADATA_KEY}' metadata "
                 "with class names and preprocessing). Export it with: python -m mushroom.export ckpt_path=..."
             )
-        return cls(**json.loads(metadata[METADATA_KEY]))
+        try:
+            values = json.loads(metadata[METADATA_KEY])
+            info = cls(**values)
+            info.pre  # noqa: B018 - the preprocessing must make sense too
+        except (json.JSONDecodeError, TypeError, ValueError) as error:
+            raise MushroomError(
+                f"{path}: the model's '{METADATA_KEY}' metadata is broken ({type(error).__name__}: {error}). "
+                "Export the model again with this version: python -m mushroom.export ckpt_path=..."
+            ) from error
+        if not isinstance(info.class_names, list) or not all(isinstance(n, str) for n in info.class_names):
+            names = info.class_names
+            raise MushroomError(f"{path}: the model's class names are not a list of names: {names!r}.")
+        return info
 
     @property
     def pre(self) -> Preprocessing:
@@ -79,6 +91,27 @@ class OnnxClassifier:
             ) from error
         self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, self.path)
         self.pre = self.info.pre
+        self._check_outputs()
+
+    def _check_outputs(self) -> None:
+        """One blank photo through the graph: its output must be one probability per class name.
+
+        Also the warm-up: the first run allocates ONNX Runtime's memory, so the first user does not wait.
+        """
+        size = self.pre.image_size
+        try:
+            probs = self.predict_batch(np.zeros((1, 3, size, size), np.float32))
+        except Exception as error:
+            raise MushroomError(
+                f"{self.path} does not take a 1 x 3 x {size} x {size} image as its metadata says "
+                f"({type(error).__name__}: {error}). Export it again: python -m mushroom.export ckpt_path=..."
+            ) from error
+        if probs.shape != (1, len(self.class_names)):
+            raise MushroomError(
+                f"{self.path} gives {probs.shape[-1]} outputs per photo but names {len(self.class_names)} "
+                f"classes ({', '.join(self.class_names)}). "
+                "Export it again: python -m mushroom.export ckpt_path=..."
+            )
 
     @property
     def class_names(self) -> list[str]:

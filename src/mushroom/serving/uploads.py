@@ -1,16 +1,27 @@
-"""Checking and decoding an uploaded photo; every way it can be bad has its own 4xx and message."""
+"""Checking and decoding an uploaded photo; every way it can be bad has its own 4xx and message.
+
+Checking is split from decoding: :func:`open_upload` reads only the header (size, format, shape), so
+the service can refuse a hostile image and weigh what decoding it will cost before spending anything;
+:func:`decode_checked` then does the expensive part in a worker thread.
+"""
 
 from __future__ import annotations
 
 import io
+import re
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mushroom.data.images import decode_jpeg_opencv, decode_opened
+from mushroom.data.images import decode_jpeg_opencv, decode_opened, jpeg_reduction
 
 ACCEPTED_TYPES = ("image/", "application/octet-stream")
+# What phones and browsers send (JPEG includes MPO, the multi-picture JPEG of many phone cameras).
+# Pillow reads dozens of other formats (TGA, PCX, SGI, DDS, JPEG 2000 ...): each one more decoder for
+# hostile bytes to reach.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
 
 
 class UploadError(Exception):
@@ -23,6 +34,26 @@ class UploadError(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class UploadLimits:
+    """What an upload may be. A photo is not a sliver: an image far longer than it is wide would be
+    scaled up to the model's size along its short side, a 65535 x 1 PNG to gigabytes."""
+
+    max_bytes: int
+    max_pixels: int
+    max_aspect_ratio: float = 10.0
+
+
+@dataclass
+class OpenedUpload:
+    """An upload whose header passed every check, not yet decoded."""
+
+    image: Image.Image
+    data: bytes
+    size: tuple[int, int]  # (width, height) as sent
+    decode_pixels: int  # pixels the decoder will hold: fewer than ``size`` when a JPEG decodes reduced
+
+
 def check_content_type(content_type: str | None) -> None:
     """The file part must say it is an image (or say nothing specific, as some clients do)."""
     if content_type and not content_type.lower().startswith(ACCEPTED_TYPES):
@@ -33,58 +64,90 @@ def check_content_type(content_type: str | None) -> None:
         )
 
 
-def decode_upload(
-    data: bytes, max_bytes: int, max_pixels: int, min_side: int
-) -> tuple[np.ndarray, tuple[int, int]]:
-    """The upload as an upright ``H x W x 3`` uint8 array and its (width, height) as sent, or
-    :class:`UploadError`.
+def open_upload(data: bytes, limits: UploadLimits, model_side: int) -> OpenedUpload:
+    """Check an upload from its bytes and header alone, or raise :class:`UploadError`.
 
-    The pixel count is checked from the header before anything is decoded, so a decompression bomb
-    (a small file that expands to gigabytes) costs nothing. JPEGs are decoded at reduced scale when
-    they are much larger than the model needs (``min_side``).
+    The pixel count and shape are checked before anything is decoded, so a decompression bomb (a small
+    file that expands to gigabytes) or a 65535 x 1 sliver costs nothing. ``model_side``: the shorter side
+    the model needs, which lets a large JPEG decode at reduced scale.
     """
     if not data:
         raise UploadError(400, "empty", "The upload is empty (0 bytes). Choose a photo and send it again.")
-    if len(data) > max_bytes:
+    if len(data) > limits.max_bytes:
         raise UploadError(
             413,
             "too_large",
-            f"The file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB. "
+            f"The file is {len(data) / 2**20:.1f} MB; the limit is {limits.max_bytes / 2**20:.0f} MB. "
             "Send a smaller photo (most phones can share a reduced size).",
         )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError as error:
         raise UploadError(415, "not_an_image", _not_an_image(data)) from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         # PIL refuses, from the header alone, images far beyond any photo (its own limit, ~89 MP).
-        raise _too_many_pixels("far more than", max_pixels) from error
-    with image:
-        width, height = image.size
-        if width * height > max_pixels:
-            raise _too_many_pixels(f"{width} x {height} pixels, {width * height / 1e6:.0f}", max_pixels)
-        if min(width, height) < 1:
-            raise UploadError(400, "no_pixels", "The image has no pixels.")
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{int(found[1]) / 1e6:.0f} MP" if found else "far more than that"
+        raise UploadError(413, "too_many_pixels", _too_many_pixels(size, limits)) from error
+    except Exception as error:  # a header PIL recognised but cannot parse: SyntaxError, struct.error ...
+        raise _corrupt(error) from error
+    width, height = image.size
+    try:
+        _check_shape(width, height, limits)
+    except UploadError:
+        image.close()
+        raise
+    reduction = jpeg_reduction((width, height), model_side) if image.format == "JPEG" else 1
+    return OpenedUpload(image, data, (width, height), -(-width // reduction) * -(-height // reduction))
+
+
+def decode_checked(upload: OpenedUpload, model_side: int) -> np.ndarray:
+    """The upright ``H x W x 3`` uint8 pixels of a checked upload, or :class:`UploadError` if corrupt."""
+    with upload.image as image:
         try:
-            rgb = decode_jpeg_opencv(image, data, min_side)
-            return (rgb if rgb is not None else decode_opened(image, min_side, upright=True)), (width, height)
+            rgb = decode_jpeg_opencv(image, upload.data, model_side)
+            return rgb if rgb is not None else decode_opened(image, model_side, upright=True)
         except Exception as error:  # PIL raises OSError, SyntaxError, ValueError... for broken data
-            raise UploadError(
-                400,
-                "corrupt",
-                f"The image could not be decoded: it is truncated or corrupt ({error}). "
-                "Send the photo again; if it keeps failing, re-save it as JPEG.",
-            ) from error
+            raise _corrupt(error) from error
 
 
-def _too_many_pixels(size: str, max_pixels: int) -> UploadError:
+def decode_upload(data: bytes, limits: UploadLimits, model_side: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`open_upload` then :func:`decode_checked`: the pixels and the (width, height) as sent."""
+    upload = open_upload(data, limits, model_side)
+    return decode_checked(upload, model_side), upload.size
+
+
+def _check_shape(width: int, height: int, limits: UploadLimits) -> None:
+    pixels = width * height
+    if pixels > limits.max_pixels:
+        raise UploadError(
+            413, "too_many_pixels", _too_many_pixels(f"{width} x {height} = {pixels / 1e6:.1f} MP", limits)
+        )
+    if max(width, height) > limits.max_aspect_ratio * min(width, height):
+        raise UploadError(
+            422,
+            "too_thin",
+            f"The image is {width} x {height} pixels: {max(width, height) / min(width, height):.0f} times "
+            f"longer than wide, where a photo is at most {limits.max_aspect_ratio:g} times. "
+            "Send the photo uncropped.",
+        )
+
+
+def _too_many_pixels(size: str, limits: UploadLimits) -> str:
+    return (
+        f"The image is too large: {size}; the limit is {limits.max_pixels / 1e6:g} megapixels "
+        "(a small file can expand to gigabytes: a decompression bomb). Send a smaller photo."
+    )
+
+
+def _corrupt(error: Exception) -> UploadError:
     return UploadError(
-        413,
-        "too_many_pixels",
-        f"The image is {size} megapixels; the limit is {max_pixels / 1e6:.0f} megapixels "
-        "(a small file can expand to gigabytes: a decompression bomb). Send a smaller photo.",
+        400,
+        "corrupt",
+        f"The image could not be decoded: it is truncated or corrupt ({error}). "
+        "Send the photo again; if it keeps failing, re-save it as JPEG.",
     )
 
 
@@ -94,4 +157,4 @@ def _not_an_image(data: bytes) -> str:
             "HEIC photos are not supported. Set the camera to 'Most compatible' (JPEG), "
             "or share the photo as JPEG."
         )
-    return "The file is not an image this service can read. Upload a JPEG, PNG or WebP photo."
+    return "The file is not an image this service reads. Upload a JPEG, PNG or WebP photo."

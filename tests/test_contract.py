@@ -1,0 +1,83 @@
+"""The service's API contract: the OpenAPI document declares what the service really takes and answers.
+
+Generated clients and the ``/docs`` page are built from this document; it once declared no request body
+for ``POST /predict`` (so neither could send a photo), none of its 4xx answers, and ``/metrics`` as JSON.
+The live check runs schemathesis, as ``schemathesis.toml`` (at the repository root) configures it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from mushroom.serving.app import ServeSettings, create_app
+from mushroom.serving.schema import Answer
+from tests.conftest import REPO, plain_png, running_server
+from tests.test_exif import corner_finder
+
+
+@pytest.fixture(scope="module")
+def document(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    model = corner_finder(tmp_path_factory.mktemp("contract") / "finder.onnx")
+    with TestClient(create_app(ServeSettings(model_path=str(model)))) as client:
+        return client.get("/openapi.json").json()
+
+
+def test_predict_declares_the_multipart_photo(document: dict) -> None:
+    body = document["paths"]["/predict"]["post"]["requestBody"]
+    form = body["content"]["multipart/form-data"]
+    assert body["required"] is True
+    assert form["schema"]["required"] == ["file"] and form["schema"]["additionalProperties"] is False
+    assert form["schema"]["properties"]["file"]["format"] == "binary"
+    assert "image/jpeg" in form["encoding"]["file"]["contentType"]
+
+
+def test_predict_declares_every_status_with_its_body(document: dict) -> None:
+    responses = document["paths"]["/predict"]["post"]["responses"]
+    assert set(responses) == {"200", "400", "408", "413", "415", "422", "500", "503"}
+    answer = responses["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert answer.endswith("/Answer")
+    for status in set(responses) - {"200"}:
+        assert responses[status]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    error = document["components"]["schemas"]["ErrorBody"]
+    assert set(error["required"]) == {"error", "detail"}
+
+
+def test_metrics_are_declared_as_prometheus_text(document: dict) -> None:
+    content = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(content) == ["text/plain"]
+
+
+def test_the_docs_can_be_switched_off(tmp_path: Path) -> None:
+    model = corner_finder(tmp_path / "finder.onnx")
+    with TestClient(create_app(ServeSettings(model_path=str(model), api_docs=False))) as client:
+        assert [client.get(path).status_code for path in ("/docs", "/redoc", "/openapi.json")] == [404] * 3
+        assert client.get("/health").status_code == 200
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_contract_failure_and_no_server_error(
+    exported_model: Path, tmp_path: Path
+) -> None:
+    """Every check schemathesis has, against the live service, with photos as the valid uploads."""
+    schemathesis = Path(sys.executable).parent / "schemathesis"
+    with running_server(exported_model, tmp_path) as url:
+        run = subprocess.run(
+            [str(schemathesis), "run", f"{url}/openapi.json", "--checks", "all", "--max-examples", "60"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        photo = {"file": ("a.png", plain_png(64, 48), "image/png")}
+        answer = httpx.post(f"{url}/predict", files=photo).json()
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert "No issues found" in run.stdout
+    assert set(answer) == set(Answer.model_fields)  # a real answer is the declared model, no more, no less
+    Answer.model_validate(answer)
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
