@@ -10,13 +10,16 @@ every core for one photo.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
 from base64 import b64encode
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -26,13 +29,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import mushroom
 from mushroom.data.preprocessing import resize_and_crop
 from mushroom.serving.answer import answer
-from mushroom.serving.budget import Budget
+from mushroom.serving.budget import Budget, give_back_free_memory
 from mushroom.serving.form import read_photo
 from mushroom.serving.metrics import ServiceMetrics
 from mushroom.serving.model import OnnxClassifier
@@ -54,6 +56,7 @@ ROUTES = ("/", "/predict", "/health", "/ready", "/metrics", "/docs", "/openapi.j
 # nobody can create a new time series per request.
 METHODS = ("GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE")
 DOC_ROUTES = ("/docs", "/docs/oauth2-redirect", "/redoc")
+LARGE_DECODE_PIXELS = 8_000_000  # past this, the memory a decode freed is given back to the system
 
 
 @dataclass
@@ -193,6 +196,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
     model_side = model.pre.resize_size
     decoding = Budget(settings.decode_megapixels * 1e6, settings.queue_timeout_s, "decoding other photos")
     uploads = Budget(settings.uploads_in_memory_mb * 2**20, 0.0, "receiving other uploads")
+    # Decoding and inference leave the event loop for these threads (rather than Starlette's shared pool,
+    # whose limiter and task group cost a few tenths of a millisecond per photo); the pixel budget, not
+    # the thread count, bounds how much decoding runs at once.
+    workers = ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 4, thread_name_prefix="photo")
     state = {"ready": False}
 
     @asynccontextmanager
@@ -200,6 +207,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         state["ready"] = True
         log.info("Serving %s (%s) with classes %s", settings.model_path, info.architecture, info.class_names)
         yield
+        workers.shutdown(wait=False, cancel_futures=True)
         recorder.close()
 
     docs = {} if settings.api_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
@@ -227,6 +235,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         rgb = decode_checked(upload, model_side)
         pixels = resize_and_crop(rgb, model.pre)
         del rgb  # the full-size pixels are not needed past here; free them before inference
+        if upload.decode_pixels > LARGE_DECODE_PIXELS:
+            give_back_free_memory()
         with inference_slots:
             start = time.perf_counter()
             probs = model.predict_pixels(pixels)
@@ -256,7 +266,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
             data = await read_photo(request, settings.max_bytes, settings.upload_timeout_s, uploads)
             upload = open_upload(data, limits, model_side)  # the header only: cheap, on the event loop
             async with decoding.hold(upload.decode_pixels):
-                result, record = await run_in_threadpool(answer_photo, upload)
+                loop = asyncio.get_running_loop()
+                result, record = await loop.run_in_executor(workers, answer_photo, upload)
         except UploadError as error:
             return error_response(error, metrics)
         return JSONResponse(result, background=record)

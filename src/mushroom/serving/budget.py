@@ -7,7 +7,9 @@ gigabytes and every core; a good photo sent meanwhile must not wait behind them 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import ctypes
+import functools
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from mushroom.serving.uploads import UploadError
@@ -26,23 +28,34 @@ class Budget:
         self.wait_s = wait_s
         self.what = what
         self._changed = asyncio.Condition()
+        self._waiters = 0
 
     @asynccontextmanager
     async def hold(self, amount: float) -> AsyncIterator[None]:
         """Wait (at most ``wait_s``) until ``amount`` is free and hold it; 503 ``busy`` if it never is."""
         amount = min(amount, self.capacity)
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.free >= amount), self.wait_s)
-            except TimeoutError:
-                raise self.busy() from None
+        if self.free >= amount:  # the usual case, without a lock or a timer: no await, no task
             self.free -= amount
+        else:
+            await self._wait_and_take(amount)
         try:
             yield
         finally:
+            self.free += amount
+            if self._waiters:
+                async with self._changed:
+                    self._changed.notify_all()
+
+    async def _wait_and_take(self, amount: float) -> None:
+        self._waiters += 1
+        try:
             async with self._changed:
-                self.free += amount
-                self._changed.notify_all()
+                await asyncio.wait_for(self._changed.wait_for(lambda: self.free >= amount), self.wait_s)
+                self.free -= amount
+        except TimeoutError:
+            raise self.busy() from None
+        finally:
+            self._waiters -= 1
 
     def take_now(self, amount: float) -> None:
         """Take ``amount`` without waiting, or 503 ``busy`` (for bytes already arriving on a connection)."""
@@ -57,3 +70,23 @@ class Budget:
         return UploadError(
             503, "busy", f"The service is busy ({self.what}). Send the photo again in a few seconds."
         )
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to give back this way
+        return None
+
+
+def give_back_free_memory() -> None:
+    """Return memory freed after a large decode to the system.
+
+    glibc keeps freed memory in per-thread arenas: after a few 64-megapixel uploads decoded in different
+    worker threads, the service held a gigabyte it no longer used, and the next large upload added to it.
+    Called only after large images (it takes a millisecond or two), so photos pay nothing.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
