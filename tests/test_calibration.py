@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from mushroom.calibration import expected_calibration_error, fit_temperature, reliability_bins
+from mushroom.calibration import (
+    TEMPERATURE_BOUNDS,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_bins,
+)
 from mushroom.models import MushroomClassifier
 
 
@@ -85,8 +90,8 @@ def test_the_temperature_stays_within_its_bounds() -> None:
     """A validation split the model gets all right pushes T to 0 (certainty); all wrong, to infinity."""
     labels = torch.tensor([0, 1, 0, 1])
     right = torch.tensor([[0.05, 0.0], [0.0, 0.05], [0.05, 0.0], [0.0, 0.05]])
-    assert fit_temperature(right, labels) == pytest.approx(0.05)
-    assert fit_temperature(-right * 60, labels) == pytest.approx(20.0)
+    assert fit_temperature(right, labels) == pytest.approx(TEMPERATURE_BOUNDS[0]) == 0.05
+    assert fit_temperature(-right * 60, labels) == pytest.approx(TEMPERATURE_BOUNDS[1]) == 20.0
 
 
 def test_empty_bins_have_no_accuracy_and_ece_uses_the_bins_asked_for() -> None:

@@ -173,3 +173,49 @@ def test_mixing_off_gives_one_hot_targets() -> None:
     mixed, soft = Mixing()(images, torch.tensor([0, 1, 1, 0]), num_classes=2)
     assert mixed is images
     assert soft.tolist() == [[1, 0], [0, 1], [0, 1], [1, 0]]
+
+
+@pytest.fixture
+def unreachable_hub(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    """No network (the connection fails at the socket), no proxy, HF_HUB_OFFLINE not set; a cache folder."""
+    import socket
+
+    from huggingface_hub import constants
+
+    def no_network(*args: object, **kwargs: object) -> socket.socket:
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+
+    def use(cache: Path) -> None:
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+    return use
+
+
+def test_an_unreachable_hub_fails_at_once_instead_of_retrying(
+    unreachable_hub: Callable[[Path], None], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without HF_HUB_OFFLINE and without network, the hub client retried for most of a minute, logging
+    53 lines, before the message. Now one failed connection sends it to the cache: an empty one here."""
+    import time
+
+    from huggingface_hub import constants
+
+    unreachable_hub(tmp_path)
+    start = time.perf_counter()
+    with pytest.raises(MushroomError, match=r"huggingface\.co cannot be reached and the cache does not hold"):
+        create_network("tf_efficientnet_lite0.in1k", num_classes=4, pretrained=True)
+    assert time.perf_counter() - start < 5
+    assert constants.HF_HUB_OFFLINE is False  # put back as it was
+    assert "looking for tf_efficientnet_lite0.in1k's weights in the cache only" in caplog.text
+
+
+@pytest.mark.skipif(not HF_CACHE.is_dir(), reason="needs ../shared/weights/hf-cache")
+def test_an_unreachable_hub_still_finds_cached_weights(unreachable_hub: Callable[[Path], None]) -> None:
+    unreachable_hub(HF_CACHE)
+    net = create_network("tf_efficientnet_lite0.in1k", num_classes=4, pretrained=True)
+    assert net.get_classifier().out_features == 4

@@ -56,8 +56,9 @@ def test_below_the_threshold_the_answer_is_not_sure(
     photos: Path, exported_model: Path, tmp_path: Path
 ) -> None:
     results = run_predict(
-        [f"ckpt_path={exported_model}", f"inputs=[{photos}]", "abstain_threshold=1.01"], tmp_path
+        [f"ckpt_path={exported_model}", f"inputs=[{photos}]", "abstain_threshold=1.0"], tmp_path
     )
+    assert all(r["confidence"] < 1.0 for r in results)  # so that 1.0, the highest threshold, covers all
     assert all(r["prediction"] == NOT_SURE and r["not_sure"] and r["note"] is None for r in results)
     confident = run_predict(
         [f"ckpt_path={exported_model}", f"inputs=[{photos}]", "abstain_threshold=0.0"], tmp_path

@@ -135,7 +135,12 @@ def test_audit_and_prepare_commands(tmp_path: Path) -> None:
     assert audit_run.returncode == 0, audit_err
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["excluded"] == [
-        {"path": "Amanita/notes.jpg", "kind": "not_an_image", "detail": report["excluded"][0]["detail"]}
+        {
+            "path": "Amanita/notes.jpg",
+            "kind": "not_an_image",
+            "detail": report["excluded"][0]["detail"],
+            "label": "Amanita",
+        }
     ]
     assert "not_an_image" in audit_out + audit_err
 

@@ -13,6 +13,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+# A fitted temperature is clamped here: beyond, validation was too small or too easy to say anything.
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+# Below this many validation images the fitted temperature and threshold are noise, and training says so.
+MIN_CALIBRATION_IMAGES = 50
+
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 100) -> float:
     """The T > 0 that minimises the negative log-likelihood of ``softmax(logits / T)`` on ``labels``."""
@@ -27,7 +32,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
         return loss
 
     optimizer.step(closure)
-    return float(log_t.detach().exp().clamp(0.05, 20.0))
+    return float(log_t.detach().exp().clamp(*TEMPERATURE_BOUNDS))
 
 
 def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> list[dict]:

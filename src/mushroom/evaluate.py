@@ -20,15 +20,17 @@ from mushroom.inference import collect
 from mushroom.report import write_evaluation_report
 from mushroom.runtime import exit_on_user_error
 from mushroom.safety import table_from_config
+from mushroom.serving.answer import chosen_threshold
 
 log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> dict:
     """Predict every image of the folder; write the report (metrics JSON, per-class table, pictures)."""
+    evaluation = cfg.get("eval") or {}
+    chosen_threshold(evaluation.get("abstain_threshold"), None, "eval.abstain_threshold")  # before any work
     model = load_classifier(cfg.ckpt_path)
     model.eval()
-    evaluation = cfg.get("eval") or {}
     if evaluation.get("tta") is not None:
         model.hparams["tta_hflip"] = bool(evaluation["tta"])
     pre = model.hparams.get("preprocessing") or {}
@@ -43,9 +45,9 @@ def evaluate(cfg: DictConfig) -> dict:
         else "cpu"
     )
     probs, labels = collect(model.to(device), datamodule.test_dataloader())
-    threshold = evaluation.get("abstain_threshold")
-    if threshold is None:
-        threshold = model.fitted_abstain_threshold()
+    threshold = chosen_threshold(
+        evaluation.get("abstain_threshold"), model.fitted_abstain_threshold(), "eval.abstain_threshold"
+    )
     index, split = datamodule.ready()
     return write_evaluation_report(
         probs,

@@ -27,7 +27,7 @@ from mushroom.data.preprocessing import eval_preprocess
 from mushroom.errors import MushroomError
 from mushroom.runtime import exit_on_user_error
 from mushroom.safety import table_from_config
-from mushroom.serving.answer import WARNING, answer
+from mushroom.serving.answer import WARNING, answer, chosen_threshold
 from mushroom.serving.model import ModelInfo, OnnxClassifier
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def predict_files(
 ) -> list[dict[str, Any]]:
     """One result per path, in order: the answer, or ``{"path", "error"}`` for a file that cannot be read."""
     info, pre = model.info, model.info.pre
-    threshold = info.abstain_threshold if abstain_threshold is None else abstain_threshold
+    threshold = chosen_threshold(abstain_threshold, info.abstain_threshold)
     results: list[dict[str, Any]] = []
     for chunk in _batches(paths, batch_size):
         rows = [{"path": str(path)} for path in chunk]
@@ -129,6 +129,7 @@ def _csv(results: list[dict[str, Any]]) -> str:
 
 
 def predict(cfg: DictConfig) -> list[dict[str, Any]]:
+    chosen_threshold(cfg.abstain_threshold, None)  # refuse a threshold outside [0, 1] before any work
     model = load_any(cfg.ckpt_path, table_from_config(cfg.get("safety")))
     inputs = OmegaConf.to_container(cfg.inputs) if OmegaConf.is_list(cfg.inputs) else [cfg.inputs]
     paths = find_images([str(item) for item in inputs])  # type: ignore[union-attr]

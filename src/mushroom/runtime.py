@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
+import re
 import sys
+import types
+import typing
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hydra.utils import instantiate
-from omegaconf import DictConfig
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from mushroom.errors import MushroomError
 
@@ -33,18 +41,137 @@ def quiet_library_noise() -> None:
 
 
 def exit_on_user_error(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
-    """Log a :class:`MushroomError` as one clear message and exit 1, instead of a traceback."""
+    """Run an entry point so that every mistake a user can fix ends in one clear line and exit 1.
+
+    Caught: :class:`MushroomError` (its message says what is wrong and how to fix it), an override of the
+    wrong type (checked against the value it replaces, before anything runs), a required value left out
+    (``???`` in the config), and errors raised while Hydra builds an object from the config.
+    """
 
     @functools.wraps(task)
     def wrapper(cfg: DictConfig) -> T:
         quiet_library_noise()
         try:
+            check_override_types(cfg)
             return task(cfg)
-        except MushroomError as error:
-            log.error("%s", error)
+        except Exception as error:  # sorted below: the user's mistakes, or re-raised as a bug
+            message = user_error_message(error)
+            if message is None:
+                raise
+            log.error("%s", message)
             sys.exit(1)
 
     return wrapper
+
+
+def user_error_message(error: BaseException) -> str | None:
+    """The one-line explanation of a mistake the user can fix, or ``None`` for a bug (a traceback)."""
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        if not isinstance(error.__cause__, (MushroomError, MissingMandatoryValue, InstantiationException)):
+            target = re.search(r"target '([^']+)'", str(error))
+            where = f" ({target[1]})" if target else ""
+            cause = error.__cause__
+            return f"Could not build{where} from the config: {type(cause).__name__}: {cause}"
+        error = error.__cause__
+    if isinstance(error, MushroomError):
+        return str(error)
+    if isinstance(error, MissingMandatoryValue):
+        key = error.full_key or "a value"
+        return f"Missing value for {key}: add {key}=... to the command (it has no default)."
+    if isinstance(error, OverrideTypeError):
+        return str(error)
+    return None
+
+
+class OverrideTypeError(MushroomError):
+    """A command-line override whose value cannot be what the key holds (``trainer.max_epochs=abc``)."""
+
+
+TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number"}
+
+
+def check_override_types(cfg: DictConfig) -> None:
+    """Refuse ``key=value`` overrides whose value cannot be of the type the key takes.
+
+    Without this, ``trainer.max_epochs=abc`` or ``model.lr=fast`` failed minutes later, deep inside
+    Lightning or PyTorch. The type a key takes is read, without a list kept by hand, from the type hints
+    of the class the key's config node builds (``_target_``), and otherwise from the key's default: the
+    value in the config composed without the override, with the same config groups chosen.
+    """
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    groups = set(hydra_cfg.runtime.choices)
+    given = {}
+    for override in hydra_cfg.overrides.task:
+        key = override.partition("=")[0].lstrip("+~")
+        if "=" in override and key not in groups and not key.startswith("hydra."):
+            given[key] = OmegaConf.select(cfg, key, throw_on_missing=False)
+    if not given:
+        return
+    chosen = [o for o in hydra_cfg.overrides.task if o.partition("=")[0].lstrip("+~") in groups]
+    defaults = compose(config_name=hydra_cfg.job.config_name, overrides=chosen)
+    for key, value in given.items():
+        hint = _target_hint(defaults, key)
+        if hint is not None:
+            if not _fits(value, hint):
+                raise OverrideTypeError(f"{key}={value}: expected {_describe(hint)}.")
+            continue
+        default = OmegaConf.select(defaults, key, throw_on_missing=False)
+        if not _same_kind(value, default):
+            raise OverrideTypeError(
+                f"{key}={value}: expected {TYPE_NAMES[type(default)]}, like its default {key}={default}."
+            )
+
+
+def _target_hint(defaults: DictConfig, key: str) -> Any:
+    """The type hint of the parameter ``key`` names, when its config node builds a class (``_target_``)."""
+    parent_key, _, name = key.rpartition(".")
+    parent = OmegaConf.select(defaults, parent_key) if parent_key else defaults
+    if not isinstance(parent, DictConfig) or "_target_" not in parent:
+        return None
+    try:
+        target = get_object(parent["_target_"])
+        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    except Exception:  # a hint that does not resolve, or a target that does not import: not checked here
+        return None
+    return hints.get(name)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` (from the command line) fits the type hint; types this cannot judge pass."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is type(None):
+        return value is None
+    if hint is str:
+        return isinstance(value, str)
+    if hint in (bool, int, float):
+        return value is not None and _same_kind(value, hint())
+    return True
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether ``value`` may replace ``default``: checked only for booleans and numbers."""
+    if type(default) not in TYPE_NAMES or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    return isinstance(value, (int, float))
+
+
+def _describe(hint: Any) -> str:
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text", type(None): "null"}
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_describe(arg) for arg in typing.get_args(hint)))
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(str(arg) for arg in typing.get_args(hint))
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:

@@ -80,7 +80,29 @@ def calibrate_best(
     torch.save(checkpoint, best)
     found = {"temperature": float(model.temperature), "abstain_threshold": float(model.abstain_threshold)}
     log.info("Calibrated on %d validation images: %s (stored in %s)", len(labels), found, best)
+    warn_about_calibration(len(labels), found["temperature"])
     return found
+
+
+def warn_about_calibration(images: int, temperature: float) -> None:
+    """Say when the fitted temperature and threshold cannot be trusted, instead of storing them silently."""
+    from mushroom.calibration import MIN_CALIBRATION_IMAGES, TEMPERATURE_BOUNDS
+
+    if images < MIN_CALIBRATION_IMAGES:
+        log.warning(
+            "Calibration used only %d validation images (fewer than %d): the temperature and the 'not sure' "
+            "threshold fitted on them are unreliable. Give validation more images (data.val_fraction), "
+            "or pass abstain_threshold=... to predict and serve.",
+            images,
+            MIN_CALIBRATION_IMAGES,
+        )
+    if temperature <= TEMPERATURE_BOUNDS[0] * 1.001 or temperature >= TEMPERATURE_BOUNDS[1] * 0.999:
+        log.warning(
+            "The fitted temperature %.3g sits on its bound %s: validation is too small or too easy to "
+            "calibrate on, so the probabilities are not calibrated.",
+            temperature,
+            TEMPERATURE_BOUNDS,
+        )
 
 
 def train(cfg: DictConfig) -> dict[str, float]:

@@ -61,6 +61,7 @@ class Problem:
     path: str
     kind: str  # undecodable | truncated | not_an_image | too_small | unlabelled | converted
     detail: str
+    label: str | None = None  # the class the file would have had, when it has one
 
 
 @dataclass
@@ -237,7 +238,7 @@ def audit_folder(
         results = list(pool.map(lambda item: inspect_file(item[0], min_size), labelled))
     for (path, label), (facts, problem) in zip(labelled, results, strict=True):
         if problem is not None:
-            report.excluded.append(Problem(relative(path), *problem))
+            report.excluded.append(Problem(relative(path), *problem, label=label))
             continue
         assert facts is not None
         record = ImageRecord(path=relative(path), label=label, **facts)

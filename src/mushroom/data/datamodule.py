@@ -147,6 +147,8 @@ class MushroomDataModule(L.LightningDataModule):
                 seed=self.hparams["seed"],
             )
         labels = self.index.labels
+        if self.fixed_class_names is None and not self.hparams["test_on_all"]:
+            self._check_trainable(self.index, self.split)
         if self.hparams["test_on_all"]:
             everything = np.arange(len(labels))
             self.split = Split(train=np.empty(0, dtype=np.int64), val=np.empty(0, np.int64), test=everything)
@@ -161,6 +163,24 @@ class MushroomDataModule(L.LightningDataModule):
             len(self.split.val),
             len(self.split.test),
         )
+
+    @staticmethod
+    def _check_trainable(index: ImageFolderIndex, split: Split) -> None:
+        """A classifier needs two classes or more, each with training images: refuse anything less here,
+        in words, rather than deep inside a metric or with a class the model can never learn."""
+        if len(index.class_names) < 2:
+            found = ", ".join(index.class_names) or "none"
+            raise MushroomError(
+                f"{index.root} holds {len(index.class_names)} class folder(s) ({found}); a classifier needs "
+                "at least two, e.g. root/Amanita/*.jpg and root/Boletus/*.jpg."
+            )
+        counts = np.bincount(index.labels[split.train], minlength=len(index.class_names))
+        missing = [name for name, count in zip(index.class_names, counts, strict=True) if count == 0]
+        if missing:
+            raise MushroomError(
+                f"Class(es) {', '.join(missing)} have no image in the training split of {index.root}. "
+                "Add images to them (a few per split at least) or remove them."
+            )
 
     def _from_manifest(self, prepared: PreparedData) -> tuple[ImageFolderIndex, Split]:
         """Index and split as the manifest fixes them; images come from the resized cache if built."""

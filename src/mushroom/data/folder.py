@@ -135,6 +135,12 @@ def scan_image_folder(
         labels = [y for _, y in kept]
     if not paths:
         raise MushroomError(f"No decodable images under {class_root}.")
+    unusable = sorted(name for name in folders if names.index(name) not in set(labels))
+    if unusable:
+        raise MushroomError(
+            f"Class folder(s) {', '.join(unusable)} in {class_root} hold no image that can be decoded "
+            "(see the warning above for each file and why). Replace the files or remove the folder(s)."
+        )
 
     return ImageFolderIndex(
         root=class_root,

@@ -113,6 +113,7 @@ def build_manifest(
     if not images:
         raise MushroomError("No images left for the manifest after dropping conflicting duplicates.")
     class_names = sorted({image.label for image in images})
+    _refuse_emptied_classes(report, class_names)
     labels = np.asarray([class_names.index(image.label) for image in images])
     groups = np.asarray([image.group for image in images])
     folds, val_parts = grouped_partitions(labels, groups, num_folds, val_fraction, seed)
@@ -136,6 +137,20 @@ def build_manifest(
         for i, image in enumerate(images)
     ]
     return Manifest(rows)
+
+
+def _refuse_emptied_classes(report: AuditReport, class_names: Sequence[str]) -> None:
+    """A class folder that the audit emptied (every file undecodable, or in conflicting duplicates) must
+    not silently disappear from the model: the user expects to train on every folder they gave."""
+    labels = {image.label for image in report.images}
+    labels |= {problem.label for problem in report.excluded if problem.label is not None}
+    emptied = sorted(labels - set(class_names))
+    if emptied:
+        raise MushroomError(
+            f"Class(es) {', '.join(emptied)} in {report.root} have no usable image left: every file "
+            "was excluded by the audit (undecodable, too small, or a duplicate with another label). "
+            "See the audit report for why, then replace the files or remove the folder(s)."
+        )
 
 
 def label_indices(labels: Sequence[str], class_names: Sequence[str]) -> np.ndarray:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
+import socket
 from typing import cast
+from urllib.parse import urlsplit
 
 import timm
 from torch import nn
@@ -47,17 +50,50 @@ def create_network(
         kwargs["drop_path_rate"] = drop_path_rate
     if not pretrained:
         return timm.create_model(name, pretrained=False, **kwargs)
+    from huggingface_hub import constants
+
+    offline = constants.HF_HUB_OFFLINE
+    unreachable = not offline and not hub_reachable()
+    if unreachable:
+        log.warning("%s cannot be reached: looking for %s's weights in the cache only", hub_host(), name)
     try:
+        # Offline when the hub cannot be reached: the cache answers at once, where the hub client would
+        # retry for most of a minute and log every retry before failing.
+        constants.HF_HUB_OFFLINE = offline or unreachable
         net = timm.create_model(name, pretrained=True, **kwargs)
     except Exception as error:  # hub, network, cache and "no weights for this tag" errors alike
+        why = f"{hub_host()} cannot be reached and the cache does not hold them" if unreachable else error
         raise MushroomError(
-            f"Could not load pretrained weights for {name!r} ({type(error).__name__}: {error}).\n"
+            f"Could not load pretrained weights for {name!r} ({type(error).__name__}: {why}).\n"
             "Ways out: train from scratch with model.pretrained=false; or point the Hugging Face cache "
             "at a folder that already holds the weights and stay offline, e.g. "
             "HF_HUB_CACHE=/path/to/hf-cache HF_HUB_OFFLINE=1; or give this machine network access."
         ) from error
+    finally:
+        constants.HF_HUB_OFFLINE = offline
     zero_init_head(net)
     return net
+
+
+def hub_host() -> str:
+    from huggingface_hub import constants
+
+    return urlsplit(constants.ENDPOINT).netloc or constants.ENDPOINT
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether a connection to the Hugging Face hub opens (or a proxy is configured, which we trust)."""
+    from huggingface_hub import constants
+
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    endpoint = urlsplit(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname or "", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def zero_init_head(net: nn.Module) -> None:

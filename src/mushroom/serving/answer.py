@@ -10,11 +10,28 @@ from typing import Any
 
 import numpy as np
 
+from mushroom.errors import MushroomError
+
 WARNING = (
     "Never eat a wild mushroom because an app named it. Photos cannot show spore prints, smell or "
     "the base of the stem, and deadly species look like edible ones. Ask a local expert."
 )
 NOT_SURE = "not sure"
+
+
+def chosen_threshold(
+    override: float | None, stored: float | None, key: str = "abstain_threshold"
+) -> float | None:
+    """The "not sure" threshold to answer with: ``override`` when given, else the one fitted on validation
+    and stored in the model (``None``: never "not sure"). An override outside [0, 1] is refused by name."""
+    if override is None:
+        return stored
+    if isinstance(override, bool) or not isinstance(override, (int, float)) or not 0.0 <= override <= 1.0:
+        raise MushroomError(
+            f"{key}={override}: a confidence threshold is a probability between 0 and 1 "
+            f"(e.g. {key}=0.5), or null for the threshold fitted on validation."
+        )
+    return float(override)
 
 
 def top_k(probs: np.ndarray, class_names: Sequence[str], k: int) -> list[dict[str, Any]]:

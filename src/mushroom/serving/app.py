@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import mushroom
 from mushroom.data.preprocessing import resize_and_crop
-from mushroom.serving.answer import answer
+from mushroom.serving.answer import answer, chosen_threshold
 from mushroom.serving.budget import Budget, give_back_free_memory
 from mushroom.serving.form import read_photo
 from mushroom.serving.metrics import ServiceMetrics
@@ -185,9 +185,7 @@ def error_response(error: UploadError, metrics: ServiceMetrics) -> JSONResponse:
 def create_app(settings: ServeSettings) -> FastAPI:
     model = OnnxClassifier(settings.model_path, threads=settings.threads)  # checks and warms the model
     info = model.info
-    threshold = (
-        settings.abstain_threshold if settings.abstain_threshold is not None else info.abstain_threshold
-    )
+    threshold = chosen_threshold(settings.abstain_threshold, info.abstain_threshold)
     metrics = ServiceMetrics(info.class_names)
     recorder = StatsRecorder(settings.stats_path, settings.stats_max_mb)
     page = resources.files("mushroom.serving").joinpath("static/index.html").read_text(encoding="utf-8")

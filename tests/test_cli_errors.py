@@ -1,0 +1,132 @@
+"""Everyday mistakes at the command line end in one line that says what to do, exit 1, no traceback.
+
+Each of these once ended in a 15-47-line traceback from deep inside Lightning, PyTorch, OmegaConf or
+torchmetrics, or (worse) in a run that "succeeded" with a class it could never learn.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_image_folder
+from tests.test_cli import run_module
+
+pytestmark = pytest.mark.slow  # end to end: subprocesses of the package's own commands
+
+
+def assert_one_clear_line(module: str, *args: str, cwd: Path, expected: str) -> str:
+    """Run the command; it must fail with exit 1 and one error line (plus at most one hint line)."""
+    result = run_module(module, *args, f"hydra.run.dir={cwd / 'run'}", cwd=cwd, measured=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert "Traceback" not in output and "HYDRA_FULL_ERROR" not in output, output[-3000:]
+    lines = [line for line in output.splitlines() if line.strip()]
+    errors = [i for i, line in enumerate(lines) if re.match(r"\[[\d:]+\]\[[\w.]+\]\[ERROR\]", line)]
+    assert len(errors) == 1, output[-3000:]
+    assert len(lines) - errors[0] <= 2, output[-3000:]  # the error line and at most one hint
+    assert expected in "\n".join(lines[errors[0] :]), output[-3000:]
+    return lines[errors[0]]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_image_folder(tmp_path_factory.mktemp("cli_errors") / "photos", per_class=8, size=(40, 40))
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("trainer.max_epochs=abc", "trainer.max_epochs=abc: expected a whole number or null."),
+        ("trainer.max_epochs=2.5", "trainer.max_epochs=2.5: expected a whole number or null."),
+        ("trainer.precision=fast", "trainer.precision=fast: expected one of 64, 32, 16 or one of"),
+        ("model.lr=fast", "model.lr=fast: expected a number."),
+        ("data.balanced_sampling=3", "data.balanced_sampling=3: expected true or false."),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_refused_before_training(
+    photos: Path, tmp_path: Path, override: str, expected: str
+) -> None:
+    assert_one_clear_line(
+        "mushroom.train", "experiment=smoke", f"data.root={photos}", override, cwd=tmp_path, expected=expected
+    )
+
+
+def test_predict_top_k_of_the_wrong_type(tmp_path: Path) -> None:
+    assert_one_clear_line(
+        "mushroom.predict", "ckpt_path=model.onnx", "inputs=photos", "top_k=abc", cwd=tmp_path,
+        expected="top_k=abc: expected a whole number, like its default top_k=3",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "key"),
+    [
+        ("mushroom.train", ["experiment=smoke"], "data.root"),
+        ("mushroom.evaluate", ["data=folder", "data.root=photos"], "ckpt_path"),
+        ("mushroom.export", [], "ckpt_path"),
+    ],
+)
+def test_a_required_value_left_out_is_named(tmp_path: Path, module: str, args: list[str], key: str) -> None:
+    assert_one_clear_line(module, *args, cwd=tmp_path, expected=f"Missing value for {key}: add {key}=...")
+
+
+def test_predict_without_inputs(exported_model: Path, tmp_path: Path) -> None:
+    assert_one_clear_line(
+        "mushroom.predict", f"ckpt_path={exported_model}", cwd=tmp_path, expected="Missing value for inputs"
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        (
+            "mushroom.evaluate",
+            ["ckpt_path=best.ckpt", "data=folder", "data.root=photos", "eval.abstain_threshold=1.5"],
+        ),
+        ("mushroom.predict", ["ckpt_path=model.onnx", "inputs=photos", "abstain_threshold=1.5"]),
+    ],
+)
+def test_a_threshold_outside_0_and_1_is_refused_before_any_work(
+    tmp_path: Path, module: str, args: list[str]
+) -> None:
+    assert_one_clear_line(
+        module, *args, cwd=tmp_path, expected="=1.5: a confidence threshold is a probability"
+    )
+
+
+def test_serve_refuses_a_threshold_outside_0_and_1(exported_model: Path, tmp_path: Path) -> None:
+    assert_one_clear_line(
+        "mushroom.serve", f"model_path={exported_model}", "abstain_threshold=-0.2", cwd=tmp_path,
+        expected="abstain_threshold=-0.2: a confidence threshold is a probability between 0 and 1",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("prepare", [False, True], ids=["folder", "prepared"])
+def test_a_class_whose_files_are_all_undecodable_is_refused(
+    photos: Path, tmp_path: Path, prepare: bool
+) -> None:
+    """It once trained (rc 0) with a class of zero images, or silently without that class."""
+    broken = tmp_path / "photos"
+    shutil.copytree(photos, broken)
+    for path in (broken / "Boletus").iterdir():
+        path.write_bytes(b"not a jpeg")
+    prepared = f"data.prepare.enabled={str(prepare).lower()}"
+    assert_one_clear_line(
+        "mushroom.train", "experiment=smoke", f"data.root={broken}", prepared,
+        f"paths.data_dir={tmp_path / 'data'}", cwd=tmp_path, expected="Boletus",
+    )  # fmt: skip
+
+
+def test_a_single_class_folder_is_refused(photos: Path, tmp_path: Path) -> None:
+    """It once ended in torchmetrics' "num_classes ... larger than 1" traceback."""
+    single = tmp_path / "photos"
+    shutil.copytree(photos / "Amanita", single / "Amanita")
+    line = assert_one_clear_line(
+        "mushroom.train", "experiment=smoke", f"data.root={single}", cwd=tmp_path,
+        expected="a classifier needs at least two",
+    )  # fmt: skip
+    assert "(Amanita)" in line

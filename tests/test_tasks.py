@@ -1,0 +1,50 @@
+"""invoke tasks: run with the interpreter that runs invoke (an unactivated virtualenv works), developer
+tasks in the repository wherever they are called from, the user's tasks where the user is."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def dry_run(task: list[str], cwd: Path) -> list[str]:
+    """The commands ``invoke --dry`` would run, as plain text (its colour codes stripped)."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "invoke", "-r", str(REPO), "--dry", *task],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in shown.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("task", [["test"], ["lint"], ["coverage"], ["format"], ["install"]])
+def test_developer_tasks_run_in_the_repository_with_this_interpreter(task: list[str], tmp_path: Path) -> None:
+    commands = dry_run(task, cwd=tmp_path)
+    assert commands
+    for command in commands:
+        assert command.startswith(f"cd {REPO} && ")
+        program = command.removeprefix(f"cd {REPO} && ").split()[0]
+        assert program in (sys.executable, str(Path(sys.executable).parent / "hadolint")), command
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        ["train", "--overrides", "data.root=photos"],
+        ["evaluate", "--ckpt", "best.ckpt", "--data", "photos"],
+        ["export", "--ckpt", "best.ckpt"],
+        ["serve"],
+    ],
+)
+def test_user_tasks_run_where_the_user_is_with_this_interpreter(task: list[str], tmp_path: Path) -> None:
+    (command,) = dry_run(task, cwd=tmp_path)
+    assert not command.startswith("cd ")
+    assert command.split()[:3] == [sys.executable, "-m", f"mushroom.{task[0]}"]
