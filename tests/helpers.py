@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import lightning as L
@@ -21,3 +23,18 @@ class RecordTrainIndices(L.Callback):
         path = Path(trainer.default_root_dir) / f"rank{trainer.global_rank}.json"
         record = {"world_size": trainer.world_size, "indices": indices, "package": mushroom.__file__}
         path.write_text(json.dumps(record))
+
+
+class KillAt(L.Callback):
+    """SIGKILL this process at the start of batch ``batch`` of epoch ``epoch``: no handler runs, no
+    checkpoint is written, as when a job is killed or a node is lost."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch = epoch
+        self.batch = batch
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object, batch_idx: int
+    ) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            os.kill(os.getpid(), signal.SIGKILL)

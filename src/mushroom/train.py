@@ -112,6 +112,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from mushroom.checkpoints import checkpoint_class_names
+    from mushroom.data.sampling import EpochSeeds
     from mushroom.inference import collect
     from mushroom.model_card import write_model_card
     from mushroom.report import write_evaluation_report, write_report
@@ -148,11 +149,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         _convert_="all",
     )
     prepare_wandb(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=instantiate_all(cfg.get("callbacks")),
-        logger=instantiate_all(cfg.get("logger")),
-    )
+    callbacks = instantiate_all(cfg.get("callbacks"))
+    if cfg.get("seed") is not None:
+        callbacks.append(EpochSeeds(cfg.seed))  # a resumed run ends where the uninterrupted one does
+    loggers = instantiate_all(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
 
     log.info(
         "Training %s on %d classes; outputs in %s", cfg.model.name, len(datamodule.class_names), output_dir

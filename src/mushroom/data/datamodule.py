@@ -11,7 +11,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader
 
 from mushroom.data.cache import cached_path
 from mushroom.data.dataset import ImageDataset, seed_worker_transform
@@ -19,6 +19,7 @@ from mushroom.data.folder import ImageFolderIndex, scan_image_folder
 from mushroom.data.kaggle import download_dataset, has_images
 from mushroom.data.manifest import Manifest, label_indices
 from mushroom.data.prepare import PreparedData, PrepareSettings, prepare_dataset
+from mushroom.data.sampling import EpochSampler
 from mushroom.data.splits import Split, split_from_partitions, stratified_split
 from mushroom.data.transforms import (
     IMAGENET_MEAN,
@@ -240,31 +241,38 @@ class MushroomDataModule(L.LightningDataModule):
             decode_min_side=min_side,
             # The cache holds clean RGB JPEGs already at training size: OpenCV decodes them fastest.
             decoder="opencv" if self.reads_cache else "pil",
+            seed=self.hparams["seed"],
         )
 
     def _loader(self, indices: np.ndarray, train: bool) -> DataLoader:
         dataset = self.dataset(indices, train=train)
         sampler = None
-        if train and self.hparams["balanced_sampling"]:
-            counts = np.bincount(dataset.labels, minlength=len(self.class_names)).astype(np.float64)
-            # Class c is drawn with probability proportional to count_c ** (1 - power): 1 evens the
-            # classes out, 0.5 meets halfway between even and natural frequencies.
-            weights = counts[dataset.labels] ** -float(self.hparams["balance_power"])
-            generator = torch.Generator().manual_seed(self.hparams["seed"])
-            sampler = WeightedRandomSampler(
-                weights.tolist(), num_samples=len(dataset), replacement=True, generator=generator
-            )
+        if train:
+            weights = None
+            if self.hparams["balanced_sampling"]:
+                counts = np.bincount(dataset.labels, minlength=len(self.class_names)).astype(np.float64)
+                # Class c is drawn with probability proportional to count_c ** (1 - power): 1 evens the
+                # classes out, 0.5 meets halfway between even and natural frequencies.
+                weights = (counts[dataset.labels] ** -float(self.hparams["balance_power"])).tolist()
+            # Order and augmentation from (seed, epoch): a resumed run trains on what the uninterrupted
+            # run would have (mushroom.data.sampling).
+            sampler = EpochSampler(len(dataset), self.hparams["seed"], self._current_epoch, weights)
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train and sampler is None,
             sampler=sampler,
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
+            # Its own generator, so that starting workers draws nothing from the global one (dropout's).
+            generator=torch.Generator().manual_seed(self.hparams["seed"]),
             worker_init_fn=seed_worker_transform,
         )
+
+    def _current_epoch(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return int(trainer.current_epoch) if trainer is not None else 0
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.ready()[1].train, train=True)

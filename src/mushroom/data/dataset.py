@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from mushroom.data.images import load_rgb, load_rgb_opencv
+from mushroom.data.sampling import stream_seed
 from mushroom.errors import MushroomError
 
 
@@ -21,8 +22,10 @@ class ImageDataset(Dataset):
         transform: Callable[..., dict],
         decode_min_side: int | None = None,
         decoder: str = "pil",
+        seed: int | None = None,
     ) -> None:
         self.paths = list(paths)
+        self.seed = seed
         self.labels = np.asarray(labels, dtype=np.int64)
         self.transform = transform
         self.decode_min_side = decode_min_side
@@ -33,7 +36,17 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        """The image and label at ``key``: an index, or ``(epoch, index)`` from
+        :class:`~mushroom.data.sampling.EpochSampler`, which seeds this image's augmentation from
+        ``(seed, epoch, index)`` so that it does not depend on the worker, the batch or an interruption."""
+        if isinstance(key, tuple):
+            epoch, index = key
+            set_seed = getattr(self.transform, "set_random_seed", None)
+            if callable(set_seed) and self.seed is not None:
+                set_seed(stream_seed(self.seed, f"augment/{index}", epoch) % 2**32)
+        else:
+            index = key
         path = self.paths[index]
         try:
             if self.decoder == "opencv":
