@@ -19,7 +19,8 @@ class RecordTrainIndices(L.Callback):
         if trainer.current_epoch != 0:
             return
         sampler = trainer.train_dataloader.sampler  # type: ignore[union-attr]
-        indices = [int(i) for i in sampler]
+        # EpochSampler yields (epoch, index) pairs, which the distributed wrapper passes on as they are.
+        indices = [int(i[1]) if isinstance(i, tuple) else int(i) for i in sampler]
         path = Path(trainer.default_root_dir) / f"rank{trainer.global_rank}.json"
         record = {"world_size": trainer.world_size, "indices": indices, "package": mushroom.__file__}
         path.write_text(json.dumps(record))

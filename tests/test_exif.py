@@ -19,7 +19,7 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 from mushroom.data.dataset import ImageDataset
-from mushroom.data.images import decode_jpeg_opencv, load_rgb, load_rgb_opencv
+from mushroom.data.images import decode_jpeg_strict, load_rgb, load_rgb_opencv
 from mushroom.data.preprocessing import Preprocessing
 from mushroom.data.transforms import eval_transform
 from mushroom.serving.model import INPUT_NAME, OUTPUT_NAME, ModelInfo
@@ -88,7 +88,7 @@ def test_both_decoders_turn_the_photo_upright(orientation: int, oriented_photos:
     path = oriented_photos[orientation]
     data = path.read_bytes()
     with Image.open(io.BytesIO(data)) as image:
-        fast = decode_jpeg_opencv(image, data)
+        fast = decode_jpeg_strict(image, data)
     assert fast is not None
     for rgb in (load_rgb(path), fast, load_rgb_opencv(path)):
         assert rgb.shape == (HEIGHT, WIDTH, 3)

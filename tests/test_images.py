@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from mushroom.data.folder import scan_image_folder
-from mushroom.data.images import decode_error, decode_jpeg_opencv, decode_opened, load_rgb, to_rgb
+from mushroom.data.images import decode_error, decode_jpeg_strict, decode_opened, load_rgb, to_rgb
 from tests.conftest import make_image_folder
 
 
@@ -60,7 +60,7 @@ def _photo_like_jpeg(mode: str = "RGB", orientation: int = 1, **save: object) ->
 
 def _both_decoders(data: bytes, min_side: int | None) -> tuple[np.ndarray | None, np.ndarray]:
     with Image.open(io.BytesIO(data)) as image:
-        fast = decode_jpeg_opencv(image, data, min_side)
+        fast = decode_jpeg_strict(image, data, min_side)
     with Image.open(io.BytesIO(data)) as image:
         return fast, decode_opened(image, min_side, upright=True)
 
@@ -72,7 +72,7 @@ def _both_decoders(data: bytes, min_side: int | None) -> tuple[np.ndarray | None
     [{"subsampling": 2}, {"subsampling": 1}, {"subsampling": 0}, {"progressive": True}, {"mode": "L"}],
     ids=["4:2:0", "4:2:2", "4:4:4", "progressive", "grey"],
 )
-def test_opencv_decodes_jpegs_to_the_same_pixels_as_pil(encoding: dict, min_side: int | None) -> None:
+def test_the_strict_decoder_gives_the_same_pixels_as_pil(encoding: dict, min_side: int | None) -> None:
     fast, reference = _both_decoders(_photo_like_jpeg(**encoding), min_side)
     assert fast is not None
     np.testing.assert_array_equal(fast, reference)
@@ -81,21 +81,34 @@ def test_opencv_decodes_jpegs_to_the_same_pixels_as_pil(encoding: dict, min_side
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 @pytest.mark.parametrize("min_side", [None, 160])
-def test_opencv_turns_jpegs_upright_as_pil_does(orientation: int, min_side: int | None) -> None:
+def test_the_strict_decoder_turns_jpegs_upright_as_pil_does(orientation: int, min_side: int | None) -> None:
     fast, reference = _both_decoders(_photo_like_jpeg(orientation=orientation), min_side)
     assert fast is not None
     np.testing.assert_array_equal(fast, reference)
 
 
-def test_opencv_leaves_truncated_cmyk_and_other_formats_to_pil() -> None:
-    """OpenCV would pad a truncated JPEG with grey; PIL raises, and the caller says the file is corrupt."""
+def test_the_strict_decoder_refuses_a_truncated_jpeg_even_with_an_end_marker() -> None:
+    """PIL and OpenCV fill the missing part with grey when an end marker follows the cut: such an upload was
+    answered as if whole. The strict decoder raises, and the service says the file is corrupt."""
     photo = _photo_like_jpeg()
-    cmyk = _photo_like_jpeg(mode="CMYK")
+    cut = photo[: len(photo) // 2]
+    with Image.open(io.BytesIO(cut + b"\xff\xd9")) as image:
+        assert decode_opened(image).shape[:2] == (330, 420)  # PIL: no error, the missing half grey
+    for data in (cut, cut + b"\xff\xd9"):
+        with Image.open(io.BytesIO(data)) as image, pytest.raises(ValueError, match=r"(?i)premature end"):
+            decode_jpeg_strict(image, data)
+
+
+def test_the_strict_decoder_reads_trailing_bytes_and_leaves_cmyk_and_other_formats_to_pil() -> None:
+    photo = _photo_like_jpeg()
+    fast, reference = _both_decoders(photo + b"trailing bytes", None)  # as some phones append
+    assert fast is not None
+    np.testing.assert_array_equal(fast, reference)
     png = io.BytesIO()
     Image.new("RGB", (20, 20)).save(png, format="PNG")
-    for data in (photo[: len(photo) // 2], photo + b"trailing bytes", cmyk, png.getvalue()):
+    for data in (_photo_like_jpeg(mode="CMYK"), png.getvalue()):
         with Image.open(io.BytesIO(data)) as image:
-            assert decode_jpeg_opencv(image, data) is None
+            assert decode_jpeg_strict(image, data) is None
 
 
 def write_truncated_jpeg(path: Path) -> None:

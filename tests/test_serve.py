@@ -88,9 +88,11 @@ def test_without_a_threshold_the_one_stored_in_the_model_decides(
     assert all((b["prediction"] == "not sure") == b["not_sure"] for b in bodies)
 
 
+END = b"\xff\xd9"  # the JPEG end-of-image marker
 BAD_UPLOADS = {
     "not an image": (lambda photo: b"just some text, not pixels" * 10, "image/jpeg", 415, "not_an_image"),
     "truncated": (lambda photo: photo[: len(photo) // 2], "image/jpeg", 400, "corrupt"),
+    "truncated + end marker": (lambda photo: photo[: len(photo) // 2] + END, "image/jpeg", 400, "corrupt"),
     "zero bytes": (lambda photo: b"", "image/jpeg", 400, "empty"),
     "over 10 MB": (lambda photo: photo + bytes(10 * 2**20), "image/jpeg", 413, "too_large"),
     "far over 10 MB": (lambda photo: bytes(30 * 2**20), "image/jpeg", 413, "too_large"),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mushroom.data.images import decode_jpeg_opencv, decode_opened, jpeg_reduction
+from mushroom.data.images import decode_jpeg_strict, decode_opened, jpeg_reduction
 
 ACCEPTED_TYPES = ("image/", "application/octet-stream")
 # What phones and browsers send (JPEG includes MPO, the multi-picture JPEG of many phone cameras).
@@ -107,7 +107,7 @@ def decode_checked(upload: OpenedUpload, model_side: int) -> np.ndarray:
     """The upright ``H x W x 3`` uint8 pixels of a checked upload, or :class:`UploadError` if corrupt."""
     with upload.image as image:
         try:
-            rgb = decode_jpeg_opencv(image, upload.data, model_side)
+            rgb = decode_jpeg_strict(image, upload.data, model_side)
             return rgb if rgb is not None else decode_opened(image, model_side, upright=True)
         except Exception as error:  # PIL raises OSError, SyntaxError, ValueError... for broken data
             raise _corrupt(error) from error
