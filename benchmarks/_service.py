@@ -95,6 +95,13 @@ class Client:
 @contextmanager
 def service(model: Path, workdir: Path, *overrides: str) -> Iterator[int]:
     """``python -m mushroom.serve`` on a free loopback port; yields the port once /ready says so."""
+    with service_process(model, workdir, *overrides) as (port, _):
+        yield port
+
+
+@contextmanager
+def service_process(model: Path, workdir: Path, *overrides: str) -> Iterator[tuple[int, int]]:
+    """:func:`service`, yielding the port and the server's process id (for its memory, in /proc)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
@@ -114,7 +121,7 @@ def service(model: Path, workdir: Path, *overrides: str) -> Iterator[int]:
                 time.sleep(0.2)
         else:
             raise RuntimeError(f"service not ready; see {log_path}")
-        yield port
+        yield port, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
