@@ -117,3 +117,20 @@ def test_each_worker_draws_its_own_augmentations(tmp_path: Path) -> None:
     batches = iter(dm.train_dataloader())
     from_worker_0, from_worker_1 = next(batches)[0], next(batches)[0]
     assert not torch.equal(from_worker_0, from_worker_1)
+
+
+@pytest.mark.parametrize("name", ["0.png", "photo.JPG", "photo.jpeg", "photo.webp"])
+def test_images_already_on_disk_are_found_whatever_their_format(tmp_path: Path, name: str) -> None:
+    """The 215-species archive is all PNG: a check for ``*.jp*g`` alone downloaded it again from Kaggle."""
+    from mushroom.data.kaggle import has_images
+
+    root = tmp_path / "data" / "data" / "horn_of_plenty"
+    root.mkdir(parents=True)
+    assert not has_images(tmp_path)
+    (root / "notes.txt").write_text("not an image")
+    assert not has_images(tmp_path)
+    (root / name).write_bytes(b"")
+    assert has_images(tmp_path)
+    with mock.patch("kagglehub.dataset_download") as download:
+        MushroomDataModule(tmp_path, num_workers=0, kaggle_handle="someone/some-set").prepare_data()
+    download.assert_not_called()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from mushroom.data.images import IMAGE_EXTENSIONS
 from mushroom.errors import MushroomError
 
 log = logging.getLogger(__name__)
@@ -13,7 +14,13 @@ GENUS_HANDLE = "maysee/mushrooms-classification-common-genuss-images"
 
 
 def has_images(root: Path) -> bool:
-    return root.is_dir() and any(p.is_file() for p in root.rglob("*.jp*g"))
+    """Whether ``root`` already holds images of any kind the package reads (so no download is needed).
+
+    Not only JPEGs: the 215-species archive is all PNG, and ``.JPG`` and ``.jpeg`` occur in the others.
+    """
+    if not root.is_dir():
+        return False
+    return any(path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file() for path in root.rglob("*"))
 
 
 def download_dataset(handle: str, target: str | Path) -> Path:
