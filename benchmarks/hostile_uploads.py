@@ -29,12 +29,7 @@ from _service import (  # benchmarks/_service.py
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.conftest
-from tests.conftest import plain_png
-
-
-def memory_mb(pid: int) -> tuple[float, float]:
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+from tests.conftest import memory_mb, plain_png
 
 
 def timed_post(port: int, data: bytes) -> tuple[int, float]:

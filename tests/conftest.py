@@ -238,6 +238,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(resident now, peak resident) of a process, in MB, from ``/proc`` (Linux)."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+
+
 class ServerUrl(str):
     """The base URL of a running service, with its process id (for its memory, in /proc)."""
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import ServerUrl, plain_png, running_server
+from tests.conftest import ServerUrl, memory_mb, plain_png, running_server
 
 pytestmark = pytest.mark.slow  # end to end: the service in its own process, over HTTP
 
@@ -49,12 +49,6 @@ def read_until_closed(sock: socket.socket) -> bytes:
     while chunk := sock.recv(65536):
         received += chunk
     return received
-
-
-def memory_mb(pid: int) -> tuple[float, float]:
-    """(resident now, peak resident) of a process, in MB."""
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
 @pytest.mark.parametrize(("width", "height"), [(65535, 1), (1, 20_000), (3000, 200)])

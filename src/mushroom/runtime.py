@@ -78,8 +78,6 @@ def user_error_message(error: BaseException) -> str | None:
     if isinstance(error, MissingMandatoryValue):
         key = error.full_key or "a value"
         return f"Missing value for {key}: add {key}=... to the command (it has no default)."
-    if isinstance(error, OverrideTypeError):
-        return str(error)
     return None
 
 
@@ -102,14 +100,15 @@ def check_override_types(cfg: DictConfig) -> None:
         return
     hydra_cfg = HydraConfig.get()
     groups = set(hydra_cfg.runtime.choices)
-    given = {}
-    for override in hydra_cfg.overrides.task:
-        key = override.partition("=")[0].lstrip("+~")
-        if "=" in override and key not in groups and not key.startswith("hydra."):
-            given[key] = OmegaConf.select(cfg, key, throw_on_missing=False)
+    keyed = [(override.partition("=")[0].lstrip("+~"), override) for override in hydra_cfg.overrides.task]
+    given = {
+        key: OmegaConf.select(cfg, key, throw_on_missing=False)
+        for key, override in keyed
+        if "=" in override and key not in groups and not key.startswith("hydra.")
+    }
     if not given:
         return
-    chosen = [o for o in hydra_cfg.overrides.task if o.partition("=")[0].lstrip("+~") in groups]
+    chosen = [override for key, override in keyed if key in groups]
     defaults = compose(config_name=hydra_cfg.job.config_name, overrides=chosen)
     for key, value in given.items():
         hint = _target_hint(defaults, key)
@@ -166,7 +165,7 @@ def _same_kind(value: Any, default: Any) -> bool:
 
 
 def _describe(hint: Any) -> str:
-    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text", type(None): "null"}
+    names = {**TYPE_NAMES, str: "text", type(None): "null"}
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return " or ".join(dict.fromkeys(_describe(arg) for arg in typing.get_args(hint)))
     if typing.get_origin(hint) is typing.Literal:

@@ -135,7 +135,8 @@ def scan_image_folder(
         labels = [y for _, y in kept]
     if not paths:
         raise MushroomError(f"No decodable images under {class_root}.")
-    unusable = sorted(name for name in folders if names.index(name) not in set(labels))
+    present = set(labels)
+    unusable = sorted(name for name in folders if names.index(name) not in present)
     if unusable:
         raise MushroomError(
             f"Class folder(s) {', '.join(unusable)} in {class_root} hold no image that can be decoded "

@@ -158,7 +158,8 @@ async def read_photo(
 async def _bounded_body(request: Request, max_bytes: int) -> AsyncIterator[bytes]:
     """The body's chunks as they arrive; 413 once it passes the limit (or declares it will)."""
     limit = max_bytes + FRAMING_BYTES
-    declared = int(request.headers.get("content-length") or 0) if _is_count(request) else 0
+    length = request.headers.get("content-length", "")
+    declared = int(length) if length.isdigit() else 0
     try:
         stream = request.stream()
         if declared > limit:
@@ -187,7 +188,3 @@ async def _drain_and_refuse(stream: AsyncIterator[bytes], size: int, max_bytes: 
         f"The upload is {size / 2**20:.1f} MB or more; the limit is {max_bytes / 2**20:.0f} MB. "
         "Send a smaller photo (most phones can share a reduced size).",
     )
-
-
-def _is_count(request: Request) -> bool:
-    return request.headers.get("content-length", "0").isdigit()
