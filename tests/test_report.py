@@ -114,3 +114,19 @@ def test_temperature_scaling_recovers_an_overconfident_scale() -> None:
     before = expected_calibration_error(overconfident.softmax(-1).numpy(), labels.numpy())
     after = expected_calibration_error((overconfident / temperature).softmax(-1).numpy(), labels.numpy())
     assert after < before / 2
+
+
+def test_confusion_matrix_drops_cell_counts_past_thirty_classes(tmp_path: Path) -> None:
+    """215 classes used to draw 46,225 text labels (over a minute, unreadable); the counts are in the JSON."""
+    from unittest import mock
+
+    import matplotlib.axes
+
+    from mushroom.report import ANNOTATED_CLASSES, plot_confusion_matrix
+
+    for n, texts in ((5, 25), (ANNOTATED_CLASSES + 1, 0)):
+        with mock.patch.object(matplotlib.axes.Axes, "text", autospec=True) as text:
+            path = plot_confusion_matrix(
+                np.eye(n, dtype=int), [f"c{i}" for i in range(n)], tmp_path / f"{n}.png"
+            )
+        assert text.call_count == texts and path.stat().st_size > 0

@@ -58,8 +58,18 @@ def metrics_from_confusion(confusion: np.ndarray, class_names: Sequence[str]) ->
     }
 
 
+#: Up to this many classes the confusion matrix shows its counts; the figure is at most this wide.
+ANNOTATED_CLASSES = 30
+MAX_FIGURE_INCHES = 24.0
+
+
 def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], path: str | Path) -> Path:
-    """Save the confusion matrix as a PNG: counts in the cells, colour by share of the true class."""
+    """Save the confusion matrix as a PNG: colour by share of the true class, counts in the cells.
+
+    Past :data:`ANNOTATED_CLASSES` classes (the 215-species set) the cells hold no numbers and the
+    figure stops growing: tens of thousands of text labels took over a minute to draw and were
+    unreadable anyway; the counts are in the metrics JSON.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,14 +77,17 @@ def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], pat
 
     confusion = np.asarray(confusion)
     rows = confusion.sum(axis=1, keepdims=True).clip(min=1)
-    size = max(4.0, 0.6 * len(class_names) + 2)
+    n = len(class_names)
+    size = min(max(4.0, 0.6 * n + 2), MAX_FIGURE_INCHES)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     image = ax.imshow(confusion / rows, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(len(class_names)), class_names)
+    annotated = n <= ANNOTATED_CLASSES
+    fontsize = None if annotated else max(2.0, 8.0 * ANNOTATED_CLASSES / n)
+    ax.set_xticks(range(n), class_names, rotation=45 if annotated else 90, ha="right", fontsize=fontsize)
+    ax.set_yticks(range(n), class_names, fontsize=fontsize)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    for i in range(confusion.shape[0]):
+    for i in range(confusion.shape[0] if annotated else 0):
         for j in range(confusion.shape[1]):
             dark = confusion[i, j] / rows[i, 0] > 0.5
             ax.text(j, i, str(confusion[i, j]), ha="center", va="center", color="white" if dark else "black")
