@@ -14,6 +14,7 @@ from mushroom.data.audit import AuditReport, audit_folder
 from mushroom.data.hashing import connected_groups, perceptual_hash
 from mushroom.data.manifest import Manifest, build_manifest
 from tests.conftest import SHARED
+from tests.replicas import Replica, build_safety
 
 
 def distinct_photo(rng: np.random.Generator, size: tuple[int, int] = (96, 80)) -> Image.Image:
@@ -200,3 +201,61 @@ def test_prepare_settings_reach_the_audit(tmp_path: Path) -> None:
     ]
     kept = run_audit(root, PrepareSettings(min_size=50), None, tmp_path / "audit.json")
     assert kept.excluded == [] and kept.settings["near_duplicate_distance"] == 10
+
+
+SAFETY_LABELS = {name: name for name in ("edible", "conditionally_edible", "poisonous", "deadly")}
+
+
+@pytest.fixture(scope="module")
+def safety_audit(tmp_path_factory: pytest.TempPathFactory) -> tuple[AuditReport, Replica]:
+    replica = build_safety(tmp_path_factory.mktemp("safety"))
+    report = audit_folder(
+        replica.root, label_map=SAFETY_LABELS, near_duplicate_distance=10, safety_table="genus"
+    )
+    return report, replica
+
+
+def test_photos_of_deadly_genera_labelled_edible_are_safety_conflicts(safety_audit: tuple) -> None:
+    report, replica = safety_audit
+    assert {conflict.path for conflict in report.safety_conflicts} == replica.safety_conflicts
+    assert all(conflict.label in ("edible", "conditionally_edible") for conflict in report.safety_conflicts)
+    # Deadly-genus photos under a dangerous label are no conflict: deadly/Amanita phalloides, deathcap...
+    assert not any(conflict.path.startswith("deadly/") for conflict in report.safety_conflicts)
+    assert (
+        AuditReport.read(report.write(Path(report.root).parent / "a.json")).safety_conflicts
+        == report.safety_conflicts
+    )
+
+
+@pytest.mark.parametrize("policy", ["drop", "keep", "relabel"])
+def test_the_safety_conflict_policy_decides_what_training_sees(safety_audit: tuple, policy: str) -> None:
+    report, replica = safety_audit
+    rows = {
+        row["path"]: row["label"] for row in build_manifest(report, num_folds=2, safety_conflicts=policy).rows
+    }
+    conflicts = replica.safety_conflicts
+    if policy == "drop":
+        assert not conflicts & set(rows)
+    elif policy == "keep":
+        assert all(rows[path] == "conditionally_edible" for path in conflicts)
+    else:
+        assert all(rows[path] == "deadly" for path in conflicts)
+    unrelated = [path for path in rows if path not in conflicts]
+    assert all(rows[path] == path.split("/")[0] for path in unrelated)
+
+
+def test_an_unknown_safety_policy_is_refused_by_name() -> None:
+    from mushroom.data.prepare import PrepareSettings
+    from mushroom.errors import MushroomError
+
+    with pytest.raises(MushroomError, match=r"safety_conflicts=.ignore.*drop, keep, relabel"):
+        PrepareSettings(safety_conflicts="ignore")
+
+
+def test_nested_labels_without_the_audit_are_refused() -> None:
+    """Without the audit, photos would be labelled by their top folder and the safety check skipped."""
+    from mushroom.data import MushroomDataModule
+    from mushroom.errors import MushroomError
+
+    with pytest.raises(MushroomError, match=r"data\.prepare\.enabled=true"):
+        MushroomDataModule("/photos", label_map=SAFETY_LABELS, prepare={"enabled": False})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ ALTERNATIVES: dict[str, Any] = {
     "data.prepare.dir": "/elsewhere/prepared",
     "data.prepare.cache_size": 128,
     "data.prepare.max_per_class": 9,
+    "data.prepare.safety_table": "genus",
+    "data.prepare.safety_conflicts": "relabel",
+    "data.prepare.published_counts": {"total": 12, "classes": 3},
     "model.name": "resnet18",
     "model.freeze": ["features"],
     "model.cnn_channels": [4, 8],
@@ -98,8 +102,15 @@ def leaves(node: dict, prefix: str) -> Iterator[tuple[str, Any]]:
             yield f"{prefix}.{key}", value
 
 
+# Keys that only work with the audit on (data.prepare.enabled=true), which data=folder leaves off.
+NEED_AUDIT = {"data.label_map", "data.prepare.safety_table"}
+# Changes refused on purpose, with a clear error: data=safety without the audit would label photos by
+# their top folder alone and skip the safety check.
+REFUSED = {("safety", "data.prepare.enabled"): "data.prepare.enabled=true"}
+
+
 def changed(key: str, value: Any) -> Any:
-    if key in ALTERNATIVES:
+    if key in ALTERNATIVES and ALTERNATIVES[key] != value:
         return ALTERNATIVES[key]
     if isinstance(value, bool):
         return not value
@@ -149,11 +160,13 @@ def state(obj: Any, depth: int = 5, skip: frozenset[str] = frozenset(HPARAM_NAME
 
 def holds(obj: Any, value: Any) -> bool:
     flat = state(obj)
-    wanted = value if isinstance(value, list | dict) else [value]
-    values = list(flat.values())
-    if isinstance(value, dict):
-        wanted = [v for pair in value.items() for v in pair]
-    return all(any(_same(v, w) for v in values) for w in wanted)
+    if isinstance(value, dict):  # each entry held under its own key
+        return all(
+            any(path.endswith(f".{key}") and _same(held, item) for path, held in flat.items())
+            for key, item in value.items()
+        )
+    wanted = value if isinstance(value, list) else [value]
+    return all(any(_same(v, w) for v in flat.values()) for w in wanted)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -216,6 +229,12 @@ def test_every_config_key_reaches_its_object(
     new = changed(key, default)
     cfg = base.copy()
     OmegaConf.update(cfg, key, new, merge=False)
+    if key in NEED_AUDIT:
+        OmegaConf.update(cfg, "data.prepare.enabled", True)
+    if (option, key) in REFUSED:
+        with pytest.raises(Exception, match=re.escape(REFUSED[option, key])):
+            build(group, cfg)
+        return
     after = build(group, cfg)
     top = ".".join(key.split(".")[:2])
     if group in ("data", "model") and top not in SETTINGS_OBJECTS:

@@ -32,7 +32,7 @@ def test_groups_have_the_documented_options() -> None:
 def test_defaults_are_genus_resnet50_csv(tmp_path: Path) -> None:
     cfg = compose_config("train", [], tmp_path)
     assert cfg.model.name == "resnet50.a1_in1k" and cfg.model.pretrained
-    assert cfg.data.kaggle_handle == "maysee/mushrooms-classification-common-genuss-images"
+    assert cfg.data.kaggle_handle == "maysee/mushrooms-classification-common-genuss-images/versions/1"
     assert cfg.data.root.endswith("data/raw/genus")
     assert cfg.trainer.accelerator == "auto"
     assert list(cfg.logger) == ["csv"]

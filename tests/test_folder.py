@@ -9,6 +9,7 @@ import pytest
 from mushroom.data.folder import find_class_root, scan_image_folder
 from mushroom.errors import MushroomError
 from tests.conftest import make_image_folder
+from tests.replicas import build_genus
 
 
 def test_classes_are_sorted_folder_names(tmp_path: Path) -> None:
@@ -50,3 +51,29 @@ def test_classes_outside_the_given_ones_are_refused(tmp_path: Path) -> None:
     make_image_folder(tmp_path, classes=("Boletus", "Russula"), per_class=2)
     with pytest.raises(MushroomError, match="Russula"):
         scan_image_folder(tmp_path, class_names=["Amanita", "Boletus"])
+
+
+def test_a_set_held_twice_is_read_once(tmp_path: Path) -> None:
+    """The genus archive's Mushrooms/ beside an older mushrooms/Mushrooms/ copy: the same 9 classes."""
+    replica = build_genus(tmp_path / "archive", per_class=3, doubled=True)
+    index = scan_image_folder(replica.root)
+    assert index.class_names == sorted(replica.usable)
+    assert dict(zip(index.class_names, index.class_counts().tolist(), strict=True)) == replica.usable
+    assert not any("mushrooms/Mushrooms" in str(path) for path in index.paths)
+
+
+def test_parts_of_a_set_are_joined_and_nested_classes_are_not_taken_for_copies(tmp_path: Path) -> None:
+    make_image_folder(
+        tmp_path / "parts" / "train", classes=("Amanita", "Boletus"), per_class=4, size=(24, 24)
+    )
+    make_image_folder(
+        tmp_path / "parts" / "test", classes=("Amanita", "Boletus"), per_class=2, size=(24, 24), seed=1
+    )
+    index = scan_image_folder(tmp_path / "parts")
+    assert index.class_names == ["Amanita", "Boletus"] and index.class_counts().tolist() == [6, 6]
+
+    make_image_folder(
+        tmp_path / "nested" / "edible", classes=("Boletus", "Lactarius"), per_class=2, size=(24, 24)
+    )
+    make_image_folder(tmp_path / "nested" / "deadly", classes=("Amanita",), per_class=2, size=(24, 24))
+    assert scan_image_folder(tmp_path / "nested").class_names == ["deadly", "edible"]

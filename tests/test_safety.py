@@ -161,3 +161,10 @@ def test_table_from_config_resolves_interpolations() -> None:
     node = OmegaConf.create({"shared": "see a guide", "Amanita": {"deadly": True, "note": "${shared}"}})
     assert table_from_config(node)["Amanita"] == {"deadly": True, "note": "see a guide"}
     assert table_from_config(None) is None and table_from_config(OmegaConf.create([1, 2])) is None
+
+
+def test_species_and_common_names_count_as_their_genus(table: dict) -> None:
+    """A species model gets the safety view of its genera: deathcap and Amanita phalloides are Amanitas."""
+    names = ["deathcap", "Amanita phalloides", "penny_bun", "Boletus_edulis", "deadly_webcap"]
+    assert list(deadly_mask(names, table)) == [True, True, False, False, True]
+    assert deadly_mask(["deathcap", "chanterelle"], table) is None  # Cantharellus: not in the table

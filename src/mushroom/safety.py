@@ -8,9 +8,24 @@ counts that mistake, and trades answered images (coverage) against it with a con
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+def load_table(name: str) -> dict[str, Any]:
+    """A safety table shipped in ``configs/safety/<name>.yaml``, read without Hydra."""
+    import yaml
+
+    from mushroom.errors import MushroomError
+
+    path = Path(__file__).parent / "configs" / "safety" / f"{name}.yaml"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise MushroomError(f"No safety table '{name}': the shipped ones are {', '.join(shipped)}.")
+    table = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return {str(key): value for key, value in table.items()}
 
 
 def table_from_config(node: Any) -> dict[str, Any] | None:
@@ -24,10 +39,21 @@ def table_from_config(node: Any) -> dict[str, Any] | None:
 
 
 def deadly_mask(class_names: Sequence[str], table: Mapping[str, Any] | None) -> np.ndarray | None:
-    """Which classes hold deadly species; ``None`` when the table does not cover every class."""
-    if not table or any(name not in table for name in class_names):
+    """Which classes hold deadly species; ``None`` when the table does not cover every class.
+
+    A class that is not itself a genus of the table counts as the genus its name stands for: a species
+    (``Amanita phalloides``) or a common name of the 215-species set (``deathcap``), so a species model
+    gets the same safety view as a genus model when the table covers their genera.
+    """
+    if not table:
         return None
-    return np.asarray([bool(table[name].get("deadly", False)) for name in class_names])
+    from mushroom.data.taxonomy import folder_genus
+
+    genera = set(table)
+    entries = [table.get(name) or table.get(folder_genus(name, genera) or "") for name in class_names]
+    if any(entry is None for entry in entries):
+        return None
+    return np.asarray([bool(entry.get("deadly", False)) for entry in entries])
 
 
 def dangerous_confusions(

@@ -19,12 +19,12 @@ from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mushroom.data.folder import find_class_root
+from mushroom.data.folder import list_class_files
 from mushroom.data.hashing import (
     connected_groups,
     file_sha256,
@@ -33,7 +33,9 @@ from mushroom.data.hashing import (
     perceptual_hash,
 )
 from mushroom.data.images import to_rgb
+from mushroom.data.taxonomy import deadly_genera, folder_genus, known_genera, path_genus
 from mushroom.errors import MushroomError
+from mushroom.safety import load_table
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ class ImageRecord:
 @dataclass
 class Problem:
     path: str
-    kind: str  # undecodable | truncated | not_an_image | too_small | unlabelled | converted
+    kind: str  # undecodable | truncated | not_an_image | too_small | unlabelled | copy | converted
     detail: str
     label: str | None = None  # the class the file would have had, when it has one
 
@@ -77,6 +79,20 @@ class DuplicateGroup:
 
 
 @dataclass
+class SafetyConflict:
+    """A photo whose folders name a genus with deadly species but whose label says it can be eaten."""
+
+    path: str
+    label: str
+    genus: str
+
+
+#: Labels that tell a forager a mushroom may be eaten, and the label of the most dangerous class.
+EDIBLE_LABELS = ("edible", "conditionally_edible")
+DEADLY_LABEL = "deadly"
+
+
+@dataclass
 class AuditReport:
     root: str
     fingerprint: str
@@ -85,6 +101,11 @@ class AuditReport:
     excluded: list[Problem] = field(default_factory=list)
     converted: list[Problem] = field(default_factory=list)
     duplicate_groups: list[DuplicateGroup] = field(default_factory=list)
+    # With settings["genus_names"]: the genus each image folder stands for, and the names none matched.
+    folder_genera: dict[str, str] = field(default_factory=dict)
+    unknown_folders: list[str] = field(default_factory=list)
+    # With settings["safety_table"]: labels the safety table contradicts.
+    safety_conflicts: list[SafetyConflict] = field(default_factory=list)
 
     @property
     def class_names(self) -> list[str]:
@@ -106,7 +127,27 @@ class AuditReport:
             "near_duplicate_groups": len(near),
             "near_duplicate_images": sum(len(g.paths) for g in near),
             "conflicting_label_groups": len(self.conflicting_groups()),
+            "conflicting_label_pairs": self.conflicting_label_pairs(),
+            "safety_label_conflicts": len(self.safety_conflicts),
+            "safety_label_conflicts_by_genus": dict(
+                sorted(Counter(c.genus for c in self.safety_conflicts).items())
+            ),
+            "unknown_folders": len(self.unknown_folders),
         }
+
+    def conflicting_label_pairs(self) -> dict[str, int]:
+        """``"edible / poisonous": n``: how many duplicate groups carry each pair of labels, most first."""
+        pairs: Counter[str] = Counter()
+        for group in self.conflicting_groups():
+            labels = sorted(set(group.labels))
+            pairs.update(f"{a} / {b}" for i, a in enumerate(labels) for b in labels[i + 1 :])
+        return dict(pairs.most_common())
+
+    def files_per_class(self) -> Counter[str]:
+        """Files found under each label, usable or not, copies of the set left out."""
+        found = Counter(image.label for image in self.images)
+        found.update(p.label for p in self.excluded if p.label is not None and p.kind != "copy")
+        return found
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -135,6 +176,9 @@ class AuditReport:
                 DuplicateGroup(**{k: v for k, v in raw.items() if k != "conflicting"})
                 for raw in data["duplicate_groups"]
             ],
+            folder_genera=data.get("folder_genera", {}),
+            unknown_folders=data.get("unknown_folders", []),
+            safety_conflicts=[SafetyConflict(**raw) for raw in data.get("safety_conflicts", [])],
         )
 
 
@@ -144,35 +188,43 @@ def normalise_name(name: str) -> str:
     return re.sub(r"[\s_\-]+", "_", name.strip().lower())
 
 
-def labelled_files(
-    root: str | Path, label_map: Mapping[str, str] | None = None
-) -> tuple[Path, list[tuple[Path, str | None]]]:
-    """Every visible file under the data root, with its label (``None`` when no label applies).
+@dataclass
+class LabelledFiles:
+    """Every visible file under a data root with its label (``None``: no label applies), and the copies
+    of the set that were left out (copy -> the file it repeats)."""
 
-    Without ``label_map`` the label is the class folder a file sits in (``<root>/<class>/...``).
+    base: Path
+    files: list[tuple[Path, str | None]]
+    copies: dict[Path, Path] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        return folder_fingerprint(self.files + [(path, "copy") for path in self.copies])
+
+
+def labelled_files(root: str | Path, label_map: Mapping[str, str] | None = None) -> LabelledFiles:
+    """Every visible file under the data root, with its label.
+
+    Without ``label_map`` the label is the class folder a file sits in (``<root>/<class>/...``, in
+    every copy of the set the root holds, see :func:`mushroom.data.folder.find_class_folders`).
     With it, the label comes from the first folder on the file's path whose name is a key of the
     map (compared case-, space- and underscore-blind), so nested trees such as
     ``Classes/Deadly/<species>/photo.jpg`` map onto a few labels.
     """
     if label_map is None:
-        base = find_class_root(root)
-    else:
-        base = Path(root).expanduser()
-        if not base.is_dir():
-            raise MushroomError(f"Data folder {base} does not exist. Point data.root at the dataset.")
-    keys = {normalise_name(name): label for name, label in (label_map or {}).items()}
+        found = list_class_files(root)
+        return LabelledFiles(found.roots[0], found.files, found.copies)
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise MushroomError(f"Data folder {base} does not exist. Point data.root at the dataset.")
+    keys = {normalise_name(name): label for name, label in label_map.items()}
     files = []
     for path in sorted(base.rglob("*")):
         relative = path.relative_to(base)
         if not path.is_file() or any(part.startswith((".", "__")) for part in relative.parts):
             continue
-        folders = relative.parts[:-1]
-        if label_map is None:
-            label = folders[0] if folders else None
-        else:
-            label = next((keys[normalise_name(p)] for p in folders if normalise_name(p) in keys), None)
-        files.append((path, label))
-    return base, files
+        labels = (keys[normalise_name(part)] for part in relative.parts[:-1] if normalise_name(part) in keys)
+        files.append((path, next(labels, None)))
+    return LabelledFiles(base, files)
 
 
 # -- inspecting one file ----------------------------------------------------------------------------
@@ -211,24 +263,37 @@ def audit_folder(
     min_size: int = 32,
     near_duplicate_distance: int = 4,
     workers: int | None = None,
+    genus_names: bool = False,
+    safety_table: str | None = None,
 ) -> AuditReport:
-    """Inspect every file under ``root`` and group duplicates; see the module docstring."""
-    base, files = labelled_files(root, label_map)
+    """Inspect every file under ``root`` and group duplicates; see the module docstring.
+
+    ``genus_names``: name the genus behind each image folder (:mod:`mushroom.data.taxonomy`).
+    ``safety_table``: a table in ``configs/safety/`` (e.g. ``genus``); photos of a genus it marks deadly
+    that carry an edible label are listed as safety conflicts (the manifest decides what to do).
+    """
+    found = labelled_files(root, label_map)
     data_root = Path(root).expanduser()
     settings = {
         "label_map": dict(label_map) if label_map else None,
         "min_size": min_size,
         "near_duplicate_distance": near_duplicate_distance,
+        "genus_names": genus_names,
+        "safety_table": safety_table,
     }
-    report = AuditReport(root=str(data_root), fingerprint=folder_fingerprint(files), settings=settings)
+    report = AuditReport(root=str(data_root), fingerprint=found.fingerprint(), settings=settings)
 
     def relative(path: Path) -> str:
         return path.relative_to(data_root).as_posix()
 
+    labels = dict(found.files)
+    for copy, original in found.copies.items():
+        detail = f"the same file as {relative(original)} (the set is there more than once)"
+        report.excluded.append(Problem(relative(copy), "copy", detail, label=labels.get(original)))
     labelled = []
-    for path, label in files:
+    for path, label in found.files:
         if label is None:
-            where = "a folder named in data.label_map" if label_map else f"a class folder of {base}"
+            where = "a folder named in data.label_map" if label_map else f"a class folder of {found.base}"
             report.excluded.append(Problem(relative(path), "unlabelled", f"not inside {where}"))
         else:
             labelled.append((path, label))
@@ -246,10 +311,35 @@ def audit_folder(
         if record.mode != "RGB":
             report.converted.append(Problem(record.path, "converted", record.mode))
 
+    if genus_names or safety_table:
+        name_genera(report, label_map, safety_table)
     group_duplicates(report, near_duplicate_distance)
     if not report.images:
         raise MushroomError(f"No usable images under {data_root}: {report.summary()['excluded']}")
     return report
+
+
+def name_genera(report: AuditReport, label_map: Mapping[str, str] | None, safety_table: str | None) -> None:
+    """Fill in the genus behind each image folder and, with a safety table, the labels it contradicts.
+
+    The genus of a photo is the one named by the innermost folder on its path that names one
+    (``conditionally_edible/Mushrooms/Amanita/x.jpg`` -> *Amanita*). The label folders themselves
+    (``edible``) are not listed as unknown names.
+    """
+    table = load_table(safety_table) if safety_table else {}
+    genera = known_genera([*table, *load_table("genus")])
+    deadly = deadly_genera(table)
+    label_folders = {normalise_name(name) for name in (label_map or {})}
+    parents = {PurePosixPath(image.path).parent.name for image in report.images}
+    named = {name: folder_genus(name, genera) for name in sorted(parents)}
+    report.folder_genera = {name: genus for name, genus in named.items() if genus is not None}
+    report.unknown_folders = [
+        name for name, genus in named.items() if genus is None and normalise_name(name) not in label_folders
+    ]
+    for image in report.images:
+        genus = path_genus(PurePosixPath(image.path).parent.parts, genera)
+        if genus in deadly and image.label in EDIBLE_LABELS:
+            report.safety_conflicts.append(SafetyConflict(image.path, image.label, genus))
 
 
 def group_duplicates(report: AuditReport, near_duplicate_distance: int) -> None:

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from mushroom.data.cache import cached_path
 from mushroom.data.dataset import ImageDataset, seed_worker_transform
 from mushroom.data.folder import ImageFolderIndex, scan_image_folder
-from mushroom.data.kaggle import download_dataset, has_images
+from mushroom.data.kaggle import locate_dataset, obtain_dataset
 from mushroom.data.manifest import Manifest, label_indices
 from mushroom.data.prepare import PreparedData, PrepareSettings, prepare_dataset
 from mushroom.data.sampling import EpochSampler
@@ -98,6 +98,13 @@ class MushroomDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers and self.num_workers > 0
         self.fixed_class_names = list(class_names) if class_names is not None else None
         self.prepare_settings = PrepareSettings.from_config(prepare)
+        if (label_map or self.prepare_settings.safety_table) and not self.prepare_settings.enabled:
+            # Without the audit, labels would come from the top folders alone, and the safety check
+            # (no Amanita labelled edible) would not run.
+            raise MushroomError(
+                "data.label_map and data.prepare.safety_table need data.prepare.enabled=true: labels "
+                "from nested folders and their safety check are made by the audit."
+            )
         self.index: ImageFolderIndex | None = None
         self.split: Split | None = None
         self.reads_cache = False
@@ -108,8 +115,8 @@ class MushroomDataModule(L.LightningDataModule):
         """Rank 0 only: download the Kaggle dataset if needed; audit, manifest and cache if enabled."""
         if self.prepare_settings.enabled:
             self.prepared()
-        elif self.hparams["kaggle_handle"] and not has_images(self.root):
-            download_dataset(self.hparams["kaggle_handle"], self.root)
+        elif self.hparams["kaggle_handle"]:
+            obtain_dataset(self.hparams["kaggle_handle"], self.root)
 
     def prepared(self) -> PreparedData:
         """Run (or find up to date) the download -> audit -> manifest -> cache steps, once per instance."""
@@ -137,8 +144,11 @@ class MushroomDataModule(L.LightningDataModule):
         if self.prepare_settings.enabled:
             self.index, self.split = self._from_manifest(self.prepared())
         else:
+            source = locate_dataset(self.hparams["kaggle_handle"], self.root)
             self.index = scan_image_folder(
-                self.root, class_names=self.fixed_class_names, verify=self.hparams["verify_images"]
+                source.dir if source else self.root,
+                class_names=self.fixed_class_names,
+                verify=self.hparams["verify_images"],
             )
             self.split = stratified_split(
                 self.index.labels,
@@ -190,11 +200,11 @@ class MushroomDataModule(L.LightningDataModule):
         names = self.fixed_class_names or manifest.class_names
         cache_dir = prepared.cache_dir
         paths = [
-            cached_path(cache_dir, path) if cache_dir else self.root / path
+            cached_path(cache_dir, path) if cache_dir else prepared.source.dir / path
             for path in manifest.column("path")
         ]
         index = ImageFolderIndex(
-            root=self.root,
+            root=prepared.source.dir,
             class_names=names,
             paths=paths,
             labels=label_indices(manifest.column("label"), names),

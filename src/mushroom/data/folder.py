@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
 from collections.abc import Sequence
@@ -40,14 +41,6 @@ def _visible_dirs(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
 
 
-def _image_files(path: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in path.rglob("*")
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
-
-
 def find_class_root(root: str | Path) -> Path:
     """Return the folder whose sub-folders are the classes.
 
@@ -77,6 +70,115 @@ def find_class_root(root: str | Path) -> Path:
     return path
 
 
+def _holds_images(folder: Path) -> bool:
+    return any(f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS for f in folder.iterdir())
+
+
+@dataclass
+class ClassFolders:
+    """The class folders of a data root, gathered from every copy of the set the root holds.
+
+    ``roots`` are the folders whose sub-folders are classes, the primary copy first. Usually there is
+    one; an archive may hold the set twice (the genus archive's ``Mushrooms/`` beside an older
+    ``mushrooms/Mushrooms/``) or in parts (``train/``, ``test/``), and then each class has a folder in
+    several roots.
+    """
+
+    roots: list[Path]
+    folders: dict[str, list[Path]]
+
+
+_WARNED_COPIES: set[Path] = set()
+
+
+def find_class_folders(root: str | Path) -> ClassFolders:
+    """Find the class folders under ``root``, in one copy of the set or in several.
+
+    A sub-folder that holds no images itself and whose own class folders all repeat class names found
+    beside it (as siblings, or inside another such sub-folder) is a copy or a part of the set, not a
+    class: ``data/`` beside the 215 species folders, or ``Mushrooms/`` beside ``mushrooms/``.
+    """
+    top = find_class_root(root)
+    subdirs = _visible_dirs(top)
+    nested: dict[Path, Path] = {}
+    for folder in subdirs:
+        if not _holds_images(folder) and _visible_dirs(folder):
+            nested[folder] = find_class_root(folder)
+    names = {folder: {d.name for d in _visible_dirs(inner)} for folder, inner in nested.items()}
+    copies = []
+    for folder, inner_names in names.items():
+        elsewhere = {d.name for d in subdirs if d != folder}
+        elsewhere |= {name for other, found in names.items() if other != folder for name in found}
+        if len(inner_names) >= 2 and inner_names <= elsewhere:
+            copies.append(folder)
+    roots = [top] if len(copies) < len(subdirs) else []
+    roots += [nested[folder] for folder in copies]
+    folders: dict[str, list[Path]] = {}
+    for class_root in roots:
+        for folder in _visible_dirs(class_root):
+            if folder not in copies:
+                folders.setdefault(folder.name, []).append(folder)
+    if len(roots) > 1 and top not in _WARNED_COPIES:
+        _WARNED_COPIES.add(top)  # once per process: the audit walks the folder more than once
+        log.warning(
+            "%s holds the class folders %d times (%s): each class is read from all of them, and a file "
+            "that is there again with the same name and bytes is a copy, counted once",
+            top,
+            len(roots),
+            ", ".join(str(r.relative_to(top)) or "." for r in roots),
+        )
+    return ClassFolders(roots=roots, folders=dict(sorted(folders.items())))
+
+
+def _visible_files(folder: Path) -> list[Path]:
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and not any(part.startswith((".", "__")) for part in path.relative_to(folder).parts)
+    )
+
+
+@dataclass
+class ClassFiles:
+    """Every visible file of the class folders, with its class, and the copies left out."""
+
+    roots: list[Path]
+    class_names: list[str]  # every class folder, with files or not
+    files: list[tuple[Path, str | None]]  # None: a file beside the class folders, in no class
+    copies: dict[Path, Path]  # copy -> the file it repeats
+
+    def image_files(self) -> dict[str, list[Path]]:
+        """The image files of each class (by extension; decoding them is the caller's business)."""
+        found: dict[str, list[Path]] = {name: [] for name in self.class_names}
+        for path, label in self.files:
+            if label is not None and path.suffix.lower() in IMAGE_EXTENSIONS:
+                found[label].append(path)
+        return found
+
+
+def list_class_files(root: str | Path) -> ClassFiles:
+    """Walk the class folders (:func:`find_class_folders`); a later copy's file with the same class,
+    relative path and bytes as one already seen is a copy, listed apart and not labelled twice."""
+    classes = find_class_folders(root)
+    files: list[tuple[Path, str | None]] = []
+    copies: dict[Path, Path] = {}
+    for class_root in classes.roots:
+        beside = sorted(p for p in class_root.iterdir() if p.is_file() and not p.name.startswith("."))
+        files += [(path, None) for path in beside]
+    for name, folders in classes.folders.items():
+        seen: dict[str, Path] = {}
+        for folder in folders:
+            for path in _visible_files(folder):
+                key = path.relative_to(folder).as_posix()
+                original = seen.get(key)
+                if original is not None and filecmp.cmp(original, path, shallow=False):
+                    copies[path] = original
+                    continue
+                seen.setdefault(key, path)
+                files.append((path, name))
+    return ClassFiles(roots=classes.roots, class_names=list(classes.folders), files=files, copies=copies)
+
+
 def find_undecodable(paths: Sequence[Path], workers: int | None = None) -> list[tuple[Path, str]]:
     """Decode every file (in threads: PIL releases the GIL while decoding) and list the failures."""
     workers = workers or min(8, 2 * (os.cpu_count() or 1))
@@ -96,9 +198,11 @@ def scan_image_folder(
     may then hold any subset of them, but no class outside them. Without it, the classes are the
     sorted sub-folder names.
     """
-    class_root = find_class_root(root)
-    folders = {d.name: d for d in _visible_dirs(class_root)}
-    files_per_class = {name: _image_files(folder) for name, folder in folders.items()}
+    found = list_class_files(root)
+    class_root = found.roots[0]
+    files_per_class = found.image_files()
+    if found.copies:
+        log.info("Left out %d copies of files already found in %s", len(found.copies), class_root)
 
     empty = sorted(name for name, files in files_per_class.items() if not files)
     if empty:
@@ -108,10 +212,10 @@ def scan_image_folder(
         )
 
     if class_names is None:
-        names = sorted(folders)
+        names = sorted(files_per_class)
     else:
         names = list(class_names)
-        unknown = sorted(set(folders) - set(names))
+        unknown = sorted(set(files_per_class) - set(names))
         if unknown:
             raise MushroomError(
                 f"{class_root} holds class folder(s) {', '.join(unknown)} that the model does not know. "
@@ -121,7 +225,7 @@ def scan_image_folder(
 
     paths: list[Path] = []
     labels: list[int] = []
-    for name in sorted(folders):
+    for name in sorted(files_per_class):
         paths.extend(files_per_class[name])
         labels.extend([names.index(name)] * len(files_per_class[name]))
 
@@ -136,7 +240,7 @@ def scan_image_folder(
     if not paths:
         raise MushroomError(f"No decodable images under {class_root}.")
     present = set(labels)
-    unusable = sorted(name for name in folders if names.index(name) not in present)
+    unusable = sorted(name for name in files_per_class if names.index(name) not in present)
     if unusable:
         raise MushroomError(
             f"Class folder(s) {', '.join(unusable)} in {class_root} hold no image that can be decoded "

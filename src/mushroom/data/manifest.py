@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from mushroom.data.audit import AuditReport
+from mushroom.data.audit import DEADLY_LABEL, AuditReport, ImageRecord
 from mushroom.data.splits import grouped_partitions, split_from_partitions
 from mushroom.errors import MushroomError
 
@@ -102,14 +103,28 @@ def build_manifest(
     seed: int = 42,
     drop_conflicting: bool = True,
     max_per_class: int | None = None,
+    safety_conflicts: str = "drop",
 ) -> Manifest:
-    """Rows for every usable image, split leak-free (see :func:`grouped_partitions`)."""
+    """Rows for every usable image, split leak-free (see :func:`grouped_partitions`).
+
+    ``safety_conflicts``: what to do with photos whose label the safety table contradicts
+    (:attr:`AuditReport.safety_conflicts`): ``drop`` them, ``keep`` them as labelled, or ``relabel``
+    them as the most dangerous class.
+    """
     conflicting = {group.id for group in report.conflicting_groups()} if drop_conflicting else set()
     if conflicting:
         n = sum(len(g.paths) for g in report.conflicting_groups())
-        log.warning("Dropping %d images in %d duplicate groups with conflicting labels", n, len(conflicting))
+        top_pairs = list(report.conflicting_label_pairs().items())[:5]
+        pairs = ", ".join(f"{pair}: {count}" for pair, count in top_pairs)
+        log.warning(
+            "Dropping %d images in %d duplicate groups with conflicting labels (groups per label pair: %s)",
+            n,
+            len(conflicting),
+            pairs,
+        )
     dropped = conflicting | trim_classes(report, max_per_class, seed)
-    images = [image for image in report.images if image.group not in dropped]
+    kept = resolve_safety_conflicts(report, safety_conflicts)
+    images = [image for image in kept if image.group not in dropped]
     if not images:
         raise MushroomError("No images left for the manifest after dropping conflicting duplicates.")
     class_names = sorted({image.label for image in images})
@@ -137,6 +152,46 @@ def build_manifest(
         for i, image in enumerate(images)
     ]
     return Manifest(rows)
+
+
+SAFETY_POLICIES = ("drop", "keep", "relabel")
+
+
+def resolve_safety_conflicts(report: AuditReport, policy: str) -> list[ImageRecord]:
+    """The report's images with ``policy`` applied to its safety conflicts, and a log line saying so."""
+    if policy not in SAFETY_POLICIES:
+        raise MushroomError(
+            f"data.prepare.safety_conflicts={policy!r} is not a policy; "
+            f"use one of {', '.join(SAFETY_POLICIES)}."
+        )
+    conflicts = {conflict.path: conflict for conflict in report.safety_conflicts}
+    if not conflicts:
+        return list(report.images)
+    by_genus = dict(Counter(conflict.genus for conflict in conflicts.values()).most_common())
+    if policy == "keep":
+        log.warning(
+            "Keeping %d photos of genera with deadly species under an edible label %s "
+            "(data.prepare.safety_conflicts=keep)",
+            len(conflicts),
+            by_genus,
+        )
+        return list(report.images)
+    if policy == "relabel":
+        log.warning(
+            "Relabelled %d photos %s as %s (data.prepare.safety_conflicts=relabel)",
+            len(conflicts),
+            by_genus,
+            DEADLY_LABEL,
+        )
+        relabel = {path: DEADLY_LABEL for path in conflicts}
+        return [replace(image, label=relabel.get(image.path, image.label)) for image in report.images]
+    log.warning(
+        "Left out %d photos of genera with deadly species that carry an edible label %s "
+        "(data.prepare.safety_conflicts=drop; the audit report lists them)",
+        len(conflicts),
+        by_genus,
+    )
+    return [image for image in report.images if image.path not in conflicts]
 
 
 def _refuse_emptied_classes(report: AuditReport, class_names: Sequence[str]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,9 +24,9 @@ from omegaconf import DictConfig
 
 from mushroom.data.audit import AuditReport, audit_folder, labelled_files, log_report
 from mushroom.data.cache import build_cache
-from mushroom.data.hashing import folder_fingerprint
-from mushroom.data.kaggle import download_dataset, has_images
-from mushroom.data.manifest import Manifest, build_manifest
+from mushroom.data.kaggle import DataSource, locate_dataset, obtain_dataset
+from mushroom.data.manifest import SAFETY_POLICIES, Manifest, build_manifest
+from mushroom.errors import MushroomError
 from mushroom.runtime import exit_on_user_error
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,20 @@ class PrepareSettings:
     near_duplicate_distance: int = 10
     drop_conflicting: bool = True
     max_per_class: int | None = None
+    # Name the genus behind each image folder (species, common names); see mushroom.data.taxonomy.
+    genus_names: bool = False
+    # Check labels against configs/safety/<table>.yaml, and what to do with the photos it contradicts.
+    safety_table: str | None = None
+    safety_conflicts: str = "drop"
+    # The per-class file counts the dataset's publisher gives; the audit warns when they differ.
+    published_counts: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.safety_conflicts not in SAFETY_POLICIES:
+            raise MushroomError(
+                f"data.prepare.safety_conflicts={self.safety_conflicts!r} is not a policy; "
+                f"use one of {', '.join(SAFETY_POLICIES)}."
+            )
 
     @classmethod
     def from_config(cls, node: Mapping[str, Any] | None) -> PrepareSettings:
@@ -51,6 +66,7 @@ class PrepareSettings:
 @dataclass
 class PreparedData:
     dir: Path
+    source: DataSource  # where the images are read from (data.root, or kagglehub's cache)
     audit_path: Path
     manifest_path: Path
     cache_dir: Path | None
@@ -73,28 +89,82 @@ def run_audit(
     reuse: bool = True,
 ) -> AuditReport:
     """Audit ``root`` unless (with ``reuse``) ``report_path`` already describes these files with these
-    settings."""
+    settings; then compare the per-class counts with the published ones."""
     wanted = {
         "label_map": dict(label_map) if label_map else None,
         "min_size": settings.min_size,
         "near_duplicate_distance": settings.near_duplicate_distance,
+        "genus_names": settings.genus_names,
+        "safety_table": settings.safety_table,
     }
+    report = None
     if reuse and report_path.is_file():
         previous = AuditReport.read(report_path)
-        _, files = labelled_files(root, label_map)
-        if previous.fingerprint == folder_fingerprint(files) and previous.settings == wanted:
+        unchanged = previous.fingerprint == labelled_files(root, label_map).fingerprint()
+        if unchanged and previous.settings == wanted:
             log.info("Audit %s is up to date", report_path)
-            return previous
-    report = audit_folder(
-        root,
-        label_map=label_map,
-        min_size=settings.min_size,
-        near_duplicate_distance=settings.near_duplicate_distance,
-    )
-    report.write(report_path)
-    log_report(report)
-    log.info("Audit report written to %s", report_path)
+            report = previous
+    if report is None:
+        report = audit_folder(
+            root,
+            label_map=label_map,
+            min_size=settings.min_size,
+            near_duplicate_distance=settings.near_duplicate_distance,
+            genus_names=settings.genus_names,
+            safety_table=settings.safety_table,
+        )
+        report.write(report_path)
+        log_report(report)
+        log.info("Audit report written to %s", report_path)
+    if settings.published_counts:
+        for warning in compare_with_published(report, settings.published_counts):
+            log.warning(warning)
     return report
+
+
+def compare_with_published(report: AuditReport, published: Mapping[str, Any]) -> list[str]:
+    """Warnings, naming the classes, where the files found differ from the publisher's counts.
+
+    ``published``: ``per_class`` (label -> files), ``total`` (files in all), ``classes`` (how many),
+    ``version`` (the dataset version they describe). Files are counted whether usable or not, as the
+    publisher counts them; copies of the whole set are counted once and reported on their own.
+    """
+    found = report.files_per_class()
+    version = published.get("version")
+    of_version = f" (version {version})" if version is not None else ""
+    warnings = []
+    per_class = dict(published.get("per_class") or {})
+    short = {name: n for name, n in per_class.items() if found.get(name, 0) < n}
+    extra = {name: n for name, n in per_class.items() if found.get(name, 0) > n}
+    if short:
+        listing = ", ".join(f"{name} {found.get(name, 0)} of {n}" for name, n in short.items())
+        warnings.append(
+            f"Fewer files than published{of_version}: {listing}. The download may be incomplete: "
+            "delete the folder and download again, or check that data.root is the whole archive."
+        )
+    if extra:
+        listing = ", ".join(f"{name} {found[name]} of {n}" for name, n in extra.items())
+        warnings.append(
+            f"More files than published{of_version}: {listing}. The folder may hold the set twice or "
+            "another version; the audit report's duplicate groups say which files repeat."
+        )
+    unexpected = sorted(set(found) - set(per_class)) if per_class else []
+    if unexpected:
+        warnings.append(f"Classes the published set does not have: {', '.join(unexpected)}.")
+    total = published.get("total")
+    if total is not None and sum(found.values()) != total:
+        warnings.append(f"{sum(found.values())} files in all, the publisher counts {total}{of_version}.")
+    classes = published.get("classes")
+    if classes is not None and len(found) != classes:
+        warnings.append(f"{len(found)} classes, the publisher counts {classes}{of_version}.")
+    copies = Counter(problem.label for problem in report.excluded if problem.kind == "copy")
+    if copies:
+        listing = ", ".join(f"{name} {n}" for name, n in sorted(copies.items()))
+        warnings.append(
+            f"The archive holds the set more than once: {sum(copies.values())} files are copies of files "
+            f"found before ({listing}); each is counted once."
+        )
+    return warnings
 
 
 def prepare_dataset(
@@ -112,13 +182,13 @@ def prepare_dataset(
 ) -> PreparedData:
     root = Path(root).expanduser()
     out = processed_dir(root, settings, name, processed_root)
-    if kaggle_handle and not has_images(root):
-        download_dataset(kaggle_handle, root)
+    source = obtain_dataset(kaggle_handle, root)
     audit_path = out / "audit.json"
-    report = run_audit(root, settings, label_map, audit_path)
+    report = run_audit(source.dir, settings, label_map, audit_path)
 
     manifest_path, meta_path = out / "manifest.csv", out / "manifest.meta.json"
     meta = {
+        "source": source.describe(),
         "audit_fingerprint": report.fingerprint,
         "audit_settings": report.settings,
         "num_folds": num_folds,
@@ -127,6 +197,7 @@ def prepare_dataset(
         "seed": seed,
         "drop_conflicting": settings.drop_conflicting,
         "max_per_class": settings.max_per_class,
+        "safety_conflicts": settings.safety_conflicts,
     }
     if manifest_path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()) == meta:
         log.info("Manifest %s is up to date", manifest_path)
@@ -140,6 +211,7 @@ def prepare_dataset(
             seed=seed,
             drop_conflicting=settings.drop_conflicting,
             max_per_class=settings.max_per_class,
+            safety_conflicts=settings.safety_conflicts,
         )
         manifest.write(manifest_path)
         meta_path.write_text(json.dumps(meta, indent=1))
@@ -148,8 +220,10 @@ def prepare_dataset(
     cache_dir = None
     if settings.cache_size:
         cache_dir = out / f"cache_{settings.cache_size}"
-        build_cache(root, manifest.column("path"), cache_dir, settings.cache_size)
-    return PreparedData(dir=out, audit_path=audit_path, manifest_path=manifest_path, cache_dir=cache_dir)
+        build_cache(source.dir, manifest.column("path"), cache_dir, settings.cache_size)
+    return PreparedData(
+        dir=out, source=source, audit_path=audit_path, manifest_path=manifest_path, cache_dir=cache_dir
+    )
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="prepare")
@@ -169,7 +243,8 @@ def audit_main(cfg: DictConfig) -> None:
     out = cfg.report_path or (
         processed_dir(datamodule.root, settings, hparams["name"], hparams["processed_root"]) / "audit.json"
     )
-    run_audit(datamodule.root, settings, hparams["label_map"], Path(out), reuse=False)
+    source = locate_dataset(hparams["kaggle_handle"], datamodule.root) or DataSource(datamodule.root)
+    run_audit(source.dir, settings, hparams["label_map"], Path(out), reuse=False)
 
 
 if __name__ == "__main__":
