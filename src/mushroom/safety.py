@@ -50,10 +50,13 @@ def deadly_mask(class_names: Sequence[str], table: Mapping[str, Any] | None) -> 
     from mushroom.data.taxonomy import folder_genus
 
     genera = set(table)
-    entries = [table.get(name) or table.get(folder_genus(name, genera) or "") for name in class_names]
-    if any(entry is None for entry in entries):
-        return None
-    return np.asarray([bool(entry.get("deadly", False)) for entry in entries])
+    deadly = []
+    for name in class_names:
+        entry = table.get(name) or table.get(folder_genus(name, genera) or "")
+        if entry is None:
+            return None
+        deadly.append(bool(entry.get("deadly", False)))
+    return np.asarray(deadly)
 
 
 def dangerous_confusions(

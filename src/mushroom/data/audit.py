@@ -374,9 +374,20 @@ def group_duplicates(report: AuditReport, near_duplicate_distance: int) -> None:
 def log_report(report: AuditReport) -> None:
     """A short table for people; the JSON holds every path."""
     summary = report.summary()
+    # The safety and genus-name lines only mean something when those checks ran.
+    unchecked = set()
+    if not report.settings.get("safety_table"):
+        unchecked |= {"safety_label_conflicts", "safety_label_conflicts_by_genus"}
+    if not (report.settings.get("genus_names") or report.settings.get("safety_table")):
+        unchecked.add("unknown_folders")
     lines = [f"Audit of {report.root}:"]
-    lines += [f"  {name:<28}{value}" for name, value in summary.items() if name != "per_class"]
-    lines.append(f"  {'per class':<28}{summary['per_class']}")
+    lines += [
+        f"  {name:<34}{value}" for name, value in summary.items() if name not in unchecked | {"per_class"}
+    ]
+    lines.append(f"  {'per class':<34}{summary['per_class']}")
+    if report.unknown_folders:
+        listing = ", ".join(report.unknown_folders[:20])
+        lines.append(f"  folders naming no genus we know: {listing} (see unknown_folders in the JSON)")
     for problem in report.excluded[:20]:
         lines.append(f"  excluded {problem.kind:<13}{problem.path}: {problem.detail}")
     if len(report.excluded) > 20:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -137,20 +137,20 @@ def compare_with_published(report: AuditReport, published: Mapping[str, Any]) ->
     short = {name: n for name, n in per_class.items() if found.get(name, 0) < n}
     extra = {name: n for name, n in per_class.items() if found.get(name, 0) > n}
     if short:
-        listing = ", ".join(f"{name} {found.get(name, 0)} of {n}" for name, n in short.items())
+        listing = _listing(f"{name} {found.get(name, 0)} of {n}" for name, n in short.items())
         warnings.append(
             f"Fewer files than published{of_version}: {listing}. The download may be incomplete: "
             "delete the folder and download again, or check that data.root is the whole archive."
         )
     if extra:
-        listing = ", ".join(f"{name} {found[name]} of {n}" for name, n in extra.items())
+        listing = _listing(f"{name} {found[name]} of {n}" for name, n in extra.items())
         warnings.append(
             f"More files than published{of_version}: {listing}. The folder may hold the set twice or "
             "another version; the audit report's duplicate groups say which files repeat."
         )
     unexpected = sorted(set(found) - set(per_class)) if per_class else []
     if unexpected:
-        warnings.append(f"Classes the published set does not have: {', '.join(unexpected)}.")
+        warnings.append(f"Classes the published set does not have: {_listing(unexpected)}.")
     total = published.get("total")
     if total is not None and sum(found.values()) != total:
         warnings.append(f"{sum(found.values())} files in all, the publisher counts {total}{of_version}.")
@@ -159,12 +159,19 @@ def compare_with_published(report: AuditReport, published: Mapping[str, Any]) ->
         warnings.append(f"{len(found)} classes, the publisher counts {classes}{of_version}.")
     copies = Counter(problem.label for problem in report.excluded if problem.kind == "copy")
     if copies:
-        listing = ", ".join(f"{name} {n}" for name, n in sorted(copies.items()))
+        listing = _listing(f"{name} {n}" for name, n in sorted(copies.items()))
         warnings.append(
             f"The archive holds the set more than once: {sum(copies.values())} files are copies of files "
             f"found before ({listing}); each is counted once."
         )
     return warnings
+
+
+def _listing(items: Iterable[str], limit: int = 12) -> str:
+    """``a, b, c`` or, past ``limit`` items, ``a, b, ... and 203 more``: 215 classes make no log line."""
+    items = list(items)
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def prepare_dataset(
