@@ -11,7 +11,7 @@ from hydra import initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
 from mushroom.errors import MushroomError
-from tests.conftest import FAST_TRAIN, compose_config, make_image_folder, run_train
+from tests.conftest import compose_config, make_image_folder, run_train
 
 
 def test_small_cnn_learns_the_classes(trained_run: tuple[Path, dict[str, float]]) -> None:
@@ -186,46 +186,6 @@ def test_wandb_sweep_file_drives_train_with_valid_overrides(tmp_path: Path) -> N
         cfg = compose_config("train", fixed + overrides, tmp_path)  # a misspelt key would raise here
     assert cfg.model.lr == sweep["parameters"]["model.lr"]["min"]
     assert cfg.optimized_metric == sweep["metric"]["name"]  # the sweep maximises what train() returns
-
-
-@pytest.mark.slow
-def test_optuna_search_of_two_trials_reports_its_best_value(toy_folder: Path, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    import yaml
-
-    overrides = [
-        "hparams_search=optuna",
-        "hydra.sweeper.n_trials=2",
-        "hydra.sweeper.sampler.n_startup_trials=2",
-        f"hydra.sweep.dir={tmp_path}",
-        f"data.root={toy_folder}",
-        "trainer.max_epochs=1",
-        "test=false",  # a search compares validation figures only
-        "logger=csv",
-        *FAST_TRAIN,
-    ]
-    done = subprocess.run(
-        [sys.executable, "-m", "mushroom.train", *overrides], capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
-    # The best value is the best trial's validation balanced accuracy (what train() returns).
-    trials = sorted(p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit())
-    values = []
-    for trial in trials:
-        rows = (trial / "csv" / "version_0" / "metrics.csv").read_text().splitlines()
-        column = rows[0].split(",").index("val/balanced_acc")
-        values.append([float(r.split(",")[column]) for r in rows[1:] if r.split(",")[column]][-1])
-    assert results["best_value"] == pytest.approx(max(values))
-    assert set(results["best_params"]) == {
-        "model.lr",
-        "model.backbone_lr_scale",
-        "model.label_smoothing",
-        "model.weight_decay",
-    }
-    assert len(trials) == 2  # one dir per trial
 
 
 def test_balanced_accuracy_picks_the_best_checkpoint_on_an_imbalanced_set(

@@ -7,8 +7,9 @@ fits, tests the best checkpoint and writes the test report.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -105,8 +106,12 @@ def warn_about_calibration(images: int, temperature: float) -> None:
         )
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit, then test the best checkpoint; return the final metrics (floats) by name."""
+def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, float]:
+    """Fit, then test the best checkpoint; return the final metrics (floats) by name.
+
+    ``extra_callbacks``: Lightning callbacks that cannot come from config, such as a search's pruning
+    callback that holds its trial.
+    """
     import lightning as L
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -149,7 +154,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         _convert_="all",
     )
     prepare_wandb(cfg.get("logger"))
-    callbacks = instantiate_all(cfg.get("callbacks"))
+    callbacks = [*instantiate_all(cfg.get("callbacks")), *extra_callbacks]
     if cfg.get("seed") is not None:
         callbacks.append(EpochSeeds(cfg.seed))  # a resumed run ends where the uninterrupted one does
     loggers = instantiate_all(cfg.get("logger"))
