@@ -26,6 +26,16 @@ class RecordTrainIndices(L.Callback):
         path.write_text(json.dumps(record))
 
 
+class RecordFinalWeights(L.Callback):
+    """Write this rank's node, rank and a checksum of its weights after fitting to ``weights<N>.json``."""
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        total = sum(float(p.detach().double().sum()) for p in pl_module.parameters())
+        record = {"node": trainer.node_rank, "rank": trainer.global_rank, "world_size": trainer.world_size}
+        record["checksum"] = round(total, 9)
+        (Path(trainer.default_root_dir) / f"weights{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
 class KillAt(L.Callback):
     """SIGKILL this process at the start of batch ``batch`` of epoch ``epoch``: no handler runs, no
     checkpoint is written, as when a job is killed or a node is lost."""

@@ -172,3 +172,22 @@ def test_dvc_add_push_pull_with_a_local_remote(tmp_path: Path) -> None:
     dvc("pull")
     after = {p.relative_to(project).as_posix(): p.read_bytes() for p in (project / "data").rglob("*.jpg")}
     assert after == before
+
+
+def test_other_ranks_wait_for_rank_zero_to_prepare_exactly_this_data(tmp_path: Path) -> None:
+    from mushroom.data.prepare import wait_for_prepared
+    from mushroom.errors import MushroomError
+
+    root = make_distinct_folder(tmp_path / "raw", {"Amanita": 6, "Boletus": 6})
+    settings = PrepareSettings(enabled=True, cache_size=None)
+    split = {"num_folds": 2, "fold": 0, "val_fraction": 0.1, "seed": 42}
+    where = {"processed_root": tmp_path / "processed", "split": split}
+    with pytest.raises(MushroomError, match="for global rank 0 to prepare"):
+        wait_for_prepared(root, settings, **where, timeout_s=0.2, poll_s=0.05)
+    prepared = prepare_dataset(root, settings, processed_root=tmp_path / "processed", **split)
+    waited = wait_for_prepared(root, settings, **where, timeout_s=5)
+    assert (waited.manifest_path, waited.source) == (prepared.manifest_path, prepared.source)
+    # New photos: what rank 0 prepared no longer matches, so the others keep waiting.
+    distinct_photo(np.random.default_rng(7)).save(root / "Boletus" / "new.jpg")
+    with pytest.raises(MushroomError):
+        wait_for_prepared(root, settings, **where, timeout_s=0.2, poll_s=0.05)

@@ -18,7 +18,7 @@ from mushroom.data.dataset import ImageDataset, seed_worker_transform
 from mushroom.data.folder import ImageFolderIndex, scan_image_folder
 from mushroom.data.kaggle import locate_dataset, obtain_dataset
 from mushroom.data.manifest import Manifest, label_indices
-from mushroom.data.prepare import PreparedData, PrepareSettings, prepare_dataset
+from mushroom.data.prepare import PreparedData, PrepareSettings, prepare_dataset, wait_for_prepared
 from mushroom.data.sampling import EpochSampler
 from mushroom.data.splits import Split, split_from_partitions, stratified_split
 from mushroom.data.transforms import (
@@ -125,18 +125,19 @@ class MushroomDataModule(L.LightningDataModule):
         return self._prepared
 
     def _prepare(self) -> PreparedData:
-        return prepare_dataset(
-            self.root,
-            self.prepare_settings,
-            name=self.hparams["name"],
-            processed_root=self.hparams["processed_root"],
-            label_map=self.hparams["label_map"],
-            kaggle_handle=self.hparams["kaggle_handle"],
-            num_folds=self.hparams["num_folds"],
-            fold=self.hparams["fold"],
-            val_fraction=self.hparams["val_fraction"],
-            seed=self.hparams["seed"],
-        )
+        """Global rank 0 prepares; every other rank (other nodes included) waits for its result."""
+        from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+        where = {
+            "name": self.hparams["name"],
+            "processed_root": self.hparams["processed_root"],
+            "label_map": self.hparams["label_map"],
+            "kaggle_handle": self.hparams["kaggle_handle"],
+        }
+        split = {key: self.hparams[key] for key in ("num_folds", "fold", "val_fraction", "seed")}
+        if getattr(rank_zero_only, "rank", 0) != 0:
+            return wait_for_prepared(self.root, self.prepare_settings, **where, split=split)
+        return prepare_dataset(self.root, self.prepare_settings, **where, **split)
 
     def setup(self, stage: str | None = None) -> None:
         if self.index is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -30,6 +31,10 @@ from mushroom.errors import MushroomError
 from mushroom.runtime import exit_on_user_error
 
 log = logging.getLogger(__name__)
+
+
+#: How long the other ranks of a multi-node run wait for global rank 0 to prepare the data.
+PREPARE_WAIT_S = 6 * 3600.0
 
 
 @dataclass
@@ -81,6 +86,17 @@ def processed_dir(
     return Path(processed_root).expanduser() / (name or Path(root).expanduser().resolve().name)
 
 
+def audit_settings(settings: PrepareSettings, label_map: Mapping[str, str] | None) -> dict[str, Any]:
+    """What an audit report must have been made with to be reused."""
+    return {
+        "label_map": dict(label_map) if label_map else None,
+        "min_size": settings.min_size,
+        "near_duplicate_distance": settings.near_duplicate_distance,
+        "genus_names": settings.genus_names,
+        "safety_table": settings.safety_table,
+    }
+
+
 def run_audit(
     root: str | Path,
     settings: PrepareSettings,
@@ -90,13 +106,7 @@ def run_audit(
 ) -> AuditReport:
     """Audit ``root`` unless (with ``reuse``) ``report_path`` already describes these files with these
     settings; then compare the per-class counts with the published ones."""
-    wanted = {
-        "label_map": dict(label_map) if label_map else None,
-        "min_size": settings.min_size,
-        "near_duplicate_distance": settings.near_duplicate_distance,
-        "genus_names": settings.genus_names,
-        "safety_table": settings.safety_table,
-    }
+    wanted = audit_settings(settings, label_map)
     report = None
     if reuse and report_path.is_file():
         previous = AuditReport.read(report_path)
@@ -174,6 +184,79 @@ def _listing(items: Iterable[str], limit: int = 12) -> str:
     return ", ".join(items[:limit]) + more
 
 
+DONE_MARKER = "prepared.json"
+
+
+def manifest_meta(
+    source: DataSource,
+    fingerprint: str,
+    audit: Mapping[str, Any],
+    settings: PrepareSettings,
+    split: Mapping[str, Any],
+) -> dict[str, Any]:
+    """What a manifest was built from: when any of it changes, the manifest is built again."""
+    return {
+        "source": source.describe(),
+        "audit_fingerprint": fingerprint,
+        "audit_settings": dict(audit),
+        **split,
+        "drop_conflicting": settings.drop_conflicting,
+        "max_per_class": settings.max_per_class,
+        "safety_conflicts": settings.safety_conflicts,
+    }
+
+
+def wait_for_prepared(
+    root: str | Path,
+    settings: PrepareSettings,
+    *,
+    name: str | None = None,
+    processed_root: str | Path = "data/processed",
+    label_map: Mapping[str, str] | None = None,
+    kaggle_handle: str | None = None,
+    split: Mapping[str, Any],
+    timeout_s: float = PREPARE_WAIT_S,
+    poll_s: float = 2.0,
+) -> PreparedData:
+    """On every rank but global rank 0: wait until rank 0 has prepared exactly this data, then use it.
+
+    Ranks of a multi-node run start together (torchrun, srun); if each prepared the data itself they
+    would write the same audit, manifest and cache at once. Rank 0 writes ``prepared.json`` last, with
+    what the manifest was built from; the others compute the same from the files and settings and wait
+    until it matches. The processed folder must be on storage every node sees.
+    """
+    root = Path(root).expanduser()
+    out = processed_dir(root, settings, name, processed_root)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        source = locate_dataset(kaggle_handle, root)
+        if source is not None:
+            fingerprint = labelled_files(source.dir, label_map).fingerprint()
+            wanted = {
+                "meta": manifest_meta(
+                    source, fingerprint, audit_settings(settings, label_map), settings, split
+                ),
+                "cache_size": settings.cache_size,
+            }
+            done = out / DONE_MARKER
+            if done.is_file() and json.loads(done.read_text()) == wanted:
+                cache_dir = out / f"cache_{settings.cache_size}" if settings.cache_size else None
+                return PreparedData(
+                    dir=out,
+                    source=source,
+                    audit_path=out / "audit.json",
+                    manifest_path=out / "manifest.csv",
+                    cache_dir=cache_dir,
+                )
+        if time.monotonic() > deadline:
+            raise MushroomError(
+                f"Waited {timeout_s:.0f} s for global rank 0 to prepare the data in {out}. Is that folder on "
+                "storage every node sees, and did rank 0 fail? Prepare once beforehand with "
+                "`python -m mushroom.data.prepare` and start the run again."
+            )
+        time.sleep(poll_s)
+
+
 def prepare_dataset(
     root: str | Path,
     settings: PrepareSettings,
@@ -194,18 +277,8 @@ def prepare_dataset(
     report = run_audit(source.dir, settings, label_map, audit_path)
 
     manifest_path, meta_path = out / "manifest.csv", out / "manifest.meta.json"
-    meta = {
-        "source": source.describe(),
-        "audit_fingerprint": report.fingerprint,
-        "audit_settings": report.settings,
-        "num_folds": num_folds,
-        "fold": fold,
-        "val_fraction": val_fraction,
-        "seed": seed,
-        "drop_conflicting": settings.drop_conflicting,
-        "max_per_class": settings.max_per_class,
-        "safety_conflicts": settings.safety_conflicts,
-    }
+    split = {"num_folds": num_folds, "fold": fold, "val_fraction": val_fraction, "seed": seed}
+    meta = manifest_meta(source, report.fingerprint, report.settings, settings, split)
     if manifest_path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()) == meta:
         log.info("Manifest %s is up to date", manifest_path)
         manifest = Manifest.read(manifest_path)
@@ -228,6 +301,8 @@ def prepare_dataset(
     if settings.cache_size:
         cache_dir = out / f"cache_{settings.cache_size}"
         build_cache(source.dir, manifest.column("path"), cache_dir, settings.cache_size)
+    # Written last: the other ranks of a multi-node run wait for it (wait_for_prepared).
+    (out / DONE_MARKER).write_text(json.dumps({"meta": meta, "cache_size": settings.cache_size}))
     return PreparedData(
         dir=out, source=source, audit_path=audit_path, manifest_path=manifest_path, cache_dir=cache_dir
     )
