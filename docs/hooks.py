@@ -24,10 +24,11 @@ def render_config_reference() -> str:
     for group in sorted(p for p in CONFIGS.iterdir() if p.is_dir() and not p.name.startswith("_")):
         parts += [f"## `{group.name}/`", ""]
         for option in sorted(group.rglob("*.yaml")):
-            name = option.relative_to(group).with_suffix("").as_posix()
+            # A nested group (hydra/launcher/slurm.yaml) is chosen as hydra/launcher=slurm.
+            nested = option.parent.relative_to(CONFIGS).as_posix()
             text = option.read_text()
             summary = leading_comment(text)
-            parts += [f"### `{group.name}={name}`", ""]
+            parts += [f"### `{nested}={option.stem}`", ""]
             if summary:
                 parts += [summary, ""]
             parts += ["```yaml", text.rstrip(), "```", ""]
