@@ -130,3 +130,11 @@ def test_a_single_class_folder_is_refused(photos: Path, tmp_path: Path) -> None:
         expected="a classifier needs at least two",
     )  # fmt: skip
     assert "(Amanita)" in line
+
+
+def test_a_search_config_on_train_points_to_mushroom_search(tmp_path: Path) -> None:
+    result = run_module(
+        "mushroom.train", "hparams_search=optuna", "data=folder", f"data.root={tmp_path}", cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "python -m mushroom.search" in result.stderr + result.stdout

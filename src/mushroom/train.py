@@ -212,6 +212,11 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | None:
+    if cfg.get("search") is not None:  # hparams_search=... on train: it would train once, not search
+        raise MushroomError(
+            "hparams_search configures python -m mushroom.search; run that instead of mushroom.train "
+            "(the Hydra Optuna sweeper is gone: it needed optuna<3)."
+        )
     metrics = train(cfg)
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None
