@@ -302,7 +302,9 @@ def prepare_dataset(
         cache_dir = out / f"cache_{settings.cache_size}"
         build_cache(source.dir, manifest.column("path"), cache_dir, settings.cache_size)
     # Written last: the other ranks of a multi-node run wait for it (wait_for_prepared).
-    (out / DONE_MARKER).write_text(json.dumps({"meta": meta, "cache_size": settings.cache_size}))
+    done, marker = out / DONE_MARKER, json.dumps({"meta": meta, "cache_size": settings.cache_size})
+    if not done.is_file() or done.read_text() != marker:  # an up-to-date folder is not touched
+        done.write_text(marker)
     return PreparedData(
         dir=out, source=source, audit_path=audit_path, manifest_path=manifest_path, cache_dir=cache_dir
     )
