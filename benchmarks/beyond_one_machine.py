@@ -45,16 +45,19 @@ def timed(commands: list[list[str]], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
-def nodes(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict:
-    train = [
-        "-m",
-        "mushroom.train",
+def overrides(args: argparse.Namespace) -> list[str]:
+    """The run both measurements make, on the data and sizes given."""
+    return [
         *COMMON,
         f"data.root={args.data}",
         f"data.image_size={args.image_size}",
         f"trainer.max_epochs={args.epochs}",
         "trainer.enable_progress_bar=false",
     ]
+
+
+def nodes(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict:
+    train = ["-m", "mushroom.train", *overrides(args)]
     one = timed([[sys.executable, *train, f"hydra.run.dir={work / 'one'}"]], env)
     torchrun = str(Path(sys.executable).parent / "torchrun")
     two = [
@@ -81,13 +84,9 @@ def pruning(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict:
     search = [
         "-m",
         "mushroom.search",
-        *COMMON,
-        f"data.root={args.data}",
-        f"data.image_size={args.image_size}",
-        f"trainer.max_epochs={args.epochs}",
+        *overrides(args),
         f"search.n_trials={args.trials}",
         f"search.sampler.n_startup_trials={args.trials}",
-        "trainer.enable_progress_bar=false",
     ]
     results = {}
     for name, pruner in (

@@ -112,8 +112,10 @@ def toy_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _offline_and_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+def _offline_and_quiet(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # An empty kagglehub cache, for this process and the commands it starts: the user's own never counts.
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path_factory.getbasetemp() / "kagglehub-cache"))
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
 

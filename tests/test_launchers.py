@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import compose_config
+from tests.test_cli import run_module
 
 
 @pytest.mark.usefixtures("hydra_init")
@@ -28,29 +26,20 @@ def test_the_slurm_launcher_config_builds_on_submitit(tmp_path: Path) -> None:
 def test_a_two_job_multirun_through_submitit(toy_folder: Path, tmp_path: Path) -> None:
     """hydra/launcher=submitit_local: the code path of submitit_slurm (pickled jobs, one folder each)."""
     sweep = tmp_path / "sweep"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
-    env.pop("COVERAGE_PROCESS_START", None)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mushroom.train",
-            "-m",
-            "experiment=smoke",
-            f"data.root={toy_folder}",
-            "data.image_size=32",
-            "data.num_workers=0",
-            "trainer.max_epochs=1",
-            "callbacks=[model_checkpoint]",
-            "data.fold=0,1",
-            "hydra/launcher=submitit_local",
-            f"hydra.sweep.dir={sweep}",
-        ],
+    done = run_module(
+        "mushroom.train",
+        "-m",
+        "experiment=smoke",
+        f"data.root={toy_folder}",
+        "data.image_size=32",
+        "data.num_workers=0",
+        "trainer.max_epochs=1",
+        "callbacks=[model_checkpoint]",
+        "data.fold=0,1",
+        "hydra/launcher=submitit_local",
+        f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        measured=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     for job, fold in (("0", 0), ("1", 1)):

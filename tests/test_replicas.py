@@ -9,26 +9,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.replicas import GENERA, SPECIES_215, Replica, build_genus, build_safety, build_species215
+from tests.test_cli import run_module
 
 pytestmark = pytest.mark.slow  # subprocesses of the package's own commands
-
-
-def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
-    # No Kaggle from here: a download attempt fails at once instead of hanging on the network.
-    env["KAGGLEHUB_CACHE"] = str(cwd / "kagglehub-cache")
-    env.pop("COVERAGE_PROCESS_START", None)  # measured in-process by test_audit/test_prepare
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300
-    )
 
 
 def prepare_and_train(
@@ -41,7 +29,9 @@ def prepare_and_train(
         f"data.prepare.dir={tmp_path / 'prepared'}",
         *extra,
     ]
-    prepared = run_module("mushroom.data.prepare", *common, f"paths.root_dir={tmp_path}", cwd=tmp_path)
+    prepared = run_module(
+        "mushroom.data.prepare", *common, f"paths.root_dir={tmp_path}", cwd=tmp_path, measured=False
+    )
     assert prepared.returncode == 0, prepared.stderr[-3000:]
     audit = json.loads((tmp_path / "prepared" / "audit.json").read_text())
     with open(tmp_path / "prepared" / "manifest.csv", newline="") as handle:
@@ -60,6 +50,7 @@ def prepare_and_train(
         f"paths.root_dir={tmp_path}",
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
+        measured=False,
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from mushroom.errors import MushroomError
 from mushroom.search import open_storage, suggest, trial_config
 from tests.conftest import compose_config
+from tests.test_cli import run_module
 
 QUICK = ["experiment=smoke", "data.image_size=32", "data.num_workers=0", "callbacks=[model_checkpoint]"]
 
@@ -71,23 +72,15 @@ def test_the_readme_search_names_its_best_trial_as_a_runnable_experiment(
 ) -> None:
     """The README's command (4 trials of the smoke experiment), with a study in SQLite to read back."""
     run = tmp_path / "search"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
     readme = ["experiment=smoke", f"data.root={toy_folder}", "search.n_trials=4"]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mushroom.search",
-            *readme,
-            "data.num_workers=0",
-            f"hydra.run.dir={run}",
-            f"search.storage=sqlite:///{tmp_path / 'study.db'}",
-        ],
+    done = run_module(
+        "mushroom.search",
+        *readme,
+        "data.num_workers=0",
+        f"hydra.run.dir={run}",
+        f"search.storage=sqlite:///{tmp_path / 'study.db'}",
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        measured=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     study = optuna.load_study(study_name="mushroom", storage=f"sqlite:///{tmp_path / 'study.db'}")
@@ -98,22 +91,15 @@ def test_the_readme_search_names_its_best_trial_as_a_runnable_experiment(
 
     best = OmegaConf.load(run / "experiment" / "search_best.yaml")
     assert best.model.lr == study.best_params["model.lr"] and "/experiment/smoke" in best.defaults
-    composed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mushroom.train",
-            "--config-dir",
-            str(run),
-            "experiment=search_best",
-            "--cfg",
-            "job",
-        ],
-        capture_output=True,
-        text=True,
+    composed = run_module(
+        "mushroom.train",
+        "--config-dir",
+        str(run),
+        "experiment=search_best",
+        "--cfg",
+        "job",
         cwd=tmp_path,
-        timeout=120,
-        env=env,
+        measured=False,
     )
     assert composed.returncode == 0, composed.stderr[-2000:]
     job = OmegaConf.create(composed.stdout)

@@ -76,6 +76,12 @@ class PreparedData:
     manifest_path: Path
     cache_dir: Path | None
 
+    @classmethod
+    def in_folder(cls, out: Path, source: DataSource, cache_size: int | None) -> PreparedData:
+        """The files ``prepare`` writes into ``out``, named in one place."""
+        cache_dir = out / f"cache_{cache_size}" if cache_size else None
+        return cls(out, source, out / "audit.json", out / "manifest.csv", cache_dir)
+
 
 def processed_dir(
     root: str | Path, settings: PrepareSettings, name: str | None, processed_root: str | Path
@@ -206,6 +212,11 @@ def manifest_meta(
     }
 
 
+def done_marker(meta: Mapping[str, Any], cache_size: int | None) -> dict[str, Any]:
+    """What ``prepared.json`` holds once rank 0 has written the manifest (``meta``) and the cache."""
+    return {"meta": dict(meta), "cache_size": cache_size}
+
+
 def wait_for_prepared(
     root: str | Path,
     settings: PrepareSettings,
@@ -228,26 +239,17 @@ def wait_for_prepared(
     root = Path(root).expanduser()
     out = processed_dir(root, settings, name, processed_root)
     deadline = time.monotonic() + timeout_s
+    done, last_seen = out / DONE_MARKER, None
     while True:
-        source = locate_dataset(kaggle_handle, root)
+        # Walking the data (a fingerprint of every file) only when rank 0 has (re)written its marker.
+        stamp = done.stat().st_mtime_ns if done.is_file() else None
+        source = locate_dataset(kaggle_handle, root) if stamp not in (None, last_seen) else None
         if source is not None:
+            last_seen = stamp
             fingerprint = labelled_files(source.dir, label_map).fingerprint()
-            wanted = {
-                "meta": manifest_meta(
-                    source, fingerprint, audit_settings(settings, label_map), settings, split
-                ),
-                "cache_size": settings.cache_size,
-            }
-            done = out / DONE_MARKER
-            if done.is_file() and json.loads(done.read_text()) == wanted:
-                cache_dir = out / f"cache_{settings.cache_size}" if settings.cache_size else None
-                return PreparedData(
-                    dir=out,
-                    source=source,
-                    audit_path=out / "audit.json",
-                    manifest_path=out / "manifest.csv",
-                    cache_dir=cache_dir,
-                )
+            meta = manifest_meta(source, fingerprint, audit_settings(settings, label_map), settings, split)
+            if json.loads(done.read_text()) == done_marker(meta, settings.cache_size):
+                return PreparedData.in_folder(out, source, settings.cache_size)
         if time.monotonic() > deadline:
             raise MushroomError(
                 f"Waited {timeout_s:.0f} s for global rank 0 to prepare the data in {out}. Is that folder on "
@@ -273,10 +275,10 @@ def prepare_dataset(
     root = Path(root).expanduser()
     out = processed_dir(root, settings, name, processed_root)
     source = obtain_dataset(kaggle_handle, root)
-    audit_path = out / "audit.json"
-    report = run_audit(source.dir, settings, label_map, audit_path)
+    prepared = PreparedData.in_folder(out, source, settings.cache_size)
+    report = run_audit(source.dir, settings, label_map, prepared.audit_path)
 
-    manifest_path, meta_path = out / "manifest.csv", out / "manifest.meta.json"
+    manifest_path, meta_path = prepared.manifest_path, out / "manifest.meta.json"
     split = {"num_folds": num_folds, "fold": fold, "val_fraction": val_fraction, "seed": seed}
     meta = manifest_meta(source, report.fingerprint, report.settings, settings, split)
     if manifest_path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()) == meta:
@@ -297,17 +299,13 @@ def prepare_dataset(
         meta_path.write_text(json.dumps(meta, indent=1))
         log.info("Manifest written to %s (%d images)", manifest_path, len(manifest))
 
-    cache_dir = None
-    if settings.cache_size:
-        cache_dir = out / f"cache_{settings.cache_size}"
-        build_cache(source.dir, manifest.column("path"), cache_dir, settings.cache_size)
+    if prepared.cache_dir is not None and settings.cache_size:
+        build_cache(source.dir, manifest.column("path"), prepared.cache_dir, settings.cache_size)
     # Written last: the other ranks of a multi-node run wait for it (wait_for_prepared).
-    done, marker = out / DONE_MARKER, json.dumps({"meta": meta, "cache_size": settings.cache_size})
+    done, marker = out / DONE_MARKER, json.dumps(done_marker(meta, settings.cache_size))
     if not done.is_file() or done.read_text() != marker:  # an up-to-date folder is not touched
         done.write_text(marker)
-    return PreparedData(
-        dir=out, source=source, audit_path=audit_path, manifest_path=manifest_path, cache_dir=cache_dir
-    )
+    return prepared
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="prepare")
