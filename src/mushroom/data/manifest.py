@@ -157,13 +157,18 @@ def build_manifest(
 SAFETY_POLICIES = ("drop", "keep", "relabel")
 
 
-def resolve_safety_conflicts(report: AuditReport, policy: str) -> list[ImageRecord]:
-    """The report's images with ``policy`` applied to its safety conflicts, and a log line saying so."""
+def check_safety_policy(policy: str) -> None:
+    """Refuse, by name, a ``data.prepare.safety_conflicts`` that is not a policy."""
     if policy not in SAFETY_POLICIES:
         raise MushroomError(
             f"data.prepare.safety_conflicts={policy!r} is not a policy; "
             f"use one of {', '.join(SAFETY_POLICIES)}."
         )
+
+
+def resolve_safety_conflicts(report: AuditReport, policy: str) -> list[ImageRecord]:
+    """The report's images with ``policy`` applied to its safety conflicts, and a log line saying so."""
+    check_safety_policy(policy)
     conflicts = {conflict.path: conflict for conflict in report.safety_conflicts}
     if not conflicts:
         return list(report.images)

@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 from mushroom.data.audit import AuditReport, audit_folder, labelled_files, log_report
 from mushroom.data.cache import build_cache
 from mushroom.data.kaggle import DataSource, locate_dataset, obtain_dataset
-from mushroom.data.manifest import SAFETY_POLICIES, Manifest, build_manifest
+from mushroom.data.manifest import Manifest, build_manifest, check_safety_policy
 from mushroom.errors import MushroomError
 from mushroom.runtime import exit_on_user_error
 
@@ -57,11 +57,7 @@ class PrepareSettings:
     published_counts: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.safety_conflicts not in SAFETY_POLICIES:
-            raise MushroomError(
-                f"data.prepare.safety_conflicts={self.safety_conflicts!r} is not a policy; "
-                f"use one of {', '.join(SAFETY_POLICIES)}."
-            )
+        check_safety_policy(self.safety_conflicts)  # at composition, not after the audit
 
     @classmethod
     def from_config(cls, node: Mapping[str, Any] | None) -> PrepareSettings:
