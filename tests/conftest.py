@@ -292,3 +292,54 @@ def running_server(
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def stripes(path: Path, seed: int, size: int = 40) -> None:
+    """A photo that is no mushroom of the toy set: coloured stripes over the whole frame."""
+    rng = np.random.default_rng(seed)
+    pixels = np.zeros((size, size, 3), np.uint8)
+    for row in range(0, size, 4):
+        pixels[row : row + 2] = rng.integers(0, 256, 3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, quality=90)
+
+
+def make_negatives(root: Path, not_mushrooms: int = 40, per_genus: int = 8) -> Path:
+    """``not_mushroom/`` (stripes) and ``other_genera/<Genus>/`` (the toy set's Russula, a purple cross)."""
+    for i in range(not_mushrooms):
+        stripes(root / "not_mushroom" / f"thing_{i:03d}.jpg", seed=i)
+    for genus in ("Russula", "Russula2", "Russula3", "Russula4", "Russula5", "Russula6"):
+        make_image_folder(
+            root / "tmp", classes=("Russula",), per_class=per_genus, size=(40, 40), seed=len(genus)
+        )
+        (root / "other_genera").mkdir(parents=True, exist_ok=True)
+        (root / "tmp" / "Russula").rename(root / "other_genera" / genus)
+    (root / "tmp").rmdir()
+    return root
+
+
+@pytest.fixture(scope="session")
+def open_set_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The small CNN trained on three toy genera with stripes and a fourth genus as negatives."""
+    data = make_image_folder(tmp_path_factory.mktemp("genera"), per_class=30, size=(40, 40), seed=3)
+    negatives = make_negatives(tmp_path_factory.mktemp("open-set"))
+    out = tmp_path_factory.mktemp("open-set-run")
+    overrides = [
+        f"data.root={data}",
+        f"data.open_set.root={negatives}",
+        "data.val_fraction=0.25",
+        "trainer.max_epochs=6",
+        "model.lr=0.01",
+    ]
+    run_train(overrides, out)
+    return out, negatives
+
+
+@pytest.fixture(scope="session")
+def open_set_model(open_set_run: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`open_set_run`'s checkpoint exported to ONNX."""
+    run, negatives = open_set_run
+    out = tmp_path_factory.mktemp("open-set-export")
+    ckpt = run / "checkpoints" / "best.ckpt"
+    run_export([f"ckpt_path={ckpt}", f"parity_dir={negatives}", f"output_path={out / 'model.onnx'}"], out)
+    return out / "model.onnx"

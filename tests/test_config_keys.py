@@ -44,6 +44,7 @@ ALTERNATIVES: dict[str, Any] = {
     "data.prepare.safety_table": "genus",
     "data.prepare.safety_conflicts": "relabel",
     "data.prepare.published_counts": {"total": 12, "classes": 3},
+    "data.open_set.root": "/elsewhere/open-set",
     "model.name": "resnet18",
     "model.freeze": ["features"],
     "model.cnn_channels": [4, 8],
@@ -70,6 +71,9 @@ NOT_INSTANTIATED = {
     "model.class_names": "mandatory, filled in by train from the data",
     "model.class_counts": "filled in by train from the data",
     "model.preprocessing": "filled in by train from the data",
+    "model.open_set_classes": "filled in by train from data.open_set",
+    "model.deadly": "filled in by train from the safety table",
+    "model.danger_weight": "needs deadly classes; tested in test_models",
     "model.compile": "compiles on first forward; tested in test_models",
     "model.pretrained": "downloads weights; tested in test_models",
     "trainer.default_root_dir": "an interpolation of paths.output_dir",
@@ -87,7 +91,7 @@ NOT_INSTANTIATED = {
 }
 # Top-level settings that become objects of their own; every other top-level data/model setting is
 # kept in hparams and read from there where it is used.
-SETTINGS_OBJECTS = {"data.prepare", "data.augment"}
+SETTINGS_OBJECTS = {"data.prepare", "data.augment", "data.open_set"}
 HPARAM_NAMES = {"hparams", "_hparams", "_hparams_initial", "_log_hyperparams", "_hparams_name"}
 
 

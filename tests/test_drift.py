@@ -48,7 +48,7 @@ def record_like_the_service(model: OnnxClassifier, folder: Path, path: Path, dar
             rgb = (np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32) * darken).astype(np.uint8)
             pixels = resize_and_crop(rgb, model.pre)
             stats = image_stats(pixels, (rgb.shape[1], rgb.shape[0]))
-            stats["confidence"] = float(model.predict_pixels(pixels).max())
+            stats["confidence"] = float(model.predict_pixels(pixels)[0].max())
             file.write(json.dumps(stats) + "\n")
 
 

@@ -105,6 +105,27 @@ def test_class_weighted_loss_up_weights_rare_classes() -> None:
     assert torch.allclose((weights * torch.tensor([90.0, 10.0, 50.0])).sum(), torch.tensor(150.0))
 
 
+def test_the_danger_term_costs_only_harmless_answers_to_deadly_photos() -> None:
+    """Classes a (deadly), b, c; photo 0 is an a, photo 1 a b. Only photo 0's mass on b and c costs."""
+    module = small_timm_module(danger_weight=2.0, deadly=[True, False, False])
+    logits = torch.tensor([[1.0, 2.0, 0.0], [0.0, 3.0, 1.0]])
+    targets = torch.tensor([0, 1])
+    p_deadly = logits[0].softmax(-1)[0]
+    assert module.danger(logits, targets) == pytest.approx(float(-p_deadly.log() / 2))
+    plain = torch.nn.functional.cross_entropy(
+        logits, targets, label_smoothing=module.hparams["label_smoothing"]
+    )
+    assert module.loss(logits, targets) == pytest.approx(float(plain - 2.0 * p_deadly.log() / 2))
+    # A batch without deadly photos, and the negatives' extra outputs, add nothing.
+    assert module.danger(logits[1:], targets[1:]) == 0.0
+    with_negatives = small_timm_module(danger_weight=1.0, deadly=[True, False, False], open_set_classes=2)
+    wide = torch.tensor([[1.0, 2.0, 0.0, 5.0, 5.0]])
+    expected = -wide.softmax(-1)[0, 0].log()
+    assert with_negatives.danger(wide, torch.tensor([0])) == pytest.approx(float(expected))
+    with pytest.raises(MushroomError, match="danger_weight needs the safety table"):
+        small_timm_module(danger_weight=1.0, deadly=None)
+
+
 def test_warmup_then_cosine() -> None:
     assert warmup_cosine(0, 10, 100, 0.0) == pytest.approx(0.1)
     assert warmup_cosine(9, 10, 100, 0.0) == pytest.approx(1.0)

@@ -81,9 +81,9 @@ def test_the_stored_threshold_applies_unless_one_is_passed(
     unsure_photos = make_image_folder(
         tmp_path / "photos", per_class=8, size=(48, 48), seed=5, look_alikes=0.5
     )
-    inputs = f"inputs=[{unsure_photos}]"
+    inputs = f"inputs=[{unsure_photos}]", "open_set=false"  # the "not sure" threshold alone
 
-    fitted = run_predict([f"ckpt_path={model}", inputs], tmp_path)
+    fitted = run_predict([f"ckpt_path={model}", *inputs], tmp_path)
     assert [r["abstain_threshold"] for r in fitted] == pytest.approx([stored] * len(fitted))
     assert [r["not_sure"] for r in fitted] == [r["confidence"] < stored for r in fitted]
     assert 0 < sum(r["not_sure"] for r in fitted) < len(fitted)  # the photos fall on both sides
@@ -91,7 +91,7 @@ def test_the_stored_threshold_applies_unless_one_is_passed(
     # A threshold that decides some photos differently from the stored one.
     explicit = float(np.median([r["confidence"] for r in fitted]))
     assert [r["confidence"] < explicit for r in fitted] != [r["not_sure"] for r in fitted]
-    passed = run_predict([f"ckpt_path={model}", inputs, f"abstain_threshold={explicit}"], tmp_path)
+    passed = run_predict([f"ckpt_path={model}", *inputs, f"abstain_threshold={explicit}"], tmp_path)
     assert [r["not_sure"] for r in passed] == [r["confidence"] < explicit for r in passed]
     assert [r["prediction"] == NOT_SURE for r in passed] == [r["not_sure"] for r in passed]
 

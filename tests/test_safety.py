@@ -107,9 +107,13 @@ def test_every_answer_field_for_a_poisonous_look_alike() -> None:
     said = answer(np.array([0.1, 0.6, 0.25, 0.05]), names, safety=table)  # k defaults to 3
     assert said == {
         "prediction": "Boletus",
+        "verdict": "genus",
+        "reason": None,
         "confidence": 0.6,
         "not_sure": False,
         "abstain_threshold": None,
+        "known_score": None,
+        "open_set_threshold": None,
         "top_k": [
             {"name": "Boletus", "probability": 0.6},
             {"name": "Lactarius", "probability": 0.25},

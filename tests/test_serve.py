@@ -77,13 +77,20 @@ def test_without_a_threshold_the_one_stored_in_the_model_decides(
 ) -> None:
     from mushroom.serving.model import OnnxClassifier
 
-    stored = OnnxClassifier(exported_model).info.abstain_threshold
-    assert stored is not None and 0.0 < stored < 1.0
+    info = OnnxClassifier(exported_model).info
+    stored, known_at = info.abstain_threshold, info.open_set_threshold
+    assert stored is not None and 0.0 < stored < 1.0 and known_at is not None
     photos = make_image_folder(tmp_path / "photos", per_class=6, size=(48, 48), seed=5, look_alikes=0.5)
     with running_server(exported_model, tmp_path) as url:
         bodies = [post(url, path.read_bytes()).json() for path in sorted(photos.rglob("*.jpg"))]
     assert [b["abstain_threshold"] for b in bodies] == pytest.approx([stored] * len(bodies))
-    assert [b["not_sure"] for b in bodies] == [b["confidence"] < stored for b in bodies]
+    assert [b["open_set_threshold"] for b in bodies] == pytest.approx([known_at] * len(bodies))
+    # The open-set check first (this model has no negatives: "not a genus I know"), then "not sure".
+    known = [b["known_score"] >= known_at for b in bodies]
+    assert [b["prediction"] == "not a genus I know" for b in bodies] == [not k for k in known]
+    assert [b["not_sure"] for b in bodies] == [
+        b["confidence"] < stored and k for b, k in zip(bodies, known, strict=True)
+    ]
     assert 0 < sum(b["not_sure"] for b in bodies) < len(bodies)  # the photos fall on both sides
     assert all((b["prediction"] == "not sure") == b["not_sure"] for b in bodies)
 

@@ -36,7 +36,9 @@ CHROMIUM_FLAGS = [
 
 @pytest.fixture(scope="module")
 def server(exported_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_server(exported_model, tmp_path_factory.mktemp("web"), "abstain_threshold=0.0") as url:
+    # Answer every photo with a genus: the toy model has never seen a real photo.
+    overrides = ("abstain_threshold=0.0", "open_set=false")
+    with running_server(exported_model, tmp_path_factory.mktemp("web"), *overrides) as url:
         yield url
 
 
@@ -116,3 +118,28 @@ def test_an_internal_error_shows_the_services_message(
         browser_page.wait_for_selector("#error", state="visible", timeout=30_000)
         shown = browser_page.inner_text("#error")
     assert "The service failed (ZeroDivisionError)" in shown and "Could not reach" not in shown
+
+
+def test_not_a_mushroom_is_shown_apart_from_not_sure(
+    open_set_model: Path, open_set_run: tuple[Path, Path], browser_page, tmp_path: Path
+) -> None:
+    """A model trained with negatives: stripes are "Not a mushroom", with the reason and no genus ranking;
+    a toy genus photo still gets its genus."""
+    _, negatives = open_set_run
+    thing = sorted((negatives / "not_mushroom").glob("*.jpg"))[0]
+    genus = make_image_folder(tmp_path / "genus", classes=("Boletus",), per_class=1, size=(40, 40), seed=4)
+    page = browser_page
+    with running_server(open_set_model, tmp_path, "abstain_threshold=0.0") as url:
+        page.goto(url + "/")
+        page.set_input_files("#picker", str(thing))
+        page.wait_for_selector("#result[data-verdict='not_a_mushroom']", state="visible", timeout=30_000)
+        assert page.inner_text("#genus") == "Not a mushroom"
+        assert page.inner_text("#confidence") == ""
+        assert "non-mushroom" in page.inner_text("#note")
+        assert not page.locator("#ranking").is_visible()
+        assert page.locator("#warning").is_visible()
+
+        page.set_input_files("#picker", str(genus / "Boletus" / "boletus_000.jpg"))
+        page.wait_for_selector("#result[data-verdict='genus']", state="visible", timeout=30_000)
+        assert page.inner_text("#genus") == "Boletus"
+        assert page.locator("#ranking").is_visible()

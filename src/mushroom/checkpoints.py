@@ -59,6 +59,7 @@ def model_info(classifier: MushroomClassifier, safety: dict[str, Any] | None, so
         class_names=list(classifier.class_names),
         preprocessing=Preprocessing.from_dict(classifier.hparams.get("preprocessing") or {}).as_dict(),
         abstain_threshold=classifier.fitted_abstain_threshold(),
+        open_set_threshold=classifier.fitted_open_set_threshold(),
         temperature=float(classifier.temperature),
         tta_hflip=bool(classifier.hparams["tta_hflip"]),
         safety={name: (safety or {})[name] for name in classifier.class_names if name in (safety or {})},
@@ -69,13 +70,18 @@ def model_info(classifier: MushroomClassifier, safety: dict[str, Any] | None, so
 
 class TorchClassifier:
     """A training checkpoint behind the same interface as :class:`mushroom.serving.model.OnnxClassifier`:
-    ``info`` and ``predict_batch`` (calibrated probabilities, as the exported graph computes them)."""
+    ``info``, ``predict_scores`` and ``predict_batch`` (as the exported graph computes them)."""
 
     def __init__(self, ckpt_path: str | Path, safety: dict[str, Any] | None) -> None:
         self.model = load_classifier(ckpt_path)
         self.info = model_info(self.model, safety, source=str(ckpt_path))
 
+    def predict_scores(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``N x 3 x S x S`` float32 → ``N x C`` probabilities and ``N x 2`` open-set scores."""
+        with torch.no_grad():
+            probs, open_set = self.model.predict_scores(torch.from_numpy(batch))
+        return probs.numpy(), open_set.numpy()
+
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """``N x 3 x S x S`` float32 → ``N x C`` probabilities."""
-        with torch.no_grad():
-            return self.model.predict_proba(torch.from_numpy(batch)).numpy()
+        return self.predict_scores(batch)[0]

@@ -104,7 +104,7 @@ def reference_statistics(model: OnnxClassifier, photos: Sequence[Path]) -> dict[
             continue
         pixels = resize_and_crop(rgb, model.pre)
         stats = image_stats(pixels, size)
-        stats["confidence"] = float(model.predict_pixels(pixels).max())
+        stats["confidence"] = float(model.predict_pixels(pixels)[0].max())
         for name, value in stats.items():
             columns[name].append(value)
     return columns

@@ -16,7 +16,10 @@ from omegaconf import DictConfig
 
 from mushroom.checkpoints import load_classifier
 from mushroom.data import MushroomDataModule
-from mushroom.inference import collect
+from mushroom.data.images import find_images
+from mushroom.errors import MushroomError
+from mushroom.inference import collect_scores
+from mushroom.open_set import open_set_view
 from mushroom.report import write_evaluation_report
 from mushroom.runtime import exit_on_user_error
 from mushroom.safety import table_from_config
@@ -26,7 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    """Predict every image of the folder; write the report (metrics JSON, per-class table, pictures)."""
+    """Predict every image of the folder; write the report (metrics JSON, per-class table, pictures),
+    with the open-set view of the folders in ``eval.open_set_dirs``."""
     evaluation = cfg.get("eval") or {}
     chosen_threshold(evaluation.get("abstain_threshold"), None, "eval.abstain_threshold")  # before any work
     model = load_classifier(cfg.ckpt_path)
@@ -44,10 +48,17 @@ def evaluate(cfg: DictConfig) -> dict:
         if cfg.trainer.get("accelerator") in ("auto", "gpu", "cuda") and torch.cuda.is_available()
         else "cpu"
     )
-    probs, labels = collect(model.to(device), datamodule.test_dataloader())
+    probs, open_set, labels = collect_scores(model.to(device), datamodule.test_dataloader())
     threshold = chosen_threshold(
         evaluation.get("abstain_threshold"), model.fitted_abstain_threshold(), "eval.abstain_threshold"
     )
+    negatives = {}
+    for folder in evaluation.get("open_set_dirs") or []:
+        paths = find_images([folder])
+        if not paths:
+            raise MushroomError(f"eval.open_set_dirs: {folder} holds no image.")
+        loader = datamodule.images_dataloader(paths, [0] * len(paths))
+        negatives[str(folder)] = collect_scores(model, loader)[:2]
     index, split = datamodule.ready()
     return write_evaluation_report(
         probs,
@@ -61,6 +72,9 @@ def evaluate(cfg: DictConfig) -> dict:
             "checkpoint": str(cfg.ckpt_path),
             "tta_hflip": bool(model.hparams["tta_hflip"]),
             "temperature": float(model.temperature),
+            "open_set": open_set_view(
+                (probs, open_set), negatives, threshold, model.fitted_open_set_threshold()
+            ),
         },
     )
 

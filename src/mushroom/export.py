@@ -30,20 +30,20 @@ from mushroom.errors import MushroomError
 from mushroom.models import MushroomClassifier
 from mushroom.runtime import exit_on_user_error
 from mushroom.safety import table_from_config
-from mushroom.serving.model import INPUT_NAME, OUTPUT_NAME, ModelInfo, OnnxClassifier
+from mushroom.serving.model import INPUT_NAME, OPEN_SET_OUTPUT, OUTPUT_NAME, ModelInfo, OnnxClassifier
 
 log = logging.getLogger(__name__)
 
 
-class CalibratedProbabilities(torch.nn.Module):
-    """What the exported graph computes: :meth:`MushroomClassifier.predict_proba`."""
+class CalibratedScores(torch.nn.Module):
+    """What the exported graph computes: :meth:`MushroomClassifier.predict_scores`."""
 
     def __init__(self, classifier: MushroomClassifier) -> None:
         super().__init__()
         self.classifier = classifier
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier.predict_proba(images)
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.classifier.predict_scores(images)
 
 
 def write_onnx(classifier: MushroomClassifier, info: ModelInfo, path: Path, opset: int) -> None:
@@ -57,11 +57,11 @@ def write_onnx(classifier: MushroomClassifier, info: ModelInfo, path: Path, opse
     # The exporter prints its progress and its graph passes log every step: keep the user's log readable.
     with contextlib.redirect_stdout(io.StringIO()), quiet_loggers("onnx_ir", "onnxscript"):
         torch.onnx.export(
-            CalibratedProbabilities(classifier).eval(),
+            CalibratedScores(classifier).eval(),
             (example,),
             str(path),
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=[OUTPUT_NAME, OPEN_SET_OUTPUT],
             dynamic_shapes=({0: batch},),
             opset_version=opset,
             dynamo=True,
@@ -103,9 +103,12 @@ def parity_check(
 ) -> dict[str, Any]:
     """Same photos through PyTorch and ONNX Runtime: largest probability difference and top-1 agreement."""
     batch = np.stack([eval_preprocess(load_rgb(p, exported.pre.resize_size), exported.pre) for p in images])
-    expected = reference.predict_batch(batch)
-    got = exported.predict_batch(batch)
+    expected, expected_open_set = reference.predict_scores(batch)
+    got, got_open_set = exported.predict_scores(batch)
     max_diff = float(np.abs(expected - got).max())
+    if got_open_set is not None:  # the known score too: the open-set answer depends on it
+        scale = np.maximum(1.0, np.abs(expected_open_set[:, 0]))  # the energy score is not a probability
+        max_diff = max(max_diff, float((np.abs(expected_open_set - got_open_set) / scale[:, None]).max()))
     disagree = [str(p) for p, a, b in zip(images, expected.argmax(1), got.argmax(1), strict=True) if a != b]
     result = {
         "images": len(images),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -10,6 +12,23 @@ from mushroom.models import MushroomClassifier
 
 
 @torch.no_grad()
+def _run(
+    model: MushroomClassifier, loader: DataLoader, outputs: Callable[[torch.Tensor], tuple[torch.Tensor, ...]]
+) -> list[np.ndarray]:
+    """``outputs(images)`` for every batch, and the labels, each concatenated in the loader's order."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    columns: list[list[torch.Tensor]] = []
+    for images, targets in loader:
+        row = [out.float().cpu() for out in outputs(images.to(device))] + [targets]
+        columns = columns or [[] for _ in row]
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    model.train(was_training)
+    return [torch.cat(column).numpy() for column in columns]
+
+
 def collect(
     model: MushroomClassifier, loader: DataLoader, logits: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -18,13 +37,14 @@ def collect(
     ``logits=True`` gives the raw logits of the image alone (what temperature scaling is fitted on);
     otherwise the calibrated probabilities the model answers with (:meth:`MushroomClassifier.predict_proba`).
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    outputs, labels = [], []
-    for images, targets in loader:
-        images = images.to(device)
-        outputs.append((model(images) if logits else model.predict_proba(images)).float().cpu())
-        labels.append(targets)
-    model.train(was_training)
-    return torch.cat(outputs).numpy(), torch.cat(labels).numpy()
+    outputs, labels = _run(model, loader, lambda x: (model(x) if logits else model.predict_proba(x),))
+    return outputs, labels
+
+
+def collect_scores(
+    model: MushroomClassifier, loader: DataLoader
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-image calibrated probabilities, open-set scores (:meth:`MushroomClassifier.predict_scores`)
+    and labels, in the loader's order."""
+    probs, open_set, labels = _run(model, loader, model.predict_scores)
+    return probs, open_set, labels

@@ -47,6 +47,26 @@ def _safety_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _open_set_lines(report: dict[str, Any]) -> list[str]:
+    view = report.get("open_set")
+    if not view or view.get("threshold") is None:
+        return ["No open-set threshold: every photo is answered with one of the classes or 'not sure'."]
+    lines = [
+        f"Below a known score of {view['threshold']:.4g} (fitted on validation) the answer is "
+        f"'not a mushroom' or 'not a genus I know'; {_figure(view['known_answered_with_genus'])} of the "
+        "test photos of the known classes are answered with a genus.",
+    ]
+    if not view["folders"]:
+        lines.append("- No negative photos were held out to measure it on.")
+    for name, row in view["folders"].items():
+        lines.append(
+            f"- {name} ({row['images']} photos never trained on): AUROC {_figure(row['auroc'])}, "
+            f"FPR at 95% TPR {_figure(row['fpr_at_95_tpr'])}, "
+            f"answered with a genus {_figure(row['answered_with_genus'])}."
+        )
+    return lines
+
+
 def write_model_card(
     report: dict[str, Any],
     cfg: DictConfig,
@@ -88,10 +108,12 @@ def write_model_card(
         lines += [f"- {name}: {v['mean']:.3f} ± {v['std']:.3f} (n={v['n']})" for name, v in cv.items()]
         lines.append("")
     lines += ["## Safety", "", *_safety_lines(report), ""]
+    lines += ["## Photos of no known class (open set)", "", *_open_set_lines(report), ""]
     lines += [
         "## Known limits",
         "- Trained on photos from the web: framing, light and cameras differ from a forager's phone.",
-        "- It knows only the classes above; a mushroom of any other genus gets one of these names anyway.",
+        "- It knows only the classes above; a mushroom of another genus that looks like one of them can "
+        "still be named as that one (see the open-set figures).",
         "- Small classes have few test images: their figures move a lot with one photo.",
         "",
     ]

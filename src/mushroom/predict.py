@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 class Classifier(Protocol):
     info: ModelInfo
 
-    def predict_batch(self, batch: np.ndarray) -> np.ndarray: ...
+    def predict_scores(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
 def load_any(path: str | Path, safety: dict[str, Any] | None) -> Classifier:
@@ -59,10 +59,13 @@ def predict_files(
     top_k: int = 3,
     abstain_threshold: float | None = None,
     batch_size: int = 16,
+    open_set: bool = True,
 ) -> list[dict[str, Any]]:
-    """One result per path, in order: the answer, or ``{"path", "error"}`` for a file that cannot be read."""
+    """One result per path, in order: the answer, or ``{"path", "error"}`` for a file that cannot be read.
+    ``open_set=False``: never "not a mushroom" / "not a genus I know"."""
     info, pre = model.info, model.info.pre
     threshold = chosen_threshold(abstain_threshold, info.abstain_threshold)
+    open_set_threshold = info.open_set_threshold if open_set else None
     results: list[dict[str, Any]] = []
     for chunk in _batches(paths, batch_size):
         rows = [{"path": str(path)} for path in chunk]
@@ -74,8 +77,20 @@ def predict_files(
             except Exception as error:  # PIL raises many types for a broken file
                 row["error"] = f"cannot decode ({type(error).__name__}: {error})"
         if arrays:
-            for row, probs in zip(readable, model.predict_batch(np.stack(arrays)), strict=True):
-                row.update(answer(probs, info.class_names, top_k, threshold, info.safety))
+            probs, open_set_scores = model.predict_scores(np.stack(arrays))
+            for i, row in enumerate(readable):
+                scores = open_set_scores[i] if open_set_scores is not None else None
+                row.update(
+                    answer(
+                        probs[i],
+                        info.class_names,
+                        top_k,
+                        threshold,
+                        info.safety,
+                        scores,
+                        open_set_threshold,
+                    )
+                )
         results += rows
     return results
 
@@ -109,19 +124,36 @@ def _table(results: list[dict[str, Any]]) -> str:
 def _csv(results: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["path", "prediction", "confidence", "not_sure", "top_k", "note", "error"])
+    writer.writerow(
+        [
+            "path",
+            "prediction",
+            "verdict",
+            "confidence",
+            "not_sure",
+            "known_score",
+            "top_k",
+            "note",
+            "reason",
+            "error",
+        ]
+    )
     for result in results:
         if "error" in result:
-            writer.writerow([result["path"], "", "", "", "", "", result["error"]])
+            writer.writerow([result["path"], "", "", "", "", "", "", "", "", result["error"]])
         else:
+            known = result["known_score"]
             writer.writerow(
                 [
                     result["path"],
                     result["prediction"],
+                    result["verdict"],
                     f"{result['confidence']:.6f}",
                     result["not_sure"],
+                    f"{known:.6f}" if known is not None else "",
                     _top_k_text(result),
                     result["note"] or "",
+                    result["reason"] or "",
                     "",
                 ]
             )
@@ -135,7 +167,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     paths = find_images([str(item) for item in inputs])  # type: ignore[union-attr]
     if not paths:
         raise MushroomError(f"No images found in inputs={list(inputs)}.")  # type: ignore[arg-type]
-    results = predict_files(model, paths, cfg.top_k, cfg.abstain_threshold, cfg.batch_size)
+    results = predict_files(model, paths, cfg.top_k, cfg.abstain_threshold, cfg.batch_size, cfg.open_set)
     text = format_results(results, cfg.format)
     if cfg.output_path:
         Path(cfg.output_path).write_text(text + "\n")

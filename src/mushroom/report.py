@@ -275,4 +275,25 @@ def write_evaluation_report(
                 cut["accuracy_answered"],
                 cut["dangerous_confusion_rate"],
             )
+    log_open_set(metrics.get("open_set"))
     return metrics
+
+
+def log_open_set(view: Mapping[str, Any] | None) -> None:
+    """One line for the known photos, one per folder of negatives."""
+    if not view:
+        return
+    log.info(
+        "Open set (threshold %s): known photos answered with a genus %s",
+        view["threshold"],
+        view["known_answered_with_genus"],
+    )
+    for name, row in view["folders"].items():
+        log.info(
+            "Open set, %s (%d photos): AUROC %.3f, FPR@95%%TPR %.3f, answered with a genus %.3f",
+            name,
+            row["images"],
+            row["auroc"],
+            row["fpr_at_95_tpr"],
+            row["answered_with_genus"],
+        )

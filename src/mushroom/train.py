@@ -53,18 +53,29 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     return str(path)
 
 
+def deadly_classes(class_names: list[str], cfg: DictConfig) -> list[bool] | None:
+    """Which classes hold deadly species, from the safety table (``None`` when it does not cover them)."""
+    from mushroom.safety import deadly_mask, table_from_config
+
+    mask = deadly_mask(class_names, table_from_config(cfg.get("safety")))
+    return None if mask is None else mask.tolist()
+
+
 def calibrate_best(
     model: MushroomClassifier, datamodule: MushroomDataModule, best: str, cfg: DictConfig
 ) -> dict[str, float]:
-    """Fit the temperature and the abstain threshold on the validation split; store both in ``best``.
+    """Fit the temperature, the abstain threshold and the open-set threshold on the validation split;
+    store them in ``best``.
 
-    The threshold is the lowest confidence at which the dangerous-confusion rate on validation stays
-    at most ``eval.dangerous_target`` (only when the safety table covers every class).
+    The abstain threshold is the lowest confidence at which the dangerous-confusion rate on validation
+    stays at most ``eval.dangerous_target`` (only when the safety table covers every class); the
+    open-set threshold lets ``eval.open_set_tpr`` of the validation photos through (null: none).
     """
     import torch
 
     from mushroom.calibration import fit_temperature
-    from mushroom.inference import collect
+    from mushroom.inference import collect, collect_scores
+    from mushroom.open_set import fit_threshold
     from mushroom.safety import deadly_mask, table_from_config, threshold_for_target
 
     checkpoint = torch.load(best, map_location="cpu", weights_only=False)
@@ -72,14 +83,17 @@ def calibrate_best(
     loader = datamodule.val_dataloader()
     logits, labels = collect(model, loader, logits=True)
     model.temperature.fill_(fit_temperature(torch.from_numpy(logits), torch.from_numpy(labels)))
+    probs, open_set, _ = collect_scores(model, loader)
     deadly = deadly_mask(model.class_names, table_from_config(cfg.get("safety")))
     if deadly is not None:
-        probs, _ = collect(model, loader)
         model.abstain_threshold.fill_(threshold_for_target(probs, labels, deadly, cfg.eval.dangerous_target))
-    checkpoint["state_dict"]["temperature"] = model.temperature.clone().cpu()
-    checkpoint["state_dict"]["abstain_threshold"] = model.abstain_threshold.clone().cpu()
+    if cfg.eval.get("open_set_tpr") is not None:
+        model.open_set_threshold.fill_(fit_threshold(open_set[:, 0], cfg.eval.open_set_tpr))
+    fitted = ("temperature", "abstain_threshold", "open_set_threshold")
+    for name in fitted:
+        checkpoint["state_dict"][name] = getattr(model, name).clone().cpu()
     torch.save(checkpoint, best)
-    found = {"temperature": float(model.temperature), "abstain_threshold": float(model.abstain_threshold)}
+    found = {name: float(getattr(model, name)) for name in fitted}
     log.info("Calibrated on %d validation images: %s (stored in %s)", len(labels), found, best)
     warn_about_calibration(len(labels), found["temperature"])
     return found
@@ -118,8 +132,9 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
 
     from mushroom.checkpoints import checkpoint_class_names
     from mushroom.data.sampling import EpochSeeds
-    from mushroom.inference import collect
+    from mushroom.inference import collect_scores
     from mushroom.model_card import write_model_card
+    from mushroom.open_set import open_set_view
     from mushroom.report import write_evaluation_report, write_report
     from mushroom.runtime import instantiate_all, prepare_wandb
     from mushroom.safety import table_from_config
@@ -151,6 +166,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
         class_names=datamodule.class_names,
         class_counts=datamodule.train_class_counts(),
         preprocessing=datamodule.preprocessing.as_dict(),
+        open_set_classes=datamodule.open_set_classes,
+        deadly=deadly_classes(datamodule.class_names, cfg),
         _convert_="all",
     )
     prepare_wandb(cfg.get("logger"))
@@ -185,7 +202,17 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
         metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
         report_path = output_dir / "test_metrics.json"
         if single_process:
-            probs, labels = collect(model, datamodule.test_dataloader())
+            probs, open_set, labels = collect_scores(model, datamodule.test_dataloader())
+            negatives = {
+                kind: collect_scores(model, loader)[:2]
+                for kind, loader in datamodule.negatives_by_kind("test").items()
+            }
+            open_set_part = open_set_view(
+                (probs, open_set),
+                negatives,
+                model.fitted_abstain_threshold(),
+                model.fitted_open_set_threshold(),
+            )
             index, split = datamodule.ready()
             test_paths = [index.paths[i] for i in split.test]
             report = write_evaluation_report(
@@ -196,7 +223,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
                 paths=test_paths,
                 safety_table=table_from_config(cfg.get("safety")),
                 abstain_threshold=model.fitted_abstain_threshold(),
-                extra={"calibration": calibration, "checkpoint": best},
+                extra={"calibration": calibration, "checkpoint": best, "open_set": open_set_part},
             )
             write_model_card(report, cfg, datamodule, Path(best).parent if best else output_dir)
             log_report(trainer.loggers, report, report_path, probs, labels, test_paths)

@@ -18,6 +18,7 @@ from mushroom.data.dataset import ImageDataset, seed_worker_transform
 from mushroom.data.folder import ImageFolderIndex, scan_image_folder
 from mushroom.data.kaggle import locate_dataset, obtain_dataset
 from mushroom.data.manifest import Manifest, label_indices
+from mushroom.data.negatives import NegativeSet, OpenSetSettings, scan_negatives
 from mushroom.data.prepare import PreparedData, PrepareSettings, prepare_dataset, wait_for_prepared
 from mushroom.data.sampling import EpochSampler
 from mushroom.data.splits import Split, split_from_partitions, stratified_split
@@ -30,6 +31,7 @@ from mushroom.data.transforms import (
     train_transform,
 )
 from mushroom.errors import MushroomError
+from mushroom.open_set import NEGATIVE_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ class MushroomDataModule(L.LightningDataModule):
         prepare: dict[str, Any] | None = None,
         class_names: Sequence[str] | None = None,
         test_on_all: bool = False,
+        open_set: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -105,6 +108,8 @@ class MushroomDataModule(L.LightningDataModule):
                 "data.label_map and data.prepare.safety_table need data.prepare.enabled=true: labels "
                 "from nested folders and their safety check are made by the audit."
             )
+        self.open_set_settings = OpenSetSettings(**(open_set or {}))
+        self.negatives: NegativeSet | None = None
         self.index: ImageFolderIndex | None = None
         self.split: Split | None = None
         self.reads_cache = False
@@ -161,6 +166,8 @@ class MushroomDataModule(L.LightningDataModule):
         labels = self.index.labels
         if self.fixed_class_names is None and not self.hparams["test_on_all"]:
             self._check_trainable(self.index, self.split)
+        if not self.hparams["test_on_all"]:
+            self.negatives = scan_negatives(self.open_set_settings, self.hparams["seed"])
         if self.hparams["test_on_all"]:
             everything = np.arange(len(labels))
             self.split = Split(train=np.empty(0, dtype=np.int64), val=np.empty(0, np.int64), test=everything)
@@ -224,6 +231,11 @@ class MushroomDataModule(L.LightningDataModule):
             raise RuntimeError("call setup() before asking for class names")
         return self.index.class_names
 
+    @property
+    def open_set_classes(self) -> int:
+        """Extra outputs the network needs for the negatives (one per kind), 0 without negatives."""
+        return len(NEGATIVE_KINDS) if self.negatives is not None else 0
+
     def train_class_counts(self) -> list[int]:
         """Images per class in the training split (for class-weighted losses)."""
         index, split = self.ready()
@@ -239,6 +251,11 @@ class MushroomDataModule(L.LightningDataModule):
     # -- loaders ------------------------------------------------------------------------------------
     def dataset(self, indices: np.ndarray, train: bool) -> ImageDataset:
         index, _ = self.ready()
+        return self._images([index.paths[i] for i in indices], index.labels[indices], train, self.reads_cache)
+
+    def _images(
+        self, paths: list[Path], labels: np.ndarray, train: bool, cached: bool = False
+    ) -> ImageDataset:
         transform = (
             train_transform(self.preprocessing, self.augmentation, seed=self.hparams["seed"])
             if train
@@ -246,28 +263,57 @@ class MushroomDataModule(L.LightningDataModule):
         )
         min_side = self.preprocessing.resize_size if self.hparams["decode_at_size"] else None
         return ImageDataset(
-            [index.paths[i] for i in indices],
-            index.labels[indices],
+            paths,
+            labels,
             transform,
             decode_min_side=min_side,
             # The cache holds clean RGB JPEGs already at training size: OpenCV decodes them fastest.
-            decoder="opencv" if self.reads_cache else "pil",
+            decoder="opencv" if cached else "pil",
             seed=self.hparams["seed"],
         )
 
-    def _loader(self, indices: np.ndarray, train: bool) -> DataLoader:
-        dataset = self.dataset(indices, train=train)
+    def _train_set(self) -> tuple[ImageDataset, list[float] | None, int | None]:
+        """The training images with their sampling weights and epoch length.
+
+        With negatives, they join as classes ``C + kind`` and make up ``open_set.share`` of each epoch's
+        draws (split evenly between the kinds); the known genera keep their own balance and count.
+        """
+        index, split = self.ready()
+        known_labels = index.labels[split.train]
+        weights = None
+        if self.hparams["balanced_sampling"]:
+            counts = np.bincount(known_labels, minlength=len(self.class_names)).astype(np.float64)
+            # Class c is drawn with probability proportional to count_c ** (1 - power): 1 evens the
+            # classes out, 0.5 meets halfway between even and natural frequencies.
+            weights = counts[known_labels] ** -float(self.hparams["balance_power"])
+        if self.negatives is None or not len(self.negatives.select("train")[0]):
+            dataset = self.dataset(split.train, train=True)
+            return dataset, (weights.tolist() if weights is not None else None), None
+        neg_paths, kinds = self.negatives.select("train")
+        share = self.open_set_settings.share
+        known = np.ones(len(known_labels)) if weights is None else weights
+        kind_counts = np.bincount(kinds, minlength=len(NEGATIVE_KINDS)).astype(np.float64)
+        negative = share / np.count_nonzero(kind_counts) / kind_counts[kinds]
+        paths = [index.paths[i] for i in split.train] + neg_paths
+        labels = np.concatenate([known_labels, len(self.class_names) + kinds])
+        dataset = self._images(paths, labels, train=True)  # PIL: the negatives are not in the cache
+        all_weights = np.concatenate([(1 - share) * known / known.sum(), negative])
+        return dataset, all_weights.tolist(), round(len(known_labels) / (1 - share))
+
+    def _loader(
+        self,
+        dataset: ImageDataset,
+        train: bool,
+        weights: list[float] | None = None,
+        num_samples: int | None = None,
+    ) -> DataLoader:
         sampler = None
         if train:
-            weights = None
-            if self.hparams["balanced_sampling"]:
-                counts = np.bincount(dataset.labels, minlength=len(self.class_names)).astype(np.float64)
-                # Class c is drawn with probability proportional to count_c ** (1 - power): 1 evens the
-                # classes out, 0.5 meets halfway between even and natural frequencies.
-                weights = (counts[dataset.labels] ** -float(self.hparams["balance_power"])).tolist()
             # Order and augmentation from (seed, epoch): a resumed run trains on what the uninterrupted
             # run would have (mushroom.data.sampling).
-            sampler = EpochSampler(len(dataset), self.hparams["seed"], self._current_epoch, weights)
+            sampler = EpochSampler(
+                len(dataset), self.hparams["seed"], self._current_epoch, weights, num_samples
+            )
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
@@ -286,13 +332,31 @@ class MushroomDataModule(L.LightningDataModule):
         return int(trainer.current_epoch) if trainer is not None else 0
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.ready()[1].train, train=True)
+        dataset, weights, num_samples = self._train_set()
+        return self._loader(dataset, True, weights, num_samples)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.ready()[1].val, train=False)
+        return self._loader(self.dataset(self.ready()[1].val, train=False), train=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.ready()[1].test, train=False)
+        return self._loader(self.dataset(self.ready()[1].test, train=False), train=False)
+
+    def images_dataloader(self, paths: Sequence[Path], labels: Sequence[int] | np.ndarray) -> DataLoader:
+        """Any photos, preprocessed for evaluation (e.g. a folder of negatives)."""
+        return self._loader(self._images(list(paths), np.asarray(labels, np.int64), train=False), train=False)
+
+    def negatives_by_kind(self, part: str) -> dict[str, DataLoader]:
+        """The negatives of one part (``val``, ``test``), one loader per kind that has photos there."""
+        if self.negatives is None:
+            return {}
+        paths, kinds = self.negatives.select(part)
+        return {
+            kind: self.images_dataloader(
+                [p for p, k in zip(paths, kinds, strict=True) if k == i], kinds[kinds == i]
+            )
+            for i, kind in enumerate(NEGATIVE_KINDS)
+            if (kinds == i).any()
+        }
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()

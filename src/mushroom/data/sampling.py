@@ -31,7 +31,8 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
     The epoch travels with each index so that the dataset (in whichever worker) seeds the image's
     augmentation from ``(seed, epoch, index)``. ``epoch_of`` says which epoch an iteration is for: the
-    trainer's current epoch, which a resumed run restores before it asks for data.
+    trainer's current epoch, which a resumed run restores before it asks for data. ``num_samples``
+    (with ``weights``) draws that many indices instead of ``size``.
     """
 
     def __init__(
@@ -40,8 +41,9 @@ class EpochSampler(Sampler[tuple[int, int]]):
         seed: int,
         epoch_of: Callable[[], int],
         weights: Sequence[float] | None = None,
+        num_samples: int | None = None,
     ) -> None:
-        self.size = size
+        self.size = num_samples if num_samples is not None and weights is not None else size
         self.seed = seed
         self.epoch_of = epoch_of
         self.weights = torch.as_tensor(weights, dtype=torch.float64) if weights is not None else None

@@ -66,14 +66,19 @@ class MushroomClassifier(L.LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         preprocessing: dict[str, Any] | None = None,
+        open_set_classes: int = 0,
+        danger_weight: float = 0.0,
+        deadly: Sequence[bool] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.class_names = list(class_names)
         num_classes = len(self.class_names)
+        # Outlier exposure: one more output per kind of negative photo (mushroom.open_set).
+        self.num_outputs = num_classes + open_set_classes
         self.net = create_network(
             name,
-            num_classes,
+            self.num_outputs,
             pretrained=pretrained,
             drop_rate=drop_rate,
             drop_path_rate=drop_path_rate,
@@ -93,15 +98,30 @@ class MushroomClassifier(L.LightningModule):
                 raise ValueError("class_weighted_loss needs class_counts (images per class in train)")
             counts = torch.as_tensor(class_counts, dtype=torch.float32).clamp(min=1)
             weights = counts.sum() / (len(counts) * counts)
+            weights = torch.cat(
+                [weights, torch.ones(open_set_classes)]
+            )  # negatives weigh as an average class
         self.class_weights: torch.Tensor | None
         self.register_buffer("class_weights", weights, persistent=False)
+        if danger_weight and (deadly is None or len(deadly) != num_classes):
+            raise MushroomError(
+                "model.danger_weight needs the safety table to cover every class (which genera are deadly); "
+                "set model.danger_weight=0 for these classes."
+            )
+        # Which outputs are genera with deadly species (negatives never are), for the danger term.
+        self.deadly: torch.Tensor
+        padded = [*(deadly or [False] * num_classes), *[False] * open_set_classes]
+        self.register_buffer("deadly", torch.tensor(padded, dtype=torch.bool), persistent=False)
 
         # Set after fitting from the validation split (mushroom.train): temperature scaling, and the
         # confidence below which to answer "not sure" (NaN until fitted). Saved in the checkpoint.
         self.temperature: torch.Tensor
         self.abstain_threshold: torch.Tensor
+        # The known score below which a photo is "not a mushroom" / "not a genus I know" (NaN: none).
+        self.open_set_threshold: torch.Tensor
         self.register_buffer("temperature", torch.tensor(1.0))
         self.register_buffer("abstain_threshold", torch.tensor(float("nan")))
+        self.register_buffer("open_set_threshold", torch.tensor(float("nan")))
 
         self.train_metrics = classification_metrics(num_classes, "train/")
         self.val_metrics = classification_metrics(num_classes, "val/")
@@ -159,28 +179,59 @@ class MushroomClassifier(L.LightningModule):
             module.requires_grad_(False)
         self.train()  # one place decides which sub-modules run in eval mode
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def all_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The network's outputs: one per genus, then one per kind of negative (outlier exposure)."""
         if self.hparams["channels_last"]:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The genus logits."""
+        return self.all_logits(images)[:, : len(self.class_names)]
 
     def fitted_abstain_threshold(self) -> float | None:
         """The "not sure" threshold fitted on validation, or ``None`` when none was fitted (NaN)."""
         threshold = float(self.abstain_threshold)
         return None if math.isnan(threshold) else threshold
 
-    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
-        """Calibrated class probabilities (logits / temperature); with ``tta_hflip``, averaged with the
-        mirror image's.
+    def fitted_open_set_threshold(self) -> float | None:
+        """The open-set threshold on the known score fitted on validation, or ``None`` (NaN)."""
+        threshold = float(self.open_set_threshold)
+        return None if math.isnan(threshold) else threshold
+
+    def open_set_scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """``N x 2``: the known score and the share of the doubt that says "not a mushroom".
+
+        With negative outputs: the softmax mass on the genera, and ``p(not mushroom) / p(any negative)``.
+        Without: the energy ``logsumexp`` of the genus logits, and 0 (it cannot tell which kind).
+        """
+        genera = len(self.class_names)
+        if self.num_outputs == genera:
+            known = logits.logsumexp(-1)
+            return torch.stack([known, torch.zeros_like(known)], -1)
+        probs = logits.softmax(-1)
+        negative = probs[:, genera:]
+        share = negative[:, -1] / negative.sum(-1).clamp_min(1e-12)
+        return torch.stack([probs[:, :genera].sum(-1), share], -1)
+
+    def predict_scores(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Calibrated genus probabilities (logits / temperature) and :meth:`open_set_scores`; with
+        ``tta_hflip``, both averaged with the mirror image's.
 
         The mirror images go through the network in the same batch: one pass, and an exported graph
         that uses each weight once (ONNX Runtime's quantizer needs that).
         """
-        if not self.hparams["tta_hflip"]:
-            return (self(images) / self.temperature).softmax(-1)
-        both = torch.cat([images, torch.flip(images, dims=[-1])])
-        probs = (self(both) / self.temperature).softmax(-1)
-        return probs.unflatten(0, (2, -1)).mean(0)
+        mirrored = bool(self.hparams["tta_hflip"])
+        logits = self.all_logits(torch.cat([images, torch.flip(images, dims=[-1])]) if mirrored else images)
+        probs = (logits[:, : len(self.class_names)] / self.temperature).softmax(-1)
+        open_set = self.open_set_scores(logits)
+        if mirrored:
+            return probs.unflatten(0, (2, -1)).mean(0), open_set.unflatten(0, (2, -1)).mean(0)
+        return probs, open_set
+
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        """Calibrated genus probabilities (see :meth:`predict_scores`)."""
+        return self.predict_scores(images)[0]
 
     def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
         """Evaluation scores: log of :meth:`predict_proba` (the same argmax as the logits)."""
@@ -191,25 +242,46 @@ class MushroomClassifier(L.LightningModule):
         state = checkpoint.get("state_dict", {})
         state.setdefault("temperature", torch.tensor(1.0))
         state.setdefault("abstain_threshold", torch.tensor(float("nan")))
+        state.setdefault("open_set_threshold", torch.tensor(float("nan")))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy against class indices, or against soft targets (rows of probabilities)."""
-        return F.cross_entropy(
+        """Cross-entropy against class indices, or against soft targets (rows of probabilities); plus
+        ``danger_weight`` x the danger term for photos of deadly genera."""
+        loss = F.cross_entropy(
             logits, targets, weight=self.class_weights, label_smoothing=self.hparams["label_smoothing"]
         )
+        if self.hparams["danger_weight"] and targets.ndim == 1:
+            loss = loss + self.hparams["danger_weight"] * self.danger(logits, targets)
+        return loss
+
+    def danger(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``-log p(any deadly genus)`` for each photo of a deadly genus, averaged over the batch.
+
+        Cross-entropy costs calling an Amanita a Boletus no more than calling it another deadly genus;
+        this term costs only the mass put on harmless answers, the confusion that poisons a forager (as
+        FungiCLEF's poisonous-confusion score weighs it).
+        """
+        deadly = self.deadly[: logits.shape[-1]]  # validation and test score the genera alone
+        at_risk = deadly[targets]
+        if not at_risk.any():
+            return logits.new_zeros(())
+        deadly_mass = logits[at_risk].softmax(-1)[:, deadly].sum(-1)
+        return -deadly_mass.clamp_min(1e-6).log().sum() / len(targets)
 
     # -- steps --------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, targets = batch
         if self.mixing.enabled and not self.training_head_only():
             # Mixed images have no single right answer: train accuracy is not logged for them.
-            images, soft_targets = self.mixing(images, targets, len(self.class_names))
-            loss = self.loss(self(images), soft_targets)
+            images, soft_targets = self.mixing(images, targets, self.num_outputs)
+            loss = self.loss(self.all_logits(images), soft_targets)
         else:
-            logits = self(images)
+            logits = self.all_logits(images)
             loss = self.loss(logits, targets)
-            self.train_metrics.update(logits, targets)
-            self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+            known = targets < len(self.class_names)  # negatives have no genus to be right about
+            if known.any():
+                self.train_metrics.update(logits[known, : len(self.class_names)], targets[known])
+                self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(targets))
         return loss
 

@@ -70,6 +70,8 @@ class ServeSettings:
     max_aspect_ratio: float = 10.0
     # null = the threshold fitted on validation and stored in the model.
     abstain_threshold: float | None = None
+    # false: never answer "not a mushroom" / "not a genus I know".
+    open_set: bool = True
     # Where each answered photo's statistics are appended (JSON lines) for mushroom.drift; null = nowhere.
     stats_path: str | None = None
     stats_max_mb: float = 100.0
@@ -186,6 +188,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     model = OnnxClassifier(settings.model_path, threads=settings.threads)  # checks and warms the model
     info = model.info
     threshold = chosen_threshold(settings.abstain_threshold, info.abstain_threshold)
+    open_set_threshold = info.open_set_threshold if settings.open_set else None
     metrics = ServiceMetrics(info.class_names)
     recorder = StatsRecorder(settings.stats_path, settings.stats_max_mb)
     page = resources.files("mushroom.serving").joinpath("static/index.html").read_text(encoding="utf-8")
@@ -237,9 +240,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
             give_back_free_memory()
         with inference_slots:
             start = time.perf_counter()
-            probs = model.predict_pixels(pixels)
+            probs, open_set = model.predict_pixels(pixels)
             metrics.inference.observe(time.perf_counter() - start)
-        said = answer(probs, info.class_names, settings.top_k, threshold, info.safety)
+        said = answer(
+            probs, info.class_names, settings.top_k, threshold, info.safety, open_set, open_set_threshold
+        )
         # Here rather than after the answer: 0.1 ms now costs less than competing with the next photo.
         stats = {**image_stats(pixels, upload.size), "confidence": said["confidence"]}
         return said, BackgroundTask(record_input, stats, said["prediction"])
@@ -259,7 +264,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         openapi_extra={"requestBody": PREDICT_BODY},
     )
     async def predict(request: Request) -> JSONResponse:
-        """Multipart upload with the photo in the field ``file``: top-k genera, "not sure", safety."""
+        """Multipart upload with the photo in the field ``file``: top-k genera, "not sure", "not a mushroom",
+        "not a genus I know", safety."""
         try:
             data = await read_photo(request, settings.max_bytes, settings.upload_timeout_s, uploads)
             upload = open_upload(data, limits, model_side)  # the header only: cheap, on the event loop

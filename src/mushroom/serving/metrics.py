@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from mushroom.serving.answer import NOT_SURE
+from mushroom.serving.answer import VERDICTS
 from mushroom.serving.stats import FEATURES
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -38,7 +38,7 @@ class ServiceMetrics:
         )
         self.predictions = Counter(
             "mushroom_predictions",
-            "Answers given, by predicted class ('not sure' included)",
+            "Answers given, by predicted class ('not sure', 'not a mushroom', 'not a genus I know' included)",
             ["name"],
             registry=self.registry,
         )
@@ -59,7 +59,7 @@ class ServiceMetrics:
             )
             for name, description in FEATURES.items()
         }
-        for name in [*class_names, NOT_SURE]:
+        for name in [*class_names, *VERDICTS]:
             self.predictions.labels(name=name)  # every class shows up, at 0, from the first scrape
 
     def observe_input(self, stats: dict[str, float]) -> None:

@@ -1,8 +1,9 @@
 """An exported classifier: the ONNX graph plus what it needs around it, read from the file's metadata.
 
 The graph maps a normalised ``N x 3 x S x S`` float32 batch to calibrated class probabilities
-(temperature and mirror averaging are inside it). The metadata carries the rest: class names,
-preprocessing, the "not sure" threshold and the safety table, so one file is the whole model.
+(temperature and mirror averaging are inside it) and to the ``N x 2`` open-set scores
+(:mod:`mushroom.open_set`). The metadata carries the rest: class names, preprocessing, the "not sure"
+and open-set thresholds and the safety table, so one file is the whole model.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mushroom.errors import MushroomError
 METADATA_KEY = "mushroom"
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
+OPEN_SET_OUTPUT = "open_set"
 
 
 @dataclass
@@ -30,6 +32,7 @@ class ModelInfo:
     class_names: list[str]
     preprocessing: dict[str, Any]
     abstain_threshold: float | None = None
+    open_set_threshold: float | None = None
     temperature: float = 1.0
     tta_hflip: bool = False
     safety: dict[str, Any] = field(default_factory=dict)
@@ -91,6 +94,9 @@ class OnnxClassifier:
             ) from error
         self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, self.path)
         self.pre = self.info.pre
+        names = [output.name for output in self.session.get_outputs()]
+        # Models exported before the open-set answer have the probabilities alone.
+        self.outputs = [OUTPUT_NAME, OPEN_SET_OUTPUT] if OPEN_SET_OUTPUT in names else [OUTPUT_NAME]
         self._check_outputs()
 
     def _check_outputs(self) -> None:
@@ -117,15 +123,22 @@ class OnnxClassifier:
     def class_names(self) -> list[str]:
         return self.info.class_names
 
+    def predict_scores(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``N x 3 x S x S`` float32 → ``N x C`` probabilities and ``N x 2`` open-set scores (``None`` for a
+        model exported without them)."""
+        outputs = self.session.run(self.outputs, {INPUT_NAME: np.ascontiguousarray(batch, np.float32)})
+        return outputs[0], (outputs[1] if len(outputs) > 1 else None)
+
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """``N x 3 x S x S`` float32 → ``N x C`` probabilities."""
-        (probs,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(batch, np.float32)})
-        return probs
+        return self.predict_scores(batch)[0]
 
     def predict_rgb(self, rgb: np.ndarray) -> np.ndarray:
         """One decoded ``H x W x 3`` uint8 photo → its ``C`` probabilities."""
-        return self.predict_pixels(resize_and_crop(rgb, self.pre))
+        return self.predict_pixels(resize_and_crop(rgb, self.pre))[0]
 
-    def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """The model-sized uint8 crop (:func:`resize_and_crop`) → its ``C`` probabilities."""
-        return self.predict_batch(normalize_chw(pixels, self.pre)[None])[0]
+    def predict_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model-sized uint8 crop (:func:`resize_and_crop`) → its ``C`` probabilities and 2 open-set
+        scores (or ``None``)."""
+        probs, open_set = self.predict_scores(normalize_chw(pixels, self.pre)[None])
+        return probs[0], (open_set[0] if open_set is not None else None)

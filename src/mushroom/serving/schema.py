@@ -7,7 +7,7 @@ answers match these models.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -26,10 +26,24 @@ class DangerousClass(RankedClass):
 
 
 class Answer(BaseModel):
-    prediction: str = Field(description="The most likely class, or 'not sure' below the threshold.")
+    prediction: str = Field(
+        description="The most likely class; 'not a mushroom' or 'not a genus I know' when the photo is "
+        "unlike the known genera; 'not sure' below the confidence threshold."
+    )
+    verdict: Literal["genus", "not_sure", "not_a_mushroom", "unknown_genus"] = Field(
+        description="Which kind of answer the prediction is."
+    )
+    reason: str | None = Field(description="Why the answer is not a genus (null when it is one).")
     confidence: float = Field(ge=0.0, le=1.0, description="The top class's probability.")
     not_sure: bool
     abstain_threshold: float | None = Field(description="Below this confidence the answer is 'not sure'.")
+    known_score: float | None = Field(
+        description="How much the photo looks like the known genera (open-set score; null for models "
+        "exported without it)."
+    )
+    open_set_threshold: float | None = Field(
+        description="Below this known score the answer is 'not a mushroom' or 'not a genus I know'."
+    )
     top_k: list[RankedClass] = Field(description="The most likely classes, most likely first.")
     note: str | None = Field(description="The safety note of the predicted class.")
     dangerous: list[DangerousClass] = Field(description="Classes among the top k with dangerous species.")
