@@ -61,6 +61,7 @@ def score_run(run: Path, open_set_root: Path) -> dict:
     cfg = OmegaConf.load(run / "config.yaml")
     model = load_classifier(run / "checkpoints" / "best.ckpt")
     data = OmegaConf.to_container(cfg.data, resolve=True)
+    data.update(model.hparams.get("preprocessing") or {})  # the size and normalisation it was trained with
     data.update(class_names=model.class_names, num_workers=0, open_set={"root": str(open_set_root)})
     datamodule = instantiate(data, _convert_="all")
     datamodule.setup("test")
