@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +27,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from mushroom.checkpoints import load_classifier
+from mushroom.data.splits import source_family
 from mushroom.inference import collect_scores
 from mushroom.open_set import answered_with_genus, auroc, fpr_at_tpr, open_set_view
 from mushroom.safety import deadly_mask, table_from_config
-
-
-def family(path: Path) -> str:
-    """``amanita_muscaria_0123.jpg`` -> ``amanita_muscaria``; ``123.jpg`` -> ``(number)``."""
-    return re.sub(r"[_\-\s]*\d.*$", "", path.stem) or "(number)"
 
 
 def closed_set_figures(
@@ -87,7 +82,7 @@ def score_run(run: Path, open_set_root: Path) -> dict:
     answered = answered_with_genus(probs, open_set, abstain, open_threshold)
     paths = [index.paths[i] for i in split.test]
     families = np.asarray(
-        [f"{index.class_names[label]}/{family(Path(p))}" for p, label in zip(paths, labels, strict=True)]
+        [f"{index.class_names[label]}/{source_family(p)}" for p, label in zip(paths, labels, strict=True)]
     )
     by_family = {
         name: {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mushroom.data.splits import stratified_split
+from mushroom.data.splits import grouped_partitions, source_family, source_groups, stratified_split
 from mushroom.errors import MushroomError
 
 LABELS = np.repeat(np.arange(4), [50, 200, 30, 10])
@@ -44,3 +44,36 @@ def test_k_folds_partition_the_data() -> None:
 def test_bad_fold_settings_are_clear_errors(folds: int, fold: int) -> None:
     with pytest.raises(MushroomError, match="data\\."):
         stratified_split(LABELS, num_folds=folds, fold=fold)
+
+
+def test_source_family_is_the_stem_before_its_number() -> None:
+    assert source_family("Amanita/amanita_vaginata_0042.jpg") == "amanita_vaginata"
+    assert source_family("images (12).jpeg") == "images"
+    assert source_family("images__7.jpg") == "images"
+    assert source_family("0031.jpg") == "(number)"
+    assert source_family("Z_3.JPG") == "Z"
+
+
+def test_minority_sources_stay_whole_and_the_rest_is_split_as_before() -> None:
+    """Class 0: 60 photos of source x, 25 of y, 15 of z; class 1: 100 of one source w."""
+    paths = (
+        [f"x_{i}.jpg" for i in range(60)]
+        + [f"y_{i}.jpg" for i in range(25)]
+        + [f"z_{i}.jpg" for i in range(15)]
+    )
+    paths += [f"w_{i}.jpg" for i in range(100)]
+    labels = np.asarray([0] * 100 + [1] * 100)
+    dup_groups = list(range(200))
+    dup_groups[3] = dup_groups[70]  # x_3 is a near-duplicate of y_10: it must follow y
+    groups = source_groups(labels, dup_groups, paths, max_share=0.5)
+    folds, parts = grouped_partitions(labels, groups, num_folds=5, val_fraction=0.1, seed=0)
+    y = np.arange(60, 85)
+    z = np.arange(85, 100)
+    for family in (y, z):
+        assert len(set(folds[family])) == 1 and len(set(parts[family])) == 1
+    assert folds[3] == folds[70]
+    # x (60%) and w (100%) are their classes' main sources: spread over every fold, as without sources.
+    assert set(folds[:60]) == set(range(5)) and set(folds[100:]) == set(range(5))
+    # Without the option, y is spread too.
+    plain, _ = grouped_partitions(labels, np.asarray(dup_groups), num_folds=5, val_fraction=0.1, seed=0)
+    assert len(set(plain[y])) > 1

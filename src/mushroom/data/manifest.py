@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mushroom.data.audit import DEADLY_LABEL, AuditReport, ImageRecord
-from mushroom.data.splits import grouped_partitions, split_from_partitions
+from mushroom.data.splits import grouped_partitions, source_groups, split_from_partitions
 from mushroom.errors import MushroomError
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,11 @@ def build_manifest(
     drop_conflicting: bool = True,
     max_per_class: int | None = None,
     safety_conflicts: str = "drop",
+    split_by_source: bool = False,
+    source_max_share: float = 0.5,
 ) -> Manifest:
-    """Rows for every usable image, split leak-free (see :func:`grouped_partitions`).
+    """Rows for every usable image, split leak-free (see :func:`grouped_partitions`); with
+    ``split_by_source``, whole source families too (:func:`source_groups`).
 
     ``safety_conflicts``: what to do with photos whose label the safety table contradicts
     (:attr:`AuditReport.safety_conflicts`): ``drop`` them, ``keep`` them as labelled, or ``relabel``
@@ -131,6 +134,8 @@ def build_manifest(
     _refuse_emptied_classes(report, class_names)
     labels = np.asarray([class_names.index(image.label) for image in images])
     groups = np.asarray([image.group for image in images])
+    if split_by_source:
+        groups = source_groups(labels, groups.tolist(), [image.path for image in images], source_max_share)
     folds, val_parts = grouped_partitions(labels, groups, num_folds, val_fraction, seed)
     split = split_from_partitions(folds, val_parts, fold)
     split_of = np.empty(len(images), dtype=object)

@@ -55,6 +55,10 @@ class PrepareSettings:
     safety_conflicts: str = "drop"
     # The per-class file counts the dataset's publisher gives; the audit warns when they differ.
     published_counts: dict[str, Any] | None = None
+    # Keep each source family (file-name stem before its number) on one side of the split, where its
+    # class has other photos: a measure of how the model does on sources it never saw.
+    split_by_source: bool = False
+    source_max_share: float = 0.5
 
     def __post_init__(self) -> None:
         check_safety_policy(self.safety_conflicts)  # at composition, not after the audit
@@ -205,6 +209,8 @@ def manifest_meta(
         "drop_conflicting": settings.drop_conflicting,
         "max_per_class": settings.max_per_class,
         "safety_conflicts": settings.safety_conflicts,
+        "split_by_source": settings.split_by_source,
+        "source_max_share": settings.source_max_share,
     }
 
 
@@ -290,6 +296,8 @@ def prepare_dataset(
             drop_conflicting=settings.drop_conflicting,
             max_per_class=settings.max_per_class,
             safety_conflicts=settings.safety_conflicts,
+            split_by_source=settings.split_by_source,
+            source_max_share=settings.source_max_share,
         )
         manifest.write(manifest_path)
         meta_path.write_text(json.dumps(meta, indent=1))

@@ -6,12 +6,17 @@ with ``fold`` varied. The validation split is a stratified share of what remains
 
 With duplicate groups (from the audit), :func:`grouped_partitions` keeps every group inside one
 fold and one validation part, so a photo and its copy never land on both sides of a split.
+:func:`source_groups` widens the groups to whole *source families* (photos named alike, e.g. every
+``amanita_vaginata_NNN.jpg``), to measure how the model does on a source it never saw.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
@@ -117,3 +122,40 @@ def split_from_partitions(folds: np.ndarray, val_parts: np.ndarray, fold: int) -
     val = ~test & (val_parts == 0)
     train = ~test & ~val
     return Split(train=np.flatnonzero(train), val=np.flatnonzero(val), test=np.flatnonzero(test))
+
+
+def source_family(path: str | PurePath) -> str:
+    """The file-name stem before its number: ``amanita_muscaria_0123.jpg`` -> ``amanita_muscaria``,
+    ``images (12).jpg`` -> ``images``, ``123.jpg`` -> ``(number)``. Photos from one scrape or one
+    photographer tend to share it."""
+    return re.sub(r"[_\-\s(]*\d.*$", "", PurePath(path).stem) or "(number)"
+
+
+def source_groups(
+    labels: np.ndarray, groups: Sequence[object], paths: Sequence[str], max_share: float
+) -> np.ndarray:
+    """Group ids that keep each source family of a class whole, where the class can spare it.
+
+    A family is kept whole (one fold, one validation part) when it holds at most ``max_share`` of its
+    class's photos: the class then has other photos to train on when the family is in the test fold.
+    Larger families keep their duplicate groups. A duplicate group that spans families joins them.
+    """
+    labels = np.asarray(labels)
+    keys = [f"{label}/{source_family(path)}" for label, path in zip(labels, paths, strict=True)]
+    class_sizes = np.bincount(labels)
+    family_sizes: dict[str, int] = {}
+    for key in keys:
+        family_sizes[key] = family_sizes.get(key, 0) + 1
+    parent: dict[object, object] = {}
+
+    def root(node: object) -> object:
+        while parent.setdefault(node, node) != node:
+            node = parent[node]
+        return node
+
+    for label, key, group in zip(labels, keys, groups, strict=True):
+        if family_sizes[key] <= max_share * class_sizes[label]:
+            parent[root(("group", group))] = root(("family", key))
+    roots = [root(("group", group)) for group in groups]
+    ids = {node: i for i, node in enumerate(dict.fromkeys(roots))}
+    return np.asarray([ids[node] for node in roots], dtype=np.int64)
