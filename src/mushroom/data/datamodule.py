@@ -51,7 +51,8 @@ class MushroomDataModule(L.LightningDataModule):
 
     With ``class_names`` given (e.g. from a checkpoint) labels follow that order and the folder may
     hold a subset of those classes. ``test_on_all`` makes every image part of the test split, for
-    evaluating a trained model on a whole folder.
+    evaluating a trained model on a whole folder. ``open_set`` (:class:`OpenSetSettings`) adds negative
+    photos to training as extra classes, and holds some out for calibration and the report.
     """
 
     def __init__(
