@@ -37,6 +37,8 @@ def test_auroc_counts_pairs_and_ties_by_hand() -> None:
         (1 + 0 + 1 + 1 + 1 + 0.5) / 6
     )
     assert np.isnan(auroc(np.array([1.0]), np.array([])))
+    assert np.isnan(fpr_at_tpr(np.array([1.0]), np.array([])))
+    assert np.isnan(fpr_at_tpr(np.array([]), np.array([1.0])))
 
 
 def test_threshold_lets_the_asked_share_of_known_photos_through() -> None:
@@ -44,8 +46,9 @@ def test_threshold_lets_the_asked_share_of_known_photos_through() -> None:
     threshold = fit_threshold(known, 0.9)
     assert threshold == 3.0 and (known >= threshold).mean() == 0.9
     assert fit_threshold(known, 1.0) == 1.0
-    with pytest.raises(ValueError, match="tpr"):
-        fit_threshold(known, 0.0)
+    for outside in (0.0, 1.01):
+        with pytest.raises(ValueError, match="tpr"):
+            fit_threshold(known, outside)
     # Unknown photos at or above 3 are let through: 2 of 4.
     assert fpr_at_tpr(known, np.array([0.5, 2.9, 3.0, 30.0]), 0.9) == 0.5
 
@@ -55,6 +58,7 @@ def test_verdict_says_which_kind_of_stranger() -> None:
     assert verdict(0.5, 0.9, 0.5) is None  # equal to the threshold passes
     assert verdict(0.4, 0.9, 0.5) == NOT_A_MUSHROOM
     assert verdict(0.4, 0.2, 0.5) == UNKNOWN_GENUS
+    assert verdict(0.4, 0.5, 0.5) == UNKNOWN_GENUS  # an even split is the milder claim
     assert verdict(-10.0, 1.0, None) is None  # no threshold: never
 
 
@@ -68,13 +72,18 @@ def test_answered_with_genus_applies_both_thresholds() -> None:
 
 def test_open_set_view_per_folder() -> None:
     known = (np.array([[0.9, 0.1]] * 4), np.array([[0.9, 0.0], [0.8, 0.0], [0.7, 0.0], [0.2, 0.0]]))
-    strangers = (np.array([[0.9, 0.1], [0.6, 0.4]]), np.array([[0.75, 0.9], [0.1, 0.9]]))
+    # A confident stranger that passes, one that passes the open set but not "not sure", one rejected.
+    strangers = (
+        np.array([[0.9, 0.1], [0.6, 0.4], [0.95, 0.05]]),
+        np.array([[0.75, 0.9], [0.75, 0.9], [0.1, 0.9]]),
+    )
     view = open_set_view(known, {"cats": strangers}, abstain_threshold=0.7, open_set_threshold=0.5)
     assert view["known_answered_with_genus"] == 0.75 and view["known_rejected_open_set"] == 0.25
     cats = view["folders"]["cats"]
-    assert cats["images"] == 2 and cats["answered_with_genus"] == 0.5
-    assert cats["said_not_a_mushroom"] == 0.5 and cats["said_unknown_genus"] == 0.0
-    assert cats["auroc"] == 6 / 8  # of 8 (known, stranger) pairs, 0.7 and 0.2 lose to 0.75
+    assert cats["images"] == 3 and cats["answered_with_genus"] == pytest.approx(1 / 3)
+    assert cats["said_not_a_mushroom"] == pytest.approx(1 / 3) and cats["said_unknown_genus"] == 0.0
+    # Of 12 (known, stranger) pairs, 0.7 and 0.2 lose to each 0.75 and win against 0.1.
+    assert cats["auroc"] == 8 / 12
 
 
 # -- the answer ---------------------------------------------------------------------------------------

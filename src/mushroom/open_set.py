@@ -40,7 +40,7 @@ def fit_threshold(known_scores: np.ndarray, tpr: float) -> float:
     reach: the threshold that accepts them."""
     if not 0.0 < tpr <= 1.0:
         raise ValueError(f"tpr={tpr}: the share of known photos to accept is in (0, 1].")
-    ordered = np.sort(np.asarray(known_scores, np.float64))
+    ordered = np.sort(known_scores)
     accepted = math.ceil(tpr * len(ordered) - 1e-9)
     return float(ordered[len(ordered) - accepted])
 
@@ -54,7 +54,7 @@ def verdict(known_score: float, not_mushroom_share: float, threshold: float | No
 
 def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
     """Probability that a known photo scores above an unknown one (ties count half): the Mann-Whitney U."""
-    known, unknown = np.asarray(known, np.float64)[:, None], np.asarray(unknown, np.float64)[None, :]
+    known, unknown = np.asarray(known)[:, None], np.asarray(unknown)[None, :]
     if not known.size or not unknown.size:
         return float("nan")
     return float((known > unknown).mean() + 0.5 * (known == unknown).mean())
