@@ -70,7 +70,7 @@ def model_info(classifier: MushroomClassifier, safety: dict[str, Any] | None, so
 
 class TorchClassifier:
     """A training checkpoint behind the same interface as :class:`mushroom.serving.model.OnnxClassifier`:
-    ``info``, ``predict_scores`` and ``predict_batch`` (as the exported graph computes them)."""
+    ``info`` and ``predict_scores`` (as the exported graph computes them)."""
 
     def __init__(self, ckpt_path: str | Path, safety: dict[str, Any] | None) -> None:
         self.model = load_classifier(ckpt_path)
@@ -81,7 +81,3 @@ class TorchClassifier:
         with torch.no_grad():
             probs, open_set = self.model.predict_scores(torch.from_numpy(batch))
         return probs.numpy(), open_set.numpy()
-
-    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
-        """``N x 3 x S x S`` float32 → ``N x C`` probabilities."""
-        return self.predict_scores(batch)[0]

@@ -29,16 +29,11 @@ def _run(
     return [torch.cat(column).numpy() for column in columns]
 
 
-def collect(
-    model: MushroomClassifier, loader: DataLoader, logits: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image outputs and labels, in the loader's order.
-
-    ``logits=True`` gives the raw logits of the image alone (what temperature scaling is fitted on);
-    otherwise the calibrated probabilities the model answers with (:meth:`MushroomClassifier.predict_proba`).
-    """
-    outputs, labels = _run(model, loader, lambda x: (model(x) if logits else model.predict_proba(x),))
-    return outputs, labels
+def collect_logits(model: MushroomClassifier, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image raw genus logits of the image alone (what temperature scaling is fitted on) and labels,
+    in the loader's order."""
+    logits, labels = _run(model, loader, lambda images: (model(images),))
+    return logits, labels
 
 
 def collect_scores(

@@ -107,7 +107,7 @@ def open_set_view(
         "threshold": open_set_threshold,
         "known_images": len(known_scores),
         "known_answered_with_genus": float(known_answered.mean()) if len(known_scores) else None,
-        "known_rejected_open_set": float(np.mean(answered_with_genus(*known, None, open_set_threshold) == 0))
+        "known_rejected_open_set": float(np.mean(~answered_with_genus(*known, None, open_set_threshold)))
         if len(known_scores)
         else None,
         "folders": folders,

@@ -74,14 +74,14 @@ def calibrate_best(
     import torch
 
     from mushroom.calibration import fit_temperature
-    from mushroom.inference import collect, collect_scores
+    from mushroom.inference import collect_logits, collect_scores
     from mushroom.open_set import fit_threshold
     from mushroom.safety import deadly_mask, table_from_config, threshold_for_target
 
     checkpoint = torch.load(best, map_location="cpu", weights_only=False)
     model.load_state_dict(checkpoint["state_dict"])
     loader = datamodule.val_dataloader()
-    logits, labels = collect(model, loader, logits=True)
+    logits, labels = collect_logits(model, loader)
     model.temperature.fill_(fit_temperature(torch.from_numpy(logits), torch.from_numpy(labels)))
     probs, open_set, _ = collect_scores(model, loader)
     deadly = deadly_mask(model.class_names, table_from_config(cfg.get("safety")))
