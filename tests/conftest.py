@@ -180,7 +180,12 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
         tmp_path_factory.mktemp("shapes"), per_class=counts, size=(40, 40), seed=1, look_alikes=0.3
     )
     out = tmp_path_factory.mktemp("run")
-    overrides = [f"data.root={data}", "trainer.max_epochs=6", "model.lr=0.01", "data.val_fraction=0.25"]
+    overrides = [
+        f"data.root={data}",
+        "trainer.max_epochs=6",
+        "model.optimizer.lr=0.01",
+        "data.val_fraction=0.25",
+    ]
     return out, run_train(overrides, out)
 
 
@@ -329,7 +334,7 @@ def open_set_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         f"data.open_set.root={negatives}",
         "data.val_fraction=0.25",
         "trainer.max_epochs=6",
-        "model.lr=0.01",
+        "model.optimizer.lr=0.01",
     ]
     run_train(overrides, out)
     return out, negatives

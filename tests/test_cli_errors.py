@@ -43,7 +43,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("trainer.max_epochs=abc", "trainer.max_epochs=abc: expected a whole number or null."),
         ("trainer.max_epochs=2.5", "trainer.max_epochs=2.5: expected a whole number or null."),
         ("trainer.precision=fast", "trainer.precision=fast: expected one of 64, 32, 16 or one of"),
-        ("model.lr=fast", "model.lr=fast: expected a number."),
+        ("model.optimizer.lr=fast", "model.optimizer.lr=fast: expected a number."),
         ("data.balanced_sampling=3", "data.balanced_sampling=3: expected true or false."),
     ],
 )

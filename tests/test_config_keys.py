@@ -98,7 +98,7 @@ HPARAM_NAMES = {"hparams", "_hparams", "_hparams_initial", "_log_hyperparams", "
 def leaves(node: dict, prefix: str) -> Iterator[tuple[str, Any]]:
     """``(dotted key, default)`` of every setting in a config file, nested settings included."""
     for key, value in node.items():
-        if key == "_target_":
+        if key.startswith("_") and key.endswith("_"):  # _target_, _partial_, _recursive_: Hydra's own
             continue
         if isinstance(value, dict) and value:
             yield from leaves(value, f"{prefix}.{key}")
@@ -194,17 +194,30 @@ def build(group: str, cfg: DictConfig) -> list[Any]:
         ]
     if group == "trainer":
         return [instantiate(cfg.trainer, logger=False, callbacks=[])]
+    if group == "optimizer":
+        return [build("model", cfg)[0].build_optimizer()]
+    if group == "scheduler":  # the learning rates it gives over 50 steps of 10 per epoch
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        scheduler = instantiate(cfg.model.scheduler)(optimizer, total_steps=50, steps_per_epoch=10)
+        rates = []
+        for _ in range(50):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return [rates]
     return instantiate_all(cfg.get(group))
 
 
 def option_keys() -> Iterator[Any]:
-    for group in ("data", "model", "trainer", "callbacks", "logger"):
+    for group in ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger"):
         for option in sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml")):
             if group == "trainer" and option in ("gpu", "ddp"):
                 continue  # the same keys as default/cpu, with values this machine cannot run
             node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / group / f"{option}.yaml"))
             node.pop("defaults", None)
-            for key, value in leaves(node, group):
+            # The optimizer and scheduler options are placed under model (# @package model.<group>).
+            prefix = f"model.{group}" if group in ("optimizer", "scheduler") else group
+            for key, value in leaves(node, prefix):
                 interpolated = isinstance(value, str) and value.startswith("${")
                 if key not in NOT_INSTANTIATED and (key in ALTERNATIVES or not interpolated):
                     yield pytest.param(group, option, key, value, id=f"{option}:{key}")
@@ -217,7 +230,7 @@ def composed(group: str, option: str, tmp_path: Path) -> tuple[DictConfig, dict]
     """The composed config of one option and the state of its objects (composed once per option)."""
     if (group, option) not in _BASES:
         overrides = [f"{group}={option}", "data.root=/photos", f"paths.root_dir={tmp_path}"]
-        if group == "model":  # the small CNN builds in milliseconds; the keys are the option's own
+        if group in ("model", "optimizer", "scheduler"):  # the small CNN builds in milliseconds
             overrides += ["model.name=small_cnn", "++model.cnn_channels=[4,8]"]
         cfg = compose_config("train", overrides, tmp_path)
         _BASES[group, option] = cfg, state(build(group, cfg))
@@ -250,7 +263,7 @@ def test_every_config_key_reaches_its_object(
         return
     # Settings objects (data.prepare.*, data.augment.*) and third-party objects: the object's own state.
     assert state(after) != before, f"{key}={new!r} changed nothing in {type(after[0]).__name__}"
-    if not isinstance(new, bool):
+    if not isinstance(new, bool) and group != "scheduler":  # a schedule shows its keys in its rates only
         assert holds(after, new), f"{key}={new!r} is not what {type(after[0]).__name__} holds"
 
 

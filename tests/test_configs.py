@@ -113,9 +113,11 @@ def test_balanced_accuracy_picks_the_checkpoint_stops_early_and_drives_searches(
 @pytest.mark.usefixtures("hydra_init")
 def test_paths_and_command_line_overrides(tmp_path: Path) -> None:
     cfg = compose_config(
-        "train", ["model.lr=3e-4", "trainer.max_epochs=20", "data.batch_size=64", "paths=default"], tmp_path
+        "train",
+        ["model.optimizer.lr=3e-4", "trainer.max_epochs=20", "data.batch_size=64", "paths=default"],
+        tmp_path,
     )
-    assert cfg.model.lr == pytest.approx(3e-4)
+    assert cfg.model.optimizer.lr == pytest.approx(3e-4)
     assert cfg.trainer.max_epochs == 20 and cfg.data.batch_size == 64
     assert cfg.paths.output_dir == str(tmp_path)
     assert Path(cfg.paths.data_dir).is_absolute()

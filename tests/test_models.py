@@ -11,7 +11,7 @@ import torch
 
 from mushroom.errors import MushroomError
 from mushroom.models import MushroomClassifier, create_network, network_preprocessing
-from mushroom.models.classifier import warmup_cosine
+from mushroom.models.schedules import warmup_cosine_factor as warmup_cosine
 from tests.conftest import SHARED
 
 HF_CACHE = SHARED / "weights" / "hf-cache"
@@ -88,8 +88,9 @@ def test_unknown_frozen_module_is_a_clear_error() -> None:
 
 
 def test_backbone_learns_slower_than_the_head_and_norms_skip_weight_decay() -> None:
-    module = small_timm_module(lr=1e-3, backbone_lr_scale=0.1, weight_decay=0.05)
-    groups = module.parameter_groups()
+    optimizer = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3, "weight_decay": 0.05}
+    module = small_timm_module(optimizer=optimizer, backbone_lr_scale=0.1)
+    groups = module.build_optimizer().param_groups
     head = {id(p) for p in module.net.get_classifier().parameters()}
     for group in groups:
         is_head = all(id(p) in head for p in group["params"])

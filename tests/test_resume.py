@@ -47,7 +47,7 @@ def test_a_killed_and_resumed_run_ends_where_the_uninterrupted_run_ends(
 ) -> None:
     data = make_image_folder(tmp_path / "photos", per_class={"Amanita": 24, "Boletus": 16, "Lactarius": 12})
     sampling = f"data.balanced_sampling={str(balanced).lower()}"
-    common = [f"data.root={data}", sampling, "seed=7", "model.lr=0.01", "data.val_fraction=0.2"]
+    common = [f"data.root={data}", sampling, "seed=7", "model.optimizer.lr=0.01", "data.val_fraction=0.2"]
 
     assert train(tmp_path / "whole", *common) == 0
 

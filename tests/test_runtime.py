@@ -115,4 +115,6 @@ def test_types_come_from_the_class_a_config_node_builds(tmp_path: Path) -> None:
     assert _fits(None, epochs) and _fits(3, epochs) and not _fits("abc", epochs) and not _fits(2.5, epochs)
     precision = _target_hint(defaults, "trainer.precision")
     assert _fits("bf16-mixed", precision) and _fits(32, precision) and not _fits("fast", precision)
+    lr = _target_hint(defaults, "model.optimizer.lr")  # torch.optim's float | Tensor: a number, not text
+    assert _fits(3e-4, lr) and _fits(1, lr) and not _fits("fast", lr)
     assert _target_hint(defaults, "seed") is None  # no class builds the top level: its default decides

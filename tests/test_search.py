@@ -36,15 +36,15 @@ def run_search(*overrides: str, cwd: Path) -> subprocess.Popen:
 def test_the_space_is_drawn_per_config_key_and_checked() -> None:
     trial = optuna.create_study().ask()
     space = {
-        "lr": {"key": "model.lr", "type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "lr": {"key": "model.optimizer.lr", "type": "float", "low": 1e-4, "high": 1e-2, "log": True},
         "size": {"key": "data.image_size", "type": "int", "low": 32, "high": 64, "step": 32},
         "smooth": {"key": "model.label_smoothing", "type": "categorical", "choices": [0.0, 0.1]},
     }
     params = suggest(trial, space)
-    assert 1e-4 <= params["model.lr"] <= 1e-2 and params["data.image_size"] in (32, 64)
+    assert 1e-4 <= params["model.optimizer.lr"] <= 1e-2 and params["data.image_size"] in (32, 64)
     assert params["model.label_smoothing"] in (0.0, 0.1)
     with pytest.raises(MushroomError, match=re.escape("search.space.lr: type 'loguniform'")):
-        suggest(trial, {"lr": {"key": "model.lr", "type": "loguniform", "low": 1, "high": 2}})
+        suggest(trial, {"lr": {"key": "model.optimizer.lr", "type": "loguniform", "low": 1, "high": 2}})
     with pytest.raises(MushroomError, match=re.escape("search.space.lr has no key")):
         suggest(trial, {"lr": {"type": "float", "low": 1, "high": 2}})
 
@@ -52,9 +52,9 @@ def test_the_space_is_drawn_per_config_key_and_checked() -> None:
 @pytest.mark.usefixtures("hydra_init")
 def test_a_trial_config_sets_its_values_and_refuses_unknown_keys(tmp_path: Path) -> None:
     cfg = compose_config("search", ["data=folder", "data.root=/photos"], tmp_path)
-    trial_cfg = trial_config(cfg, {"model.lr": 0.5}, tmp_path / "trial_3")
-    assert trial_cfg.model.lr == 0.5 and trial_cfg.paths.output_dir == str(tmp_path / "trial_3")
-    assert cfg.model.lr != 0.5  # the search config itself is untouched
+    trial_cfg = trial_config(cfg, {"model.optimizer.lr": 0.5}, tmp_path / "trial_3")
+    assert trial_cfg.model.optimizer.lr == 0.5 and trial_cfg.paths.output_dir == str(tmp_path / "trial_3")
+    assert cfg.model.optimizer.lr != 0.5  # the search config itself is untouched
     with pytest.raises(MushroomError, match=re.escape("model.lrr")):
         trial_config(cfg, {"model.lrr": 0.5}, tmp_path)
 
@@ -90,7 +90,10 @@ def test_the_readme_search_names_its_best_trial_as_a_runnable_experiment(
     assert {p.name for p in run.iterdir() if p.name.startswith("trial_")} == {f"trial_{n}" for n in range(4)}
 
     best = OmegaConf.load(run / "experiment" / "search_best.yaml")
-    assert best.model.lr == study.best_params["model.lr"] and "/experiment/smoke" in best.defaults
+    assert (
+        best.model.optimizer.lr == study.best_params["model.optimizer.lr"]
+        and "/experiment/smoke" in best.defaults
+    )
     composed = run_module(
         "mushroom.train",
         "--config-dir",
@@ -103,7 +106,7 @@ def test_the_readme_search_names_its_best_trial_as_a_runnable_experiment(
     )
     assert composed.returncode == 0, composed.stderr[-2000:]
     job = OmegaConf.create(composed.stdout)
-    assert job.model.lr == study.best_params["model.lr"] and job.model.name == "small_cnn"
+    assert job.model.optimizer.lr == study.best_params["model.optimizer.lr"] and job.model.name == "small_cnn"
     assert job.data.root == str(toy_folder) and job.data.image_size == 64  # the smoke experiment's own
     command = (run / "best_command.txt").read_text()
     assert command.startswith("python -m mushroom.train experiment=smoke") and "search." not in command

@@ -184,7 +184,7 @@ def test_wandb_sweep_file_drives_train_with_valid_overrides(tmp_path: Path) -> N
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="mushroom.configs", version_base="1.3"):
         cfg = compose_config("train", fixed + overrides, tmp_path)  # a misspelt key would raise here
-    assert cfg.model.lr == sweep["parameters"]["model.lr"]["min"]
+    assert cfg.model.optimizer.lr == sweep["parameters"]["model.optimizer.lr"]["min"]
     assert cfg.optimized_metric == sweep["metric"]["name"]  # the sweep maximises what train() returns
 
 

@@ -91,7 +91,7 @@ TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number"}
 def check_override_types(cfg: DictConfig) -> None:
     """Refuse ``key=value`` overrides whose value cannot be of the type the key takes.
 
-    Without this, ``trainer.max_epochs=abc`` or ``model.lr=fast`` failed minutes later, deep inside
+    Without this, ``trainer.max_epochs=abc`` or ``model.optimizer.lr=fast`` failed minutes later, deep inside
     Lightning or PyTorch. The type a key takes is read, without a list kept by hand, from the type hints
     of the class the key's config node builds (``_target_``), and otherwise from the key's default: the
     value in the config composed without the override, with the same config groups chosen.
@@ -141,7 +141,7 @@ def _fits(value: Any, hint: Any) -> bool:
     """Whether ``value`` (from the command line) fits the type hint; types this cannot judge pass."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, arg) for arg in args)
+        return any(_fits(value, arg) for arg in _command_line_types(args))
     if origin is typing.Literal:
         return value in args
     if hint is type(None):
@@ -151,6 +151,15 @@ def _fits(value: Any, hint: Any) -> bool:
     if hint in (bool, int, float):
         return value is not None and _same_kind(value, hint())
     return True
+
+
+def _command_line_types(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The members of a union a command-line value can be: ``float | Tensor`` (``torch.optim``'s lr) takes
+    a number, not any text; lists and text stay."""
+    if any(arg in (bool, int, float) for arg in args):
+        plain = (bool, int, float, str, type(None))
+        return tuple(arg for arg in args if not inspect.isclass(arg) or arg in plain)
+    return args
 
 
 def _same_kind(value: Any, default: Any) -> bool:
@@ -167,7 +176,8 @@ def _same_kind(value: Any, default: Any) -> bool:
 def _describe(hint: Any) -> str:
     names = {**TYPE_NAMES, str: "text", type(None): "null"}
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(dict.fromkeys(_describe(arg) for arg in typing.get_args(hint)))
+        members = _command_line_types(typing.get_args(hint))
+        return " or ".join(dict.fromkeys(_describe(arg) for arg in members))
     if typing.get_origin(hint) is typing.Literal:
         return "one of " + ", ".join(str(arg) for arg in typing.get_args(hint))
     return names.get(hint, getattr(hint, "__name__", str(hint)))

@@ -56,7 +56,7 @@ def suggest(trial: optuna.Trial, space: Mapping[str, Mapping[str, Any]]) -> dict
         key, kind = spec.get("key"), spec.get("type")
         if not key:
             raise MushroomError(
-                f"search.space.{name} has no key: say which config key it sets, e.g. model.lr."
+                f"search.space.{name} has no key: say which config key it sets, e.g. model.optimizer.lr."
             )
         if kind == "float":
             params[key] = trial.suggest_float(key, spec["low"], spec["high"], log=spec.get("log", False))

@@ -1,4 +1,4 @@
-"""``MushroomClassifier``: cross-entropy fine-tuning with AdamW, warm-up + cosine, per-split metrics."""
+"""``MushroomClassifier``: cross-entropy fine-tuning, optimizer and schedule from config, metrics."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.utils import instantiate
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
 from torch.nn import functional as F
@@ -30,14 +31,6 @@ def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
     )
 
 
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
-    """Learning-rate factor: linear warm-up to 1, then cosine decay to ``min_ratio``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 class MushroomClassifier(L.LightningModule):
     """Classifies an image into ``class_names``; everything needed to rebuild it is in its hparams."""
 
@@ -46,11 +39,9 @@ class MushroomClassifier(L.LightningModule):
         class_names: Sequence[str],
         name: str = "resnet50.a1_in1k",
         pretrained: bool = True,
-        lr: float = 1e-3,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
         backbone_lr_scale: float = 1.0,
-        weight_decay: float = 0.05,
-        warmup_epochs: float = 1.0,
-        min_lr_ratio: float = 0.01,
         label_smoothing: float = 0.0,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
@@ -311,7 +302,11 @@ class MushroomClassifier(L.LightningModule):
 
     # -- optimisation -------------------------------------------------------------------------------
     def parameter_groups(self) -> list[dict]:
-        """Head at ``lr``; backbone at ``lr * backbone_lr_scale``; no weight decay on norms and biases."""
+        """Trainable parameters by (head or backbone, decays or not); norms and biases get no weight decay.
+
+        ``lr_scale`` (1 for the head, ``backbone_lr_scale`` for the backbone) is applied to the
+        optimizer's lr by :meth:`build_optimizer`.
+        """
         head_ids = {id(p) for p in classifier_head(self.net).parameters()}
         groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
         for parameter in self.net.parameters():
@@ -319,21 +314,30 @@ class MushroomClassifier(L.LightningModule):
                 continue
             key = (id(parameter) in head_ids, parameter.ndim > 1)
             groups.setdefault(key, []).append(parameter)
-        lr, scale, decay = self.hparams["lr"], self.hparams["backbone_lr_scale"], self.hparams["weight_decay"]
+        scale = self.hparams["backbone_lr_scale"]
         return [
-            {"params": params, "lr": lr if is_head else lr * scale, "weight_decay": decay if decays else 0.0}
+            {"params": params, "lr_scale": 1.0 if is_head else scale}
+            | ({} if decays else {"weight_decay": 0.0})
             for (is_head, decays), params in groups.items()
         ]
 
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """The ``optimizer`` config (``_partial_``) over :meth:`parameter_groups`; AdamW if there is none."""
+        factory = instantiate(self.hparams["optimizer"]) if self.hparams["optimizer"] else torch.optim.AdamW
+        groups = self.parameter_groups()
+        scales = [group.pop("lr_scale") for group in groups]
+        optimizer = factory(groups)
+        for group, scale in zip(optimizer.param_groups, scales, strict=True):
+            group["lr"] *= scale
+        return optimizer
+
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
-        optimizer = torch.optim.AdamW(self.parameter_groups())
+        optimizer = self.build_optimizer()
+        if not self.hparams["scheduler"]:
+            return {"optimizer": optimizer}  # type: ignore[typeddict-item]
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
-        max_epochs = max(1, self.trainer.max_epochs or 1)
-        warmup_steps = round(self.hparams["warmup_epochs"] * total_steps / max_epochs)
-        warmup_steps = min(warmup_steps, total_steps - 1) if total_steps > 1 else 0
-
-        def factor(step: int) -> float:
-            return warmup_cosine(step, warmup_steps, total_steps, self.hparams["min_lr_ratio"])
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        steps_per_epoch = total_steps / max(1, self.trainer.max_epochs or 1)
+        scheduler = instantiate(self.hparams["scheduler"])(
+            optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,95 @@
+"""The optimizer and scheduler config groups: what each option builds, and the learning rates it gives."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+from torch.utils.data import DataLoader, TensorDataset
+
+from tests.conftest import compose_config
+
+STEPS_PER_EPOCH, EPOCHS = 5, 2
+
+
+class RecordLearningRates(L.Callback):
+    """The head's and the backbone's learning rate at every optimizer step."""
+
+    def __init__(self) -> None:
+        self.head: list[float] = []
+        self.backbone: list[float] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, *args: object) -> None:
+        groups = trainer.optimizers[0].param_groups
+        head = {id(p) for p in module.net.get_classifier().parameters()}
+        for group in groups:
+            target = self.head if id(group["params"][0]) in head else self.backbone
+            if not group["weight_decay"]:
+                continue  # one head and one backbone group are enough
+            target.append(group["lr"])
+
+
+def fit_and_record(overrides: list[str], tmp_path: Path) -> tuple[L.LightningModule, RecordLearningRates]:
+    cfg = compose_config("train", ["model=cnn", "model.backbone_lr_scale=0.1", *overrides], tmp_path)
+    model = instantiate(cfg.model, class_names=["a", "b"], _convert_="all")
+    images = torch.rand(STEPS_PER_EPOCH * 4, 3, 32, 32)
+    loader = DataLoader(TensorDataset(images, torch.arange(len(images)) % 2), batch_size=4)
+    recorder = RecordLearningRates()
+    trainer = L.Trainer(
+        max_epochs=EPOCHS,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[recorder],
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+    trainer.fit(model, loader)
+    return model, recorder
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_adamw_with_warmup_then_cosine_is_the_default(tmp_path: Path) -> None:
+    model, lrs = fit_and_record(["model.optimizer.lr=0.01", "model.scheduler.min_lr_ratio=0.1"], tmp_path)
+    assert isinstance(model.trainer.optimizers[0], torch.optim.AdamW)
+    head = lrs.head
+    assert len(head) == STEPS_PER_EPOCH * EPOCHS
+    # One warm-up epoch (5 steps) climbing to lr, then cosine decay towards 0.1 x lr.
+    assert head[:STEPS_PER_EPOCH] == pytest.approx([0.01 * (i + 1) / 5 for i in range(5)])
+    assert all(later < earlier for earlier, later in itertools.pairwise(head[5:]))
+    assert 0.001 < head[-1] < 0.003
+    assert lrs.backbone == pytest.approx([lr * 0.1 for lr in head])
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_sgd_with_one_cycle(tmp_path: Path) -> None:
+    overrides = ["optimizer=sgd", "model.optimizer.lr=0.05", "scheduler=onecycle"]
+    model, lrs = fit_and_record(overrides, tmp_path)
+    optimizer = model.trainer.optimizers[0]
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["nesterov"]
+    head = lrs.head
+    assert head[0] == pytest.approx(0.05 / 25)  # starts at lr / div_factor
+    peak = max(range(len(head)), key=head.__getitem__)
+    assert head[peak] == pytest.approx(0.05, rel=0.05) and 1 <= peak <= 4
+    assert head[-1] < head[0]
+    assert lrs.backbone == pytest.approx([lr * 0.1 for lr in head])
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_no_schedule_keeps_the_learning_rate(tmp_path: Path) -> None:
+    _, lrs = fit_and_record(["scheduler=none", "model.optimizer.lr=0.02"], tmp_path)
+    assert lrs.head == pytest.approx([0.02] * STEPS_PER_EPOCH * EPOCHS)
+    assert lrs.backbone == pytest.approx([0.002] * STEPS_PER_EPOCH * EPOCHS)
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_a_checkpoint_remembers_its_optimizer_and_schedule(tmp_path: Path) -> None:
+    cfg = compose_config("train", ["model=cnn", "optimizer=sgd", "scheduler=none"], tmp_path)
+    model = instantiate(cfg.model, class_names=["a", "b"], _convert_="all")
+    assert model.hparams["optimizer"]["_target_"] == "torch.optim.SGD"
+    assert model.hparams["scheduler"]["_target_"].endswith("schedules.constant")
