@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from pathlib import Path
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "mushroom" / "configs"
@@ -17,8 +19,42 @@ def leading_comment(text: str) -> str:
     return " ".join(lines)
 
 
+def schema_classes() -> list[type]:
+    """Every dataclass in mushroom.schemas that a config node is checked against, nested ones included."""
+    from mushroom import schemas
+
+    found: list[type] = []
+
+    def visit(cls: type) -> None:
+        if cls in found:
+            return
+        found.append(cls)
+        hints = __import__("typing").get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[field.name]):
+                visit(hints[field.name])
+
+    for schema in schemas.SCHEMAS.values():
+        visit(schema)
+    return found
+
+
+def render_schemas() -> list[str]:
+    """Each schema's source: every key of the group, its type, its default and the comment saying why."""
+    parts = [
+        "## Schemas",
+        "",
+        "The option files below start from these dataclasses (`src/mushroom/schemas.py`): every default is "
+        "written there once, and a value of the wrong type is refused when the config is composed.",
+        "",
+    ]
+    for cls in schema_classes():
+        parts += [f"### `{cls.__name__}`", "", "```python", inspect.getsource(cls).rstrip(), "```", ""]
+    return parts
+
+
 def render_config_reference() -> str:
-    parts = ["## Entry points", ""]
+    parts = [*render_schemas(), "## Entry points", ""]
     for path in sorted(CONFIGS.glob("*.yaml")):
         parts += [f"### `{path.stem}.yaml`", "", "```yaml", path.read_text().rstrip(), "```", ""]
     for group in sorted(p for p in CONFIGS.iterdir() if p.is_dir() and not p.name.startswith("_")):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -13,8 +14,14 @@ from PIL import Image
 from mushroom.data.audit import AuditReport, audit_folder
 from mushroom.data.hashing import connected_groups, perceptual_hash
 from mushroom.data.manifest import Manifest, build_manifest
+from mushroom.schemas import DataConfig, PrepareSettings, SplitSettings
 from tests.conftest import SHARED
 from tests.replicas import Replica, build_safety
+
+
+def split(**changes: float) -> SplitSettings:
+    """The data config's split settings (its defaults), with ``changes``."""
+    return dataclasses.replace(DataConfig(root="photos").split, **changes)
 
 
 def distinct_photo(rng: np.random.Generator, size: tuple[int, int] = (96, 80)) -> Image.Image:
@@ -120,7 +127,7 @@ def test_connected_groups_are_transitive() -> None:
 def test_audit_reports_every_planted_problem_by_path_and_kind(tmp_path: Path) -> None:
     root = make_distinct_folder(tmp_path / "raw", {"Amanita": 12, "Boletus": 12})
     planted = plant_problems(root, "Amanita", "Boletus")
-    report = audit_folder(root, near_duplicate_distance=10)
+    report = audit_folder(root, PrepareSettings(near_duplicate_distance=10))
     check_audit_finds_planted(report, planted)
     assert report.summary()["excluded"] == {"truncated": 1, "not_an_image": 1, "too_small": 1}
 
@@ -138,10 +145,12 @@ def test_manifest_split_is_grouped_stratified_and_reproducible(tmp_path: Path) -
                 image.resize((72, 60)).save(
                     source.with_name("copy_" + source.name), quality=int(rng.integers(60, 90))
                 )
-    report = audit_folder(root, near_duplicate_distance=6)
+    report = audit_folder(root, PrepareSettings(near_duplicate_distance=6))
     assert sum(len(g.paths) for g in report.duplicate_groups) >= 16
 
-    manifest = build_manifest(report, num_folds=5, val_fraction=0.2, seed=3, drop_conflicting=False)
+    manifest = build_manifest(
+        report, split(val_fraction=0.2, seed=3), PrepareSettings(drop_conflicting=False)
+    )
     check_groups_stay_on_one_side(manifest)
     counts = defaultdict(lambda: defaultdict(int))
     for row in manifest.rows:
@@ -156,7 +165,9 @@ def test_manifest_split_is_grouped_stratified_and_reproducible(tmp_path: Path) -
     assert 0.12 * len(manifest) <= n_test <= 0.28 * len(manifest)
 
     again = build_manifest(
-        AuditReport.read(report.write(tmp_path / "a.json")), num_folds=5, val_fraction=0.2, seed=3
+        AuditReport.read(report.write(tmp_path / "a.json")),
+        split(val_fraction=0.2, seed=3),
+        PrepareSettings(drop_conflicting=False),
     )
     assert Manifest.read(again.write(tmp_path / "m.csv")).rows == manifest.rows
 
@@ -165,7 +176,7 @@ def test_conflicting_duplicates_are_dropped_and_big_classes_trimmed(tmp_path: Pa
     root = make_distinct_folder(tmp_path / "raw", {"Amanita": 40, "Boletus": 6})
     shutil.copyfile(root / "Amanita" / "amanita_000.jpg", root / "Boletus" / "same_photo.jpg")
     report = audit_folder(root)
-    manifest = build_manifest(report, max_per_class=20, seed=0)
+    manifest = build_manifest(report, split(seed=0), PrepareSettings(max_per_class=20))
     paths = set(manifest.column("path"))
     assert "Boletus/same_photo.jpg" not in paths and "Amanita/amanita_000.jpg" not in paths
     labels = manifest.column("label")
@@ -181,12 +192,12 @@ def test_audit_finds_planted_problems_among_real_photos(tmp_path: Path) -> None:
     planted = plant_problems(root, "Lactarius", "Agaricus")
     report = audit_folder(root)
     check_audit_finds_planted(report, planted)
-    check_groups_stay_on_one_side(build_manifest(report, drop_conflicting=False))
+    check_groups_stay_on_one_side(build_manifest(report, split(), PrepareSettings(drop_conflicting=False)))
 
 
 def test_prepare_settings_reach_the_audit(tmp_path: Path) -> None:
     """``data.prepare.min_size`` and ``near_duplicate_distance`` are what the audit runs with."""
-    from mushroom.data.prepare import PrepareSettings, run_audit
+    from mushroom.data.prepare import run_audit
 
     root = make_distinct_folder(tmp_path / "raw", {"Amanita": 3, "Boletus": 3})  # 96 x 80 photos
     rng = np.random.default_rng(9)
@@ -209,9 +220,8 @@ SAFETY_LABELS = {name: name for name in ("edible", "conditionally_edible", "pois
 @pytest.fixture(scope="module")
 def safety_audit(tmp_path_factory: pytest.TempPathFactory) -> tuple[AuditReport, Replica]:
     replica = build_safety(tmp_path_factory.mktemp("safety"))
-    report = audit_folder(
-        replica.root, label_map=SAFETY_LABELS, near_duplicate_distance=10, safety_table="genus"
-    )
+    settings = PrepareSettings(near_duplicate_distance=10, safety_table="genus")
+    report = audit_folder(replica.root, settings, label_map=SAFETY_LABELS)
     return report, replica
 
 
@@ -231,7 +241,8 @@ def test_photos_of_deadly_genera_labelled_edible_are_safety_conflicts(safety_aud
 def test_the_safety_conflict_policy_decides_what_training_sees(safety_audit: tuple, policy: str) -> None:
     report, replica = safety_audit
     rows = {
-        row["path"]: row["label"] for row in build_manifest(report, num_folds=2, safety_conflicts=policy).rows
+        row["path"]: row["label"]
+        for row in build_manifest(report, split(num_folds=2), PrepareSettings(safety_conflicts=policy)).rows
     }
     conflicts = replica.safety_conflicts
     if policy == "drop":
@@ -245,7 +256,6 @@ def test_the_safety_conflict_policy_decides_what_training_sees(safety_audit: tup
 
 
 def test_an_unknown_safety_policy_is_refused_by_name() -> None:
-    from mushroom.data.prepare import PrepareSettings
     from mushroom.errors import MushroomError
 
     with pytest.raises(MushroomError, match=r"safety_conflicts=.ignore.*drop, keep, relabel"):

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -129,7 +131,7 @@ def changed(key: str, value: Any) -> Any:
     raise AssertionError(f"{key}: add a changed value for {value!r} to ALTERNATIVES")
 
 
-def state(obj: Any, depth: int = 5, skip: frozenset[str] = frozenset(HPARAM_NAMES)) -> dict[str, Any]:
+def state(obj: Any, depth: int = 7, skip: frozenset[str] = frozenset(HPARAM_NAMES)) -> dict[str, Any]:
     """What an object holds: primitive values by attribute path, a few levels deep (no properties)."""
     found: dict[str, Any] = {}
     seen: set[int] = set()
@@ -208,13 +210,26 @@ def build(group: str, cfg: DictConfig) -> list[Any]:
     return instantiate_all(cfg.get(group))
 
 
+def composed_option(group: str, option: str) -> dict:
+    """What an option holds once composed: its schema's defaults (``mushroom.schemas``) and its own keys."""
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="mushroom.configs", version_base="1.3"):
+        cfg = compose("train", overrides=[f"{group}={option}", "data.root=/photos"])
+    GlobalHydra.instance().clear()
+    node = OmegaConf.select(cfg, f"model.{group}" if group in ("optimizer", "scheduler") else group)
+    values = OmegaConf.to_container(node, resolve=False)
+    assert isinstance(values, dict)
+    return values
+
+
 def option_keys() -> Iterator[Any]:
     for group in ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger"):
         for option in sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml")):
             if group == "trainer" and option in ("gpu", "ddp"):
                 continue  # the same keys as default/cpu, with values this machine cannot run
-            node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / group / f"{option}.yaml"))
-            node.pop("defaults", None)
+            node = composed_option(group, option)
+            if group == "model":
+                node.pop("optimizer", None), node.pop("scheduler", None)  # their own groups' keys
             # The optimizer and scheduler options are placed under model (# @package model.<group>).
             prefix = f"model.{group}" if group in ("optimizer", "scheduler") else group
             for key, value in leaves(node, prefix):

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from mushroom.serving.app import ServeSettings, create_app
+from mushroom.schemas import ServeSettings
+from mushroom.serving.app import create_app
 from mushroom.serving.schema import Answer
 from tests.conftest import REPO, plain_png, running_server
 from tests.test_exif import corner_finder

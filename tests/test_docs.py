@@ -29,6 +29,16 @@ def test_config_reference_lists_every_config_file() -> None:
         assert path.read_text().strip() in rendered
 
 
+def test_config_reference_shows_every_schema_with_its_defaults() -> None:
+    """Each key the option files leave out is documented by its schema's source, nested schemas too."""
+    from mushroom.schemas import DataConfig, OpenSetSettings, PrepareSettings, ServerLimits
+
+    rendered = load_hooks().render_config_reference()
+    for schema in (DataConfig, PrepareSettings, OpenSetSettings, ServerLimits):
+        assert f"### `{schema.__name__}`" in rendered
+    assert "near_duplicate_distance: int = 10" in rendered and "batch_size: int = 32" in rendered
+
+
 def test_architecture_diagram_names_modules_that_exist() -> None:
     text = (ROOT / "docs" / "architecture.md").read_text()
     names = set(re.findall(r"<code>([a-z_.]+)</code>", text)) | set(

@@ -9,8 +9,9 @@ from unittest import mock
 import pytest
 
 from mushroom.data.kaggle import KaggleHandle, locate_dataset, obtain_dataset
-from mushroom.data.prepare import PrepareSettings, prepare_dataset
+from mushroom.data.prepare import prepare_dataset
 from mushroom.errors import MushroomError
+from mushroom.schemas import DataConfig, PrepareSettings
 from tests.replicas import build_genus
 
 SLUG = "maysee/mushrooms-classification-common-genuss-images"
@@ -69,11 +70,13 @@ def test_prepare_reads_the_cache_offline_and_records_the_version(cache: Path, tm
     offline = ConnectionError("no network")
     with mock.patch("kagglehub.dataset_download", side_effect=offline) as download:
         prepared = prepare_dataset(
-            tmp_path / "raw" / "genus",
-            settings,
-            processed_root=tmp_path / "processed",
-            kaggle_handle=f"{SLUG}/versions/1",
-            num_folds=2,
+            DataConfig(
+                root=str(tmp_path / "raw" / "genus"),
+                prepare=settings,
+                processed_root=str(tmp_path / "processed"),
+                kaggle_handle=f"{SLUG}/versions/1",
+                num_folds=2,
+            )
         )
     download.assert_not_called()
     meta = json.loads((prepared.dir / "manifest.meta.json").read_text())

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mushroom.data.negatives import OpenSetSettings, scan_negatives
+from mushroom.data.negatives import scan_negatives
 from mushroom.errors import MushroomError
 from mushroom.open_set import (
     NOT_A_MUSHROOM,
@@ -22,6 +22,7 @@ from mushroom.open_set import (
     open_set_view,
     verdict,
 )
+from mushroom.schemas import OpenSetSettings
 from mushroom.serving.answer import NOT_SURE, answer
 from tests.conftest import make_image_folder, make_negatives
 

@@ -16,7 +16,8 @@ from PIL import Image
 from mushroom.data import MushroomDataModule
 from mushroom.data.images import load_rgb_opencv
 from mushroom.data.manifest import Manifest
-from mushroom.data.prepare import PrepareSettings, prepare_dataset
+from mushroom.data.prepare import prepare_dataset
+from mushroom.schemas import DataConfig, PrepareSettings
 from tests.test_audit import distinct_photo, make_distinct_folder
 
 pytestmark = pytest.mark.slow  # end to end: download -> audit -> manifest -> cache on disk
@@ -34,7 +35,8 @@ def test_prepare_writes_audit_manifest_cache_and_skips_when_up_to_date(tmp_path:
     settings = PrepareSettings(enabled=True, cache_size=64)
     out = tmp_path / "processed"
 
-    prepared = prepare_dataset(root, settings, processed_root=out, name="toy", num_folds=3)
+    data = DataConfig(root=str(root), prepare=settings, processed_root=str(out), name="toy", num_folds=3)
+    prepared = prepare_dataset(data)
     assert prepared.dir == out / "toy"
     manifest = Manifest.read(prepared.manifest_path)
     assert len(manifest) == 20
@@ -45,11 +47,11 @@ def test_prepare_writes_audit_manifest_cache_and_skips_when_up_to_date(tmp_path:
         assert (cached.format, cached.size) == ("JPEG", (50, 40))  # re-encoded, never enlarged
 
     before = mtimes(prepared.dir)
-    prepare_dataset(root, settings, processed_root=out, name="toy", num_folds=3)
+    prepare_dataset(data)
     assert mtimes(prepared.dir) == before  # nothing redone
 
     distinct_photo(np.random.default_rng(10)).save(root / "Boletus" / "new.jpg")
-    prepare_dataset(root, settings, processed_root=out, name="toy", num_folds=3)
+    prepare_dataset(data)
     assert "Boletus/new.jpg" in Manifest.read(prepared.manifest_path).column("path")
     assert (prepared.cache_dir / "Boletus" / "new.jpg").is_file()
     assert json.loads((prepared.dir / "manifest.meta.json").read_text())["num_folds"] == 3
@@ -92,11 +94,17 @@ def test_label_map_maps_nested_safety_folders(tmp_path: Path) -> None:
         for i in range(count):
             distinct_photo(rng).save(tmp_path / "raw" / folder / f"{i}.jpg")
     prepared = prepare_dataset(
-        tmp_path / "raw",
-        PrepareSettings(enabled=True, cache_size=None),
-        processed_root=tmp_path / "processed",
-        label_map={"edible": "edible", "deadly": "deadly", "conditionally edible": "conditionally_edible"},
-        num_folds=2,
+        DataConfig(
+            root=str(tmp_path / "raw"),
+            prepare=PrepareSettings(enabled=True, cache_size=None),
+            processed_root=str(tmp_path / "processed"),
+            label_map={
+                "edible": "edible",
+                "deadly": "deadly",
+                "conditionally edible": "conditionally_edible",
+            },
+            num_folds=2,
+        )
     )
     manifest = Manifest.read(prepared.manifest_path)
     assert manifest.column("label").count("edible") == 6
@@ -180,14 +188,15 @@ def test_other_ranks_wait_for_rank_zero_to_prepare_exactly_this_data(tmp_path: P
 
     root = make_distinct_folder(tmp_path / "raw", {"Amanita": 6, "Boletus": 6})
     settings = PrepareSettings(enabled=True, cache_size=None)
-    split = {"num_folds": 2, "fold": 0, "val_fraction": 0.1, "seed": 42}
-    where = {"processed_root": tmp_path / "processed", "split": split}
+    data = DataConfig(
+        root=str(root), prepare=settings, processed_root=str(tmp_path / "processed"), num_folds=2
+    )
     with pytest.raises(MushroomError, match="for global rank 0 to prepare"):
-        wait_for_prepared(root, settings, **where, timeout_s=0.2, poll_s=0.05)
-    prepared = prepare_dataset(root, settings, processed_root=tmp_path / "processed", **split)
-    waited = wait_for_prepared(root, settings, **where, timeout_s=5)
+        wait_for_prepared(data, timeout_s=0.2, poll_s=0.05)
+    prepared = prepare_dataset(data)
+    waited = wait_for_prepared(data, timeout_s=5)
     assert (waited.manifest_path, waited.source) == (prepared.manifest_path, prepared.source)
     # New photos: what rank 0 prepared no longer matches, so the others keep waiting.
     distinct_photo(np.random.default_rng(7)).save(root / "Boletus" / "new.jpg")
     with pytest.raises(MushroomError):
-        wait_for_prepared(root, settings, **where, timeout_s=0.2, poll_s=0.05)
+        wait_for_prepared(data, timeout_s=0.2, poll_s=0.05)

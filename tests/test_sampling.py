@@ -10,7 +10,8 @@ import torch
 from mushroom.data.dataset import ImageDataset
 from mushroom.data.preprocessing import Preprocessing
 from mushroom.data.sampling import EpochSampler, stream_seed
-from mushroom.data.transforms import Augmentation, train_transform
+from mushroom.data.transforms import train_transform
+from mushroom.schemas import Augmentation
 from tests.conftest import make_image_folder
 
 

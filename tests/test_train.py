@@ -172,7 +172,7 @@ def test_wandb_offline_run_writes_its_files(toy_folder: Path, tmp_path: Path) ->
 def test_wandb_sweep_file_drives_train_with_valid_overrides(tmp_path: Path) -> None:
     import yaml
 
-    sweep_file = Path(__file__).resolve().parents[1] / "src/mushroom/configs/sweeps/real_photos_lite0.yaml"
+    sweep_file = Path(__file__).resolve().parents[1] / "sweeps/real_photos_lite0.yaml"
     sweep = yaml.safe_load(sweep_file.read_text())
     assert sweep["command"][1:4] == ["python", "-m", "mushroom.train"]
     assert "${args_no_hyphens}" in sweep["command"]

@@ -22,6 +22,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+import mushroom.schemas  # noqa: F401  (registers the config schemas before any entry point composes)
 from mushroom.errors import MushroomError
 
 log = logging.getLogger(__name__)

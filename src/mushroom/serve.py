@@ -14,18 +14,21 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from mushroom.runtime import exit_on_user_error
-from mushroom.serving.app import ServeSettings, create_app
+from mushroom.schemas import ServeSettings, from_mapping
+from mushroom.serving.app import create_app
 from mushroom.serving.protocol import http_protocol
 
 log = logging.getLogger(__name__)
 
 
 def settings_from_config(cfg: DictConfig) -> ServeSettings:
-    """The service's settings: every key of ``serve.yaml`` that :class:`ServeSettings` has."""
+    """The service's settings: the config composed on :class:`ServeSettings` (``schema/serve``)."""
     values = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(values, dict)
     names = {field.name for field in dataclasses.fields(ServeSettings)}
-    return ServeSettings(**{name: value for name, value in values.items() if name in names})
+    return from_mapping(
+        ServeSettings, {name: value for name, value in values.items() if name in names}, "serve"
+    )
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="serve")

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -36,6 +37,7 @@ from mushroom.data.images import to_rgb
 from mushroom.data.taxonomy import deadly_genera, folder_genus, known_genera, path_genus
 from mushroom.errors import MushroomError
 from mushroom.safety import load_table
+from mushroom.schemas import PrepareSettings
 
 log = logging.getLogger(__name__)
 
@@ -256,32 +258,39 @@ def inspect_file(path: Path, min_size: int) -> tuple[dict | None, tuple[str, str
     }, None
 
 
+def audit_settings(settings: PrepareSettings, label_map: Mapping[str, str] | None) -> dict[str, Any]:
+    """The settings an audit report is made with, kept in it: a report made otherwise is not reused."""
+    return {
+        "label_map": dict(label_map) if label_map else None,
+        "min_size": settings.min_size,
+        "near_duplicate_distance": settings.near_duplicate_distance,
+        "genus_names": settings.genus_names,
+        "safety_table": settings.safety_table,
+    }
+
+
 # -- the audit ----------------------------------------------------------------------------------------
 def audit_folder(
     root: str | Path,
+    settings: PrepareSettings | None = None,
     label_map: Mapping[str, str] | None = None,
-    min_size: int = 32,
-    near_duplicate_distance: int = 4,
     workers: int | None = None,
-    genus_names: bool = False,
-    safety_table: str | None = None,
 ) -> AuditReport:
     """Inspect every file under ``root`` and group duplicates; see the module docstring.
 
-    ``genus_names``: name the genus behind each image folder (:mod:`mushroom.data.taxonomy`).
-    ``safety_table``: a table in ``configs/safety/`` (e.g. ``genus``); photos of a genus it marks deadly
-    that carry an edible label are listed as safety conflicts (the manifest decides what to do).
+    ``settings`` (:class:`PrepareSettings`, its defaults when ``None``): ``min_size``,
+    ``near_duplicate_distance``; ``genus_names`` names the genus behind each image folder
+    (:mod:`mushroom.data.taxonomy`); ``safety_table`` (e.g. ``genus``, in ``configs/safety/``) lists
+    photos of a genus it marks deadly that carry an edible label as safety conflicts (the manifest
+    decides what to do).
     """
+    settings = settings or PrepareSettings()
+    min_size, near_duplicate_distance = settings.min_size, settings.near_duplicate_distance
+    genus_names, safety_table = settings.genus_names, settings.safety_table
     found = labelled_files(root, label_map)
     data_root = Path(root).expanduser()
-    settings = {
-        "label_map": dict(label_map) if label_map else None,
-        "min_size": min_size,
-        "near_duplicate_distance": near_duplicate_distance,
-        "genus_names": genus_names,
-        "safety_table": safety_table,
-    }
-    report = AuditReport(root=str(data_root), fingerprint=found.fingerprint(), settings=settings)
+    used = audit_settings(settings, label_map)
+    report = AuditReport(root=str(data_root), fingerprint=found.fingerprint(), settings=used)
 
     def relative(path: Path) -> str:
         return path.relative_to(data_root).as_posix()

@@ -18,20 +18,20 @@ from mushroom.data.dataset import ImageDataset, seed_worker_transform
 from mushroom.data.folder import ImageFolderIndex, scan_image_folder
 from mushroom.data.kaggle import locate_dataset, obtain_dataset
 from mushroom.data.manifest import Manifest, label_indices
-from mushroom.data.negatives import NegativeSet, OpenSetSettings, scan_negatives
-from mushroom.data.prepare import PreparedData, PrepareSettings, prepare_dataset, wait_for_prepared
+from mushroom.data.negatives import NegativeSet, scan_negatives
+from mushroom.data.prepare import PreparedData, prepare_dataset, wait_for_prepared
 from mushroom.data.sampling import EpochSampler
 from mushroom.data.splits import Split, split_from_partitions, stratified_split
 from mushroom.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    Augmentation,
     Preprocessing,
     eval_transform,
     train_transform,
 )
 from mushroom.errors import MushroomError
 from mushroom.open_set import NEGATIVE_KINDS
+from mushroom.schemas import DataConfig, from_mapping, settings_dict
 
 log = logging.getLogger(__name__)
 
@@ -58,58 +58,43 @@ class MushroomDataModule(L.LightningDataModule):
     def __init__(
         self,
         root: str | Path,
-        image_size: int = 224,
-        crop_pct: float = 0.875,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int | None = None,
-        pin_memory: bool | None = None,
-        persistent_workers: bool = True,
-        num_folds: int = 5,
-        fold: int = 0,
-        val_fraction: float = 0.1,
-        seed: int = 42,
-        balanced_sampling: bool = False,
-        balance_power: float = 1.0,
-        augment: dict[str, Any] | None = None,
-        verify_images: bool = True,
-        decode_at_size: bool = True,
-        kaggle_handle: str | None = None,
-        name: str | None = None,
-        label_map: dict[str, str] | None = None,
-        processed_root: str | Path = "data/processed",
-        prepare: dict[str, Any] | None = None,
+        *,
         class_names: Sequence[str] | None = None,
         test_on_all: bool = False,
-        open_set: dict[str, Any] | None = None,
+        **settings: Any,
     ) -> None:
+        """``settings``: any field of :class:`mushroom.schemas.DataConfig`, whose defaults apply."""
         super().__init__()
-        self.save_hyperparameters(logger=False)
-        self.root = Path(root).expanduser()
-        self.preprocessing = Preprocessing(
-            image_size=image_size,
-            crop_pct=crop_pct,
-            mean=tuple(mean) if mean is not None else IMAGENET_MEAN,
-            std=tuple(std) if std is not None else IMAGENET_STD,
+        config = from_mapping(DataConfig, {"root": str(root), **settings}, "data")
+        self.settings = config
+        self.save_hyperparameters(
+            settings_dict(config) | {"class_names": class_names, "test_on_all": test_on_all}, logger=False
         )
-        self.augmentation = Augmentation(**(augment or {}))
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = default_num_workers() if num_workers is None else num_workers
-        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
-        self.persistent_workers = persistent_workers and self.num_workers > 0
+        self.root = Path(root).expanduser()
+        # A datamodule built without a network in mind (null size and normalisation) uses timm's ImageNet
+        # evaluation defaults; mushroom.train fills them in from the network's pretrained config.
+        self.preprocessing = Preprocessing(
+            image_size=config.image_size or 224,
+            crop_pct=config.crop_pct or 0.875,
+            mean=tuple(config.mean) if config.mean is not None else IMAGENET_MEAN,
+            std=tuple(config.std) if config.std is not None else IMAGENET_STD,
+        )
+        self.augmentation = config.augment
+        self.batch_size = config.batch_size
+        self.eval_batch_size = config.eval_batch_size or config.batch_size
+        self.num_workers = default_num_workers() if config.num_workers is None else config.num_workers
+        self.pin_memory = torch.cuda.is_available() if config.pin_memory is None else config.pin_memory
+        self.persistent_workers = config.persistent_workers and self.num_workers > 0
         self.fixed_class_names = list(class_names) if class_names is not None else None
-        self.prepare_settings = PrepareSettings.from_config(prepare)
-        if (label_map or self.prepare_settings.safety_table) and not self.prepare_settings.enabled:
+        self.prepare_settings = config.prepare
+        if (config.label_map or self.prepare_settings.safety_table) and not self.prepare_settings.enabled:
             # Without the audit, labels would come from the top folders alone, and the safety check
             # (no Amanita labelled edible) would not run.
             raise MushroomError(
                 "data.label_map and data.prepare.safety_table need data.prepare.enabled=true: labels "
                 "from nested folders and their safety check are made by the audit."
             )
-        self.open_set_settings = OpenSetSettings(**(open_set or {}))
+        self.open_set_settings = config.open_set
         self.negatives: NegativeSet | None = None
         self.index: ImageFolderIndex | None = None
         self.split: Split | None = None
@@ -134,16 +119,9 @@ class MushroomDataModule(L.LightningDataModule):
         """Global rank 0 prepares; every other rank (other nodes included) waits for its result."""
         from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-        where = {
-            "name": self.hparams["name"],
-            "processed_root": self.hparams["processed_root"],
-            "label_map": self.hparams["label_map"],
-            "kaggle_handle": self.hparams["kaggle_handle"],
-        }
-        split = {key: self.hparams[key] for key in ("num_folds", "fold", "val_fraction", "seed")}
         if getattr(rank_zero_only, "rank", 0) != 0:
-            return wait_for_prepared(self.root, self.prepare_settings, **where, split=split)
-        return prepare_dataset(self.root, self.prepare_settings, **where, **split)
+            return wait_for_prepared(self.settings)
+        return prepare_dataset(self.settings)
 
     def setup(self, stage: str | None = None) -> None:
         if self.index is not None:

@@ -18,6 +18,7 @@ import numpy as np
 from mushroom.data.audit import DEADLY_LABEL, AuditReport, ImageRecord
 from mushroom.data.splits import grouped_partitions, source_groups, split_from_partitions
 from mushroom.errors import MushroomError
+from mushroom.schemas import PrepareSettings, SplitSettings, check_safety_policy
 
 log = logging.getLogger(__name__)
 
@@ -95,25 +96,16 @@ def trim_classes(report: AuditReport, max_per_class: int | None, seed: int) -> s
     return dropped
 
 
-def build_manifest(
-    report: AuditReport,
-    num_folds: int = 5,
-    fold: int = 0,
-    val_fraction: float = 0.1,
-    seed: int = 42,
-    drop_conflicting: bool = True,
-    max_per_class: int | None = None,
-    safety_conflicts: str = "drop",
-    split_by_source: bool = False,
-    source_max_share: float = 0.5,
-) -> Manifest:
+def build_manifest(report: AuditReport, split: SplitSettings, settings: PrepareSettings) -> Manifest:
     """Rows for every usable image, split leak-free (see :func:`grouped_partitions`); with
-    ``split_by_source``, whole source families too (:func:`source_groups`).
+    ``settings.split_by_source``, whole source families too (:func:`source_groups`).
 
-    ``safety_conflicts``: what to do with photos whose label the safety table contradicts
+    ``settings.safety_conflicts``: what to do with photos whose label the safety table contradicts
     (:attr:`AuditReport.safety_conflicts`): ``drop`` them, ``keep`` them as labelled, or ``relabel``
     them as the most dangerous class.
     """
+    drop_conflicting, max_per_class = settings.drop_conflicting, settings.max_per_class
+    num_folds, fold, val_fraction, seed = split.num_folds, split.fold, split.val_fraction, split.seed
     conflicting = {group.id for group in report.conflicting_groups()} if drop_conflicting else set()
     if conflicting:
         n = sum(len(g.paths) for g in report.conflicting_groups())
@@ -126,7 +118,7 @@ def build_manifest(
             pairs,
         )
     dropped = conflicting | trim_classes(report, max_per_class, seed)
-    kept = resolve_safety_conflicts(report, safety_conflicts)
+    kept = resolve_safety_conflicts(report, settings.safety_conflicts)
     images = [image for image in kept if image.group not in dropped]
     if not images:
         raise MushroomError("No images left for the manifest after dropping conflicting duplicates.")
@@ -134,13 +126,14 @@ def build_manifest(
     _refuse_emptied_classes(report, class_names)
     labels = np.asarray([class_names.index(image.label) for image in images])
     groups = np.asarray([image.group for image in images])
-    if split_by_source:
-        groups = source_groups(labels, groups.tolist(), [image.path for image in images], source_max_share)
+    if settings.split_by_source:
+        paths = [image.path for image in images]
+        groups = source_groups(labels, groups.tolist(), paths, settings.source_max_share)
     folds, val_parts = grouped_partitions(labels, groups, num_folds, val_fraction, seed)
-    split = split_from_partitions(folds, val_parts, fold)
+    chosen = split_from_partitions(folds, val_parts, fold)
     split_of = np.empty(len(images), dtype=object)
     for name in SPLIT_NAMES:
-        split_of[getattr(split, name)] = name
+        split_of[getattr(chosen, name)] = name
     rows = [
         {
             "path": image.path,
@@ -157,18 +150,6 @@ def build_manifest(
         for i, image in enumerate(images)
     ]
     return Manifest(rows)
-
-
-SAFETY_POLICIES = ("drop", "keep", "relabel")
-
-
-def check_safety_policy(policy: str) -> None:
-    """Refuse, by name, a ``data.prepare.safety_conflicts`` that is not a policy."""
-    if policy not in SAFETY_POLICIES:
-        raise MushroomError(
-            f"data.prepare.safety_conflicts={policy!r} is not a policy; "
-            f"use one of {', '.join(SAFETY_POLICIES)}."
-        )
 
 
 def resolve_safety_conflicts(report: AuditReport, policy: str) -> list[ImageRecord]:

@@ -24,34 +24,12 @@ from mushroom.data.folder import find_undecodable
 from mushroom.data.images import find_images
 from mushroom.errors import MushroomError
 from mushroom.open_set import NEGATIVE_KINDS
+from mushroom.schemas import OpenSetSettings
 
 log = logging.getLogger(__name__)
 
 NOT_MUSHROOM_FOLDER = "not_mushroom"
 PARTS = ("train", "val", "test")
-
-
-@dataclass
-class OpenSetSettings:
-    """``data.open_set``: where the negative photos are and how they are used."""
-
-    root: str | None = None
-    # A missing root is an error; false: train without negatives (the energy score) and say so.
-    required: bool = True
-    # Share of each training epoch's draws that are negatives (the epoch grows to keep the known ones).
-    share: float = 0.2
-    # Groups (genera, or single photos) held out for fitting and for measuring, never trained on.
-    val_fraction: float = 0.15
-    test_fraction: float = 0.3
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.share < 1.0:
-            raise MushroomError(f"data.open_set.share={self.share}: a share of each epoch, in (0, 1).")
-        if self.val_fraction < 0 or self.test_fraction < 0 or self.val_fraction + self.test_fraction >= 1:
-            raise MushroomError(
-                "data.open_set.val_fraction and test_fraction must be >= 0 and leave some photos to "
-                f"train on (got {self.val_fraction} and {self.test_fraction})."
-            )
 
 
 @dataclass

@@ -20,52 +20,21 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mushroom.data.audit import AuditReport, audit_folder, labelled_files, log_report
+from mushroom.data.audit import AuditReport, audit_folder, audit_settings, labelled_files, log_report
 from mushroom.data.cache import build_cache
 from mushroom.data.kaggle import DataSource, locate_dataset, obtain_dataset
-from mushroom.data.manifest import Manifest, build_manifest, check_safety_policy
+from mushroom.data.manifest import Manifest, build_manifest
 from mushroom.errors import MushroomError
 from mushroom.runtime import exit_on_user_error
+from mushroom.schemas import DataConfig, PrepareSettings, SplitSettings, data_config
 
 log = logging.getLogger(__name__)
 
 
 #: How long the other ranks of a multi-node run wait for global rank 0 to prepare the data.
 PREPARE_WAIT_S = 6 * 3600.0
-
-
-@dataclass
-class PrepareSettings:
-    """The ``data.prepare`` config node."""
-
-    enabled: bool = False
-    dir: str | None = None
-    cache_size: int | None = 256
-    min_size: int = 32
-    near_duplicate_distance: int = 10
-    drop_conflicting: bool = True
-    max_per_class: int | None = None
-    # Name the genus behind each image folder (species, common names); see mushroom.data.taxonomy.
-    genus_names: bool = False
-    # Check labels against configs/safety/<table>.yaml, and what to do with the photos it contradicts.
-    safety_table: str | None = None
-    safety_conflicts: str = "drop"
-    # The per-class file counts the dataset's publisher gives; the audit warns when they differ.
-    published_counts: dict[str, Any] | None = None
-    # Keep each source family (file-name stem before its number) on one side of the split, where its
-    # class has other photos: a measure of how the model does on sources it never saw.
-    split_by_source: bool = False
-    source_max_share: float = 0.5
-
-    def __post_init__(self) -> None:
-        check_safety_policy(self.safety_conflicts)  # at composition, not after the audit
-
-    @classmethod
-    def from_config(cls, node: Mapping[str, Any] | None) -> PrepareSettings:
-        return cls(**dict(node or {}))
 
 
 @dataclass
@@ -83,24 +52,11 @@ class PreparedData:
         return cls(out, source, out / "audit.json", out / "manifest.csv", cache_dir)
 
 
-def processed_dir(
-    root: str | Path, settings: PrepareSettings, name: str | None, processed_root: str | Path
-) -> Path:
-    """``settings.dir``, else ``<processed_root>/<name or the data folder's name>``."""
-    if settings.dir:
-        return Path(settings.dir).expanduser()
-    return Path(processed_root).expanduser() / (name or Path(root).expanduser().resolve().name)
-
-
-def audit_settings(settings: PrepareSettings, label_map: Mapping[str, str] | None) -> dict[str, Any]:
-    """What an audit report must have been made with to be reused."""
-    return {
-        "label_map": dict(label_map) if label_map else None,
-        "min_size": settings.min_size,
-        "near_duplicate_distance": settings.near_duplicate_distance,
-        "genus_names": settings.genus_names,
-        "safety_table": settings.safety_table,
-    }
+def processed_dir(data: DataConfig) -> Path:
+    """``data.prepare.dir``, else ``<data.processed_root>/<data.name or the data folder's name>``."""
+    if data.prepare.dir:
+        return Path(data.prepare.dir).expanduser()
+    return Path(data.processed_root).expanduser() / (data.name or Path(data.root).expanduser().resolve().name)
 
 
 def run_audit(
@@ -121,14 +77,7 @@ def run_audit(
             log.info("Audit %s is up to date", report_path)
             report = previous
     if report is None:
-        report = audit_folder(
-            root,
-            label_map=label_map,
-            min_size=settings.min_size,
-            near_duplicate_distance=settings.near_duplicate_distance,
-            genus_names=settings.genus_names,
-            safety_table=settings.safety_table,
-        )
+        report = audit_folder(root, settings, label_map=label_map)
         report.write(report_path)
         log_report(report)
         log.info("Audit report written to %s", report_path)
@@ -198,14 +147,14 @@ def manifest_meta(
     fingerprint: str,
     audit: Mapping[str, Any],
     settings: PrepareSettings,
-    split: Mapping[str, Any],
+    split: SplitSettings,
 ) -> dict[str, Any]:
     """What a manifest was built from: when any of it changes, the manifest is built again."""
     return {
         "source": source.describe(),
         "audit_fingerprint": fingerprint,
         "audit_settings": dict(audit),
-        **split,
+        **asdict(split),
         "drop_conflicting": settings.drop_conflicting,
         "max_per_class": settings.max_per_class,
         "safety_conflicts": settings.safety_conflicts,
@@ -220,16 +169,7 @@ def done_marker(meta: Mapping[str, Any], cache_size: int | None) -> dict[str, An
 
 
 def wait_for_prepared(
-    root: str | Path,
-    settings: PrepareSettings,
-    *,
-    name: str | None = None,
-    processed_root: str | Path = "data/processed",
-    label_map: Mapping[str, str] | None = None,
-    kaggle_handle: str | None = None,
-    split: Mapping[str, Any],
-    timeout_s: float = PREPARE_WAIT_S,
-    poll_s: float = 2.0,
+    data: DataConfig, timeout_s: float = PREPARE_WAIT_S, poll_s: float = 2.0
 ) -> PreparedData:
     """On every rank but global rank 0: wait until rank 0 has prepared exactly this data, then use it.
 
@@ -238,18 +178,19 @@ def wait_for_prepared(
     what the manifest was built from; the others compute the same from the files and settings and wait
     until it matches. The processed folder must be on storage every node sees.
     """
-    root = Path(root).expanduser()
-    out = processed_dir(root, settings, name, processed_root)
+    root, settings, label_map = Path(data.root).expanduser(), data.prepare, data.label_map
+    out = processed_dir(data)
     deadline = time.monotonic() + timeout_s
     done, last_seen = out / DONE_MARKER, None
     while True:
         # Walking the data (a fingerprint of every file) only when rank 0 has (re)written its marker.
         stamp = done.stat().st_mtime_ns if done.is_file() else None
-        source = locate_dataset(kaggle_handle, root) if stamp not in (None, last_seen) else None
+        source = locate_dataset(data.kaggle_handle, root) if stamp not in (None, last_seen) else None
         if source is not None:
             last_seen = stamp
             fingerprint = labelled_files(source.dir, label_map).fingerprint()
-            meta = manifest_meta(source, fingerprint, audit_settings(settings, label_map), settings, split)
+            audit = audit_settings(settings, label_map)
+            meta = manifest_meta(source, fingerprint, audit, settings, data.split)
             if json.loads(done.read_text()) == done_marker(meta, settings.cache_size):
                 return PreparedData.in_folder(out, source, settings.cache_size)
         if time.monotonic() > deadline:
@@ -261,44 +202,21 @@ def wait_for_prepared(
         time.sleep(poll_s)
 
 
-def prepare_dataset(
-    root: str | Path,
-    settings: PrepareSettings,
-    *,
-    name: str | None = None,
-    processed_root: str | Path = "data/processed",
-    label_map: Mapping[str, str] | None = None,
-    kaggle_handle: str | None = None,
-    num_folds: int = 5,
-    fold: int = 0,
-    val_fraction: float = 0.1,
-    seed: int = 42,
-) -> PreparedData:
-    root = Path(root).expanduser()
-    out = processed_dir(root, settings, name, processed_root)
-    source = obtain_dataset(kaggle_handle, root)
+def prepare_dataset(data: DataConfig) -> PreparedData:
+    """Download (if needed), audit, build the manifest and the cache for ``data`` in :func:`processed_dir`."""
+    settings, split = data.prepare, data.split
+    out = processed_dir(data)
+    source = obtain_dataset(data.kaggle_handle, Path(data.root).expanduser())
     prepared = PreparedData.in_folder(out, source, settings.cache_size)
-    report = run_audit(source.dir, settings, label_map, prepared.audit_path)
+    report = run_audit(source.dir, settings, data.label_map, prepared.audit_path)
 
     manifest_path, meta_path = prepared.manifest_path, out / "manifest.meta.json"
-    split = {"num_folds": num_folds, "fold": fold, "val_fraction": val_fraction, "seed": seed}
     meta = manifest_meta(source, report.fingerprint, report.settings, settings, split)
     if manifest_path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()) == meta:
         log.info("Manifest %s is up to date", manifest_path)
         manifest = Manifest.read(manifest_path)
     else:
-        manifest = build_manifest(
-            report,
-            num_folds=num_folds,
-            fold=fold,
-            val_fraction=val_fraction,
-            seed=seed,
-            drop_conflicting=settings.drop_conflicting,
-            max_per_class=settings.max_per_class,
-            safety_conflicts=settings.safety_conflicts,
-            split_by_source=settings.split_by_source,
-            source_max_share=settings.source_max_share,
-        )
+        manifest = build_manifest(report, split, settings)
         manifest.write(manifest_path)
         meta_path.write_text(json.dumps(meta, indent=1))
         log.info("Manifest written to %s (%d images)", manifest_path, len(manifest))
@@ -315,8 +233,7 @@ def prepare_dataset(
 @hydra.main(version_base="1.3", config_path="../configs", config_name="prepare")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
-    # The DataModule maps the data config onto prepare_dataset; building it reads no files.
-    prepared = instantiate(cfg.data, _convert_="all").prepared()
+    prepared = prepare_dataset(data_config(cfg))
     log.info("Prepared data: %s", json.dumps(asdict(prepared), default=str))
 
 
@@ -324,13 +241,11 @@ def main(cfg: DictConfig) -> None:
 @exit_on_user_error
 def audit_main(cfg: DictConfig) -> None:
     """``python -m mushroom.data.audit``: the audit step alone, always run afresh."""
-    datamodule = instantiate(cfg.data, _convert_="all")
-    settings, hparams = datamodule.prepare_settings, datamodule.hparams
-    out = cfg.report_path or (
-        processed_dir(datamodule.root, settings, hparams["name"], hparams["processed_root"]) / "audit.json"
-    )
-    source = locate_dataset(hparams["kaggle_handle"], datamodule.root) or DataSource(datamodule.root)
-    run_audit(source.dir, settings, hparams["label_map"], Path(out), reuse=False)
+    data = data_config(cfg)
+    out = cfg.report_path or processed_dir(data) / "audit.json"
+    root = Path(data.root).expanduser()
+    source = locate_dataset(data.kaggle_handle, root) or DataSource(root)
+    run_audit(source.dir, data.prepare, data.label_map, Path(out), reuse=False)
 
 
 if __name__ == "__main__":

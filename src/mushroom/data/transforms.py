@@ -7,14 +7,12 @@ Both end with the backbone's own normalisation (mean/std of its pretrained confi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 import albumentations as A
 import cv2
 from albumentations.pytorch import ToTensorV2
 
 from mushroom.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from mushroom.schemas import Augmentation
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -24,22 +22,6 @@ __all__ = [
     "eval_transform",
     "train_transform",
 ]
-
-
-@dataclass
-class Augmentation:
-    """Training-time augmentation strengths; 0 switches a step off."""
-
-    scale: Sequence[float] = (0.25, 1.0)
-    ratio: Sequence[float] = (0.75, 1.3333)
-    hflip: float = 0.5
-    vflip: float = 0.0
-    rotate: float = 15.0
-    brightness: float = 0.3
-    contrast: float = 0.3
-    saturation: float = 0.3
-    hue: float = 0.03
-    color_jitter_p: float = 0.8
 
 
 def train_transform(pre: Preprocessing, aug: Augmentation, seed: int | None = None) -> A.Compose:

@@ -18,6 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from mushroom.errors import MushroomError
 from mushroom.models.mixing import Mixing
 from mushroom.models.networks import classifier_head, create_network
+from mushroom.schemas import LEGACY_MODEL_KEYS, ModelConfig, from_mapping, settings_dict
 
 
 def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -37,54 +38,53 @@ class MushroomClassifier(L.LightningModule):
     def __init__(
         self,
         class_names: Sequence[str],
-        name: str = "resnet50.a1_in1k",
-        pretrained: bool = True,
-        optimizer: dict[str, Any] | None = None,
-        scheduler: dict[str, Any] | None = None,
-        backbone_lr_scale: float = 1.0,
-        label_smoothing: float = 0.0,
-        mixup_alpha: float = 0.0,
-        cutmix_alpha: float = 0.0,
-        mix_prob: float = 1.0,
-        class_weighted_loss: bool = False,
+        *,
         class_counts: Sequence[int] | None = None,
-        drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
-        cnn_channels: Sequence[int] = (32, 64, 128, 256),
-        freeze: Sequence[str] = (),
-        head_only_epochs: int = 0,
-        tta_hflip: bool = False,
-        channels_last: bool = False,
-        compile: bool = False,
         preprocessing: dict[str, Any] | None = None,
         open_set_classes: int = 0,
-        danger_weight: float = 0.0,
         deadly: Sequence[bool] | None = None,
+        **settings: Any,
     ) -> None:
+        """``settings``: any field of :class:`mushroom.schemas.ModelConfig`, whose defaults apply. The rest
+        comes from the data: the classes, their counts in train, the preprocessing, the negatives' outputs
+        and which classes hold deadly species."""
         super().__init__()
-        self.save_hyperparameters()
+        config = from_mapping(ModelConfig, settings, "model", legacy=LEGACY_MODEL_KEYS)
+        self.save_hyperparameters(
+            settings_dict(config)
+            | {
+                "class_names": list(class_names),
+                "class_counts": class_counts,
+                "preprocessing": preprocessing,
+                "open_set_classes": open_set_classes,
+                "deadly": deadly,
+            }
+        )
         self.class_names = list(class_names)
         num_classes = len(self.class_names)
         # Outlier exposure: one more output per kind of negative photo (mushroom.open_set).
         self.num_outputs = num_classes + open_set_classes
         self.net = create_network(
-            name,
+            config.name,
             self.num_outputs,
-            pretrained=pretrained,
-            drop_rate=drop_rate,
-            drop_path_rate=drop_path_rate,
-            cnn_channels=tuple(cnn_channels),
+            pretrained=config.pretrained,
+            drop_rate=config.drop_rate,
+            drop_path_rate=config.drop_path_rate,
+            cnn_channels=tuple(config.cnn_channels),
         )
-        if channels_last:
+        if config.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.frozen = self._freeze(freeze)
-        self.mixing = Mixing(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, prob=mix_prob)
-        if compile:
+        self.frozen = self._freeze(config.freeze)
+        self.mixing = Mixing(
+            mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha, prob=config.mix_prob
+        )
+        if config.compile:
             # Compiles forward in place: parameter names, and so checkpoints, stay the same.
             self.net.compile()
+        danger_weight = config.danger_weight
 
         weights = None
-        if class_weighted_loss:
+        if config.class_weighted_loss:
             if class_counts is None:
                 raise ValueError("class_weighted_loss needs class_counts (images per class in train)")
             counts = torch.as_tensor(class_counts, dtype=torch.float32).clamp(min=1)

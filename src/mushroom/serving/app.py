@@ -21,7 +21,6 @@ from base64 import b64encode
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -33,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import mushroom
 from mushroom.data.preprocessing import resize_and_crop
+from mushroom.schemas import ServeSettings
 from mushroom.serving.answer import answer, chosen_threshold
 from mushroom.serving.budget import Budget, give_back_free_memory
 from mushroom.serving.form import read_photo
@@ -57,40 +57,6 @@ ROUTES = ("/", "/predict", "/health", "/ready", "/metrics", "/docs", "/openapi.j
 METHODS = ("GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE")
 DOC_ROUTES = ("/docs", "/docs/oauth2-redirect", "/redoc")
 LARGE_DECODE_PIXELS = 8_000_000  # past this, the memory a decode freed is given back to the system
-
-
-@dataclass
-class ServeSettings:
-    """What the service accepts and how much it may hold; ``configs/serve.yaml`` documents each."""
-
-    model_path: str
-    top_k: int = 3
-    max_upload_mb: float = 10.0
-    max_megapixels: float = 64.0
-    max_aspect_ratio: float = 10.0
-    # null = the threshold fitted on validation and stored in the model.
-    abstain_threshold: float | None = None
-    # false: never answer "not a mushroom" / "not a genus I know".
-    open_set: bool = True
-    # Where each answered photo's statistics are appended (JSON lines) for mushroom.drift; null = nowhere.
-    stats_path: str | None = None
-    stats_max_mb: float = 100.0
-    threads: int | None = None
-    # Photos in ONNX Runtime at once; 1 is fastest on a CPU, where one photo already uses every core.
-    concurrent_inferences: int = 1
-    decode_megapixels: float = 80.0
-    uploads_in_memory_mb: float = 256.0
-    upload_timeout_s: float = 30.0
-    queue_timeout_s: float = 30.0
-    api_docs: bool = True
-
-    @property
-    def max_bytes(self) -> int:
-        return int(self.max_upload_mb * 2**20)
-
-    @property
-    def limits(self) -> UploadLimits:
-        return UploadLimits(self.max_bytes, int(self.max_megapixels * 1e6), self.max_aspect_ratio)
 
 
 class RequestMetrics:
@@ -193,7 +159,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
     recorder = StatsRecorder(settings.stats_path, settings.stats_max_mb)
     page = resources.files("mushroom.serving").joinpath("static/index.html").read_text(encoding="utf-8")
     inference_slots = threading.BoundedSemaphore(max(1, settings.concurrent_inferences))
-    limits = settings.limits
+    limits = UploadLimits(
+        int(settings.max_upload_mb * 2**20), int(settings.max_megapixels * 1e6), settings.max_aspect_ratio
+    )
     model_side = model.pre.resize_size
     decoding = Budget(settings.decode_megapixels * 1e6, settings.queue_timeout_s, "decoding other photos")
     uploads = Budget(settings.uploads_in_memory_mb * 2**20, 0.0, "receiving other uploads")
@@ -267,7 +235,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         """Multipart upload with the photo in the field ``file``: top-k genera, "not sure", "not a mushroom",
         "not a genus I know", safety."""
         try:
-            data = await read_photo(request, settings.max_bytes, settings.upload_timeout_s, uploads)
+            data = await read_photo(request, limits.max_bytes, settings.upload_timeout_s, uploads)
             upload = open_upload(data, limits, model_side)  # the header only: cheap, on the event loop
             async with decoding.hold(upload.decode_pixels):
                 loop = asyncio.get_running_loop()

@@ -1,0 +1,340 @@
+"""The typed schema of each config group we own: every default lives here, and only here.
+
+Each dataclass is registered in Hydra's ConfigStore (group ``schema``); the option files start from it
+(``defaults: [/schema/data@_here_, _self_]``) and name only what they change. So a default is written
+once, a value of the wrong type (``data.batch_size=abc``) is refused while the config is composed, with
+the key's name, and the objects (``MushroomDataModule``, ``MushroomClassifier``, the service) take the
+same dataclasses. Torch-free on purpose: composing a config (``--help``, a typo) stays quick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from mushroom.errors import MushroomError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: What ``data.prepare.safety_conflicts`` may say: drop those photos, keep them, or relabel them deadly.
+SAFETY_POLICIES = ("drop", "keep", "relabel")
+
+
+def check_safety_policy(policy: str) -> None:
+    """Refuse, by name, a ``data.prepare.safety_conflicts`` that is not a policy."""
+    if policy not in SAFETY_POLICIES:
+        raise MushroomError(
+            f"data.prepare.safety_conflicts={policy!r} is not a policy; "
+            f"use one of {', '.join(SAFETY_POLICIES)}."
+        )
+
+
+def from_mapping(
+    cls: type[T], values: Mapping[str, Any] | T | None, where: str, legacy: tuple[str, ...] = ()
+) -> T:
+    """``cls`` from a config node (or ``cls`` itself); an unknown key is an error that names ``where``.
+
+    ``legacy``: keys older checkpoints carry that are no longer settings; they are left out.
+    """
+    if isinstance(values, cls):
+        return values
+    given: dict[str, Any] = {
+        key: value
+        for key, value in dict(values or {}).items()  # type: ignore[arg-type]
+        if not (key.startswith("_") and key.endswith("_"))  # Hydra's _target_, _recursive_, ...
+    }
+    names = {f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")}  # type: ignore[arg-type]
+    unknown = sorted(set(given) - names - set(legacy))
+    if unknown:
+        raise MushroomError(
+            f"{where} has no setting {', '.join(unknown)}. Its settings: {', '.join(sorted(names))}."
+        )
+    hints = typing.get_type_hints(cls)
+    nested = {
+        key: from_mapping(hints[key], value, f"{where}.{key}")
+        for key, value in given.items()
+        if key in names and dataclasses.is_dataclass(hints[key]) and isinstance(value, Mapping)
+    }
+    return cls(**{key: value for key, value in given.items() if key in names} | nested)
+
+
+def settings_dict(settings: Any) -> dict[str, Any]:
+    """A schema instance as plain values, without Hydra's ``_target_``-style keys (for hparams)."""
+    return {key: value for key, value in dataclasses.asdict(settings).items() if not key.startswith("_")}
+
+
+# -- data ---------------------------------------------------------------------------------------------
+@dataclass
+class Augmentation:
+    """``data.augment``: training-time augmentation strengths; 0 switches a step off."""
+
+    scale: list[float] = field(default_factory=lambda: [0.25, 1.0])
+    ratio: list[float] = field(default_factory=lambda: [0.75, 1.3333])
+    hflip: float = 0.5
+    vflip: float = 0.0
+    rotate: float = 15.0
+    brightness: float = 0.3
+    contrast: float = 0.3
+    saturation: float = 0.3
+    hue: float = 0.03
+    color_jitter_p: float = 0.8
+
+
+@dataclass
+class PrepareSettings:
+    """``data.prepare``: audit -> leak-free manifest -> resized cache (``python -m mushroom.data.prepare``);
+    training then reads the manifest and the cache. Outputs: ``<processed_root>/<name>/`` unless ``dir``."""
+
+    enabled: bool = False
+    dir: str | None = None
+    # Shorter side of the cached copies (null = no cache, read the originals).
+    cache_size: int | None = 256
+    # Images with a shorter side below this are excluded.
+    min_size: int = 32
+    # Perceptual hashes (64 bits) this close are near-duplicates.
+    near_duplicate_distance: int = 10
+    # Leave out duplicate groups whose copies carry different labels.
+    drop_conflicting: bool = True
+    # Keep at most this many images per class (whole duplicate groups are dropped; rare classes keep all).
+    max_per_class: int | None = None
+    # Name the genus behind each image folder ("Genus species", "Genus_species", a bare genus, or a common
+    # name of the 215-species set); names that none of these resolves are listed, not guessed.
+    genus_names: bool = False
+    # Check labels against configs/safety/<table>.yaml: a photo whose folders name a genus with deadly
+    # species but whose label is edible or conditionally_edible is a conflict.
+    safety_table: str | None = None
+    # What the manifest does with those photos: drop | keep | relabel (as deadly).
+    safety_conflicts: str = "drop"
+    # What the publisher counts ({version, total, classes, per_class: {label: files}}); the audit warns,
+    # naming the classes, where the files found differ (an incomplete or doubled download).
+    published_counts: dict[str, Any] | None = None
+    # Keep each source family (the file-name stem before its number, e.g. amanita_vaginata_*) on one side
+    # of the split where it holds at most source_max_share of its class: test figures on unseen sources.
+    split_by_source: bool = False
+    source_max_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_safety_policy(self.safety_conflicts)  # at composition, not after the audit
+
+    @classmethod
+    def from_config(cls, node: Mapping[str, Any] | PrepareSettings | None) -> PrepareSettings:
+        return from_mapping(cls, node, "data.prepare")
+
+
+@dataclass
+class OpenSetSettings:
+    """``data.open_set``: photos that are none of the classes, for outlier exposure (``mushroom.open_set``):
+    ``<root>/not_mushroom/`` for non-mushrooms, any other folder for mushrooms of other genera. ``root:
+    null`` = no negatives: the model says "not a genus I know" from its energy score alone."""
+
+    root: str | None = None
+    # false: a missing root is a warning (train without negatives), not an error.
+    required: bool = True
+    # Share of each training epoch's draws that are negatives (the epoch grows to keep the known ones).
+    share: float = 0.2
+    # Groups (a genus folder, or one non-mushroom photo) held out for calibration and for the report.
+    val_fraction: float = 0.15
+    test_fraction: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.share < 1.0:
+            raise MushroomError(f"data.open_set.share={self.share}: a share of each epoch, in (0, 1).")
+        if self.val_fraction < 0 or self.test_fraction < 0 or self.val_fraction + self.test_fraction >= 1:
+            raise MushroomError(
+                f"data.open_set.val_fraction={self.val_fraction} and test_fraction={self.test_fraction}: "
+                "each at least 0, and together below 1 (the rest trains)."
+            )
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """Which photos test, validate and train: fold ``fold`` of a stratified, grouped ``num_folds``-fold
+    partition tests, ``val_fraction`` of the rest validates. No defaults: they are :class:`DataConfig`'s."""
+
+    num_folds: int
+    fold: int
+    val_fraction: float
+    seed: int
+
+
+@dataclass
+class DataConfig:
+    """The ``data`` group: any ``<root>/<class>/<image>`` folder (``data=folder data.root=DIR``)."""
+
+    _target_: str = "mushroom.data.MushroomDataModule"
+    root: str = MISSING
+    # Name of the processed-data folder (null = the name of data.root).
+    name: str | None = None
+    # null = what the network's pretrained weights expect (timm pretrained_cfg).
+    image_size: int | None = None
+    crop_pct: float | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    batch_size: int = 32
+    # null = batch_size.
+    eval_batch_size: int | None = None
+    # null = one per CPU core but one, at most 8; none on two cores or fewer (loading in the main process
+    # is faster there, see benchmarks/train_throughput.py).
+    num_workers: int | None = None
+    # null = when CUDA is available.
+    pin_memory: bool | None = None
+    persistent_workers: bool = True
+    # Test split = fold `fold` of a stratified `num_folds`-fold split (5 -> 4:1); val = val_fraction of
+    # the rest.
+    num_folds: int = 5
+    fold: int = 0
+    val_fraction: float = 0.1
+    seed: int = 42
+    balanced_sampling: bool = False
+    # With balanced_sampling: 1 = every class equally often, 0.5 = halfway to natural frequencies.
+    balance_power: float = 1.0
+    verify_images: bool = True
+    decode_at_size: bool = True
+    # A Kaggle dataset (owner/name[/versions/N]) that kagglehub downloads when data.root is empty.
+    kaggle_handle: str | None = None
+    augment: Augmentation = field(default_factory=Augmentation)
+    # Map folder names anywhere on an image's path to labels (e.g. Deadly -> deadly); null = class folders.
+    label_map: dict[str, str] | None = None
+    processed_root: str = "data/processed"
+    prepare: PrepareSettings = field(default_factory=PrepareSettings)
+    open_set: OpenSetSettings = field(default_factory=OpenSetSettings)
+
+    @property
+    def split(self) -> SplitSettings:
+        return SplitSettings(self.num_folds, self.fold, self.val_fraction, self.seed)
+
+
+def data_config(cfg: Any) -> DataConfig:
+    """The ``data`` node of a composed config as a :class:`DataConfig` (interpolations resolved)."""
+    from omegaconf import OmegaConf
+
+    values = OmegaConf.to_container(cfg.data, resolve=True)
+    assert isinstance(values, dict)
+    return from_mapping(DataConfig, {str(key): value for key, value in values.items()}, "data")
+
+
+# -- model --------------------------------------------------------------------------------------------
+@dataclass
+class ModelConfig:
+    """The ``model`` group: a timm network (``model.name``: any timm model) or our small CNN."""
+
+    _target_: str = "mushroom.models.MushroomClassifier"
+    # model.optimizer and model.scheduler reach the model as config (kept in its checkpoint); it builds them.
+    _recursive_: bool = False
+    # timm ResNet50 (A1 recipe, ImageNet-1k); any timm model name, or small_cnn (ours).
+    name: str = "resnet50.a1_in1k"
+    pretrained: bool = True
+    # From the optimizer and scheduler groups (# @package model.optimizer): model.optimizer.lr, ...
+    # MISSING here keeps what those groups placed (a merge does not overwrite a value with ???).
+    optimizer: Any = MISSING
+    scheduler: Any = MISSING
+    # The pretrained backbone learns at lr * backbone_lr_scale; the new head at lr.
+    backbone_lr_scale: float = 0.1
+    label_smoothing: float = 0.1
+    # Mixup / CutMix: Beta(alpha, alpha) blend strength, 0 = off (e.g. 0.2 and 1.0); mix_prob = share of
+    # batches mixed (CutMix or Mixup, half each when both are on). Not applied during head_only_epochs.
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    mix_prob: float = 1.0
+    class_weighted_loss: bool = False
+    # Extra loss on photos of genera with deadly species for the probability put on harmless genera
+    # (needs the safety table to cover the classes); 0 = plain cross-entropy.
+    danger_weight: float = 0.0
+    drop_rate: float = 0.2
+    drop_path_rate: float = 0.05
+    # Channels of our small CNN's stages (model=cnn).
+    cnn_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    # Sub-modules (by name, e.g. conv1 or layer1) whose weights and BatchNorm statistics stay fixed.
+    freeze: list[str] = field(default_factory=list)
+    # Train only the new head for this many epochs first (linear probe), then fine-tune the rest.
+    head_only_epochs: int = 0
+    # Test-time mirroring: average the prediction of each image and its mirror image.
+    tta_hflip: bool = False
+    channels_last: bool = True
+    # torch.compile the network (first steps are slow while it compiles).
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        # Built in code rather than composed: no optimizer or schedule given (AdamW, constant lr).
+        self.optimizer = None if self.optimizer == MISSING else self.optimizer
+        self.scheduler = None if self.scheduler == MISSING else self.scheduler
+
+
+#: Hyper-parameters older checkpoints carry that are settings no more (now model.optimizer/scheduler).
+LEGACY_MODEL_KEYS = ("lr", "weight_decay", "warmup_epochs", "min_lr_ratio")
+
+
+# -- service ------------------------------------------------------------------------------------------
+@dataclass
+class ServerLimits:
+    """``server``: open connections (more get 503), request line + headers (more get 431/400), idle
+    keep-alive connections closed after keep_alive_s, how long a shutdown waits for open requests."""
+
+    max_connections: int = 200
+    max_header_kb: int = 64
+    keep_alive_s: float = 5.0
+    shutdown_s: float = 10.0
+
+
+@dataclass
+class ServeSettings:
+    """``python -m mushroom.serve``: what the service accepts and how much it may hold."""
+
+    # An ONNX file written by mushroom.export (class names, preprocessing and safety notes are inside it).
+    model_path: str = MISSING
+    top_k: int = 3
+    # Uploads above this size get 413; so do images with more pixels than max_megapixels (decompression
+    # bombs).
+    max_upload_mb: float = 10.0
+    max_megapixels: float = 64.0
+    # Images with one side more than max_aspect_ratio times the other get 422: they are not photos.
+    max_aspect_ratio: float = 10.0
+    # Answer "not sure" below this probability; null = the threshold fitted on validation, stored in the
+    # model.
+    abstain_threshold: float | None = None
+    # Answer "not a mushroom" / "not a genus I know" below the model's fitted open-set threshold; false:
+    # never.
+    open_set: bool = True
+    # Each answered photo's statistics (JSON lines), for python -m mushroom.drift; null = not recorded.
+    stats_path: str | None = None
+    # The statistics file is renamed to <name>.1 (replacing the previous one) when it reaches this size.
+    stats_max_mb: float = 100.0
+    # ONNX Runtime threads per photo (null = one per core) and photos in ONNX Runtime at once (1 is fastest
+    # on a CPU, where one photo already uses every core).
+    threads: int | None = None
+    concurrent_inferences: int = 1
+    # All requests together: pixels being decoded at once (more waits, up to queue_timeout_s, then 503) and
+    # upload bytes held in memory while arriving (more gets 503 at once).
+    decode_megapixels: float = 80.0
+    uploads_in_memory_mb: float = 256.0
+    queue_timeout_s: float = 30.0
+    # An upload must arrive within this time (408), however slowly its client sends it.
+    upload_timeout_s: float = 30.0
+    # The OpenAPI document (/openapi.json) and its pages (/docs, /redoc); false hides them on a public host.
+    api_docs: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    server: ServerLimits = field(default_factory=ServerLimits)
+
+
+SCHEMAS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "serve": ServeSettings}
+
+
+def register_schemas() -> None:
+    """Store each schema as ``schema/<group>`` in Hydra's ConfigStore (idempotent)."""
+    store = ConfigStore.instance()
+    for name, schema in SCHEMAS.items():
+        store.store(group="schema", name=name, node=schema)
+
+
+register_schemas()
