@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -102,10 +103,13 @@ def check_override_types(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     groups = set(hydra_cfg.runtime.choices)
     keyed = [(override.partition("=")[0].lstrip("+~"), override) for override in hydra_cfg.overrides.task]
+    # The values as typed, not as composed: a typed schema has already turned data.balanced_sampling=3
+    # into true.
+    parsed = OverridesParser.create().parse_overrides([override for _, override in keyed])
     given = {
-        key: OmegaConf.select(cfg, key, throw_on_missing=False)
-        for key, override in keyed
-        if "=" in override and key not in groups and not key.startswith("hydra.")
+        key: _plain(override.value())
+        for (key, text), override in zip(keyed, parsed, strict=True)
+        if "=" in text and key not in groups and not key.startswith("hydra.") and not override.is_delete()
     }
     if not given:
         return
@@ -122,6 +126,11 @@ def check_override_types(cfg: DictConfig) -> None:
             raise OverrideTypeError(
                 f"{key}={value}: expected {TYPE_NAMES[type(default)]}, like its default {key}={default}."
             )
+
+
+def _plain(value: Any) -> Any:
+    """An override's parsed value as the config would hold it (sweeps and other objects are not checked)."""
+    return value if isinstance(value, bool | int | float | str | list | dict) or value is None else None
 
 
 def _target_hint(defaults: DictConfig, key: str) -> Any:

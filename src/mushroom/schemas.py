@@ -327,7 +327,15 @@ class ServeSettings:
     server: ServerLimits = field(default_factory=ServerLimits)
 
 
-SCHEMAS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "serve": ServeSettings}
+@dataclass
+class ServeConfig(ServeSettings):
+    """``configs/serve.yaml``: the service's settings plus what every entry point's config holds."""
+
+    task_name: str = "serve"
+    paths: Any = MISSING
+
+
+SCHEMAS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "serve": ServeConfig}
 
 
 def register_schemas() -> None:
