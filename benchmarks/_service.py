@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from mushroom.data.images import find_images
+from mushroom.core.images import find_images
 
 
 def arguments(doc: str | None) -> argparse.ArgumentParser:

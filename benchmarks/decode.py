@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mushroom.data.images import load_rgb
+from mushroom.core.images import load_rgb
 
 
 def pil_full(path: Path, min_side: int) -> np.ndarray:

@@ -27,10 +27,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from mushroom.checkpoints import load_classifier
+from mushroom.core.open_set import answered_with_genus, auroc, fpr_at_tpr, open_set_view
+from mushroom.core.safety import deadly_mask, table_from_config
 from mushroom.data.splits import source_family
 from mushroom.inference import collect_scores
-from mushroom.open_set import answered_with_genus, auroc, fpr_at_tpr, open_set_view
-from mushroom.safety import deadly_mask, table_from_config
 
 
 def closed_set_figures(

@@ -26,8 +26,8 @@ import onnxruntime
 from _service import Client, arguments, jpegs_512, multipart, report, service  # benchmarks/_service.py
 from PIL import Image
 
-from mushroom.data.preprocessing import eval_preprocess
-from mushroom.serving.model import INPUT_NAME, OUTPUT_NAME, OnnxClassifier
+from mushroom.core.model import INPUT_NAME, OUTPUT_NAME, OnnxClassifier
+from mushroom.core.preprocessing import eval_preprocess
 from mushroom.serving.uploads import UploadLimits, decode_upload
 
 

@@ -13,10 +13,10 @@ from omegaconf import OmegaConf
 from PIL import Image
 from scipy.stats import ks_2samp
 
-from mushroom.data.preprocessing import resize_and_crop
+from mushroom.core.model import OnnxClassifier
+from mushroom.core.preprocessing import resize_and_crop
+from mushroom.core.stats import image_stats
 from mushroom.drift import cached_reference, compare, ks_test, psi
-from mushroom.serving.model import OnnxClassifier
-from mushroom.serving.stats import image_stats
 from tests.conftest import make_image_folder
 
 

@@ -18,11 +18,11 @@ import pytest
 from onnx import TensorProto, helper
 from PIL import Image
 
+from mushroom.core.images import decode_jpeg_strict, load_rgb, load_rgb_opencv
+from mushroom.core.model import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from mushroom.core.preprocessing import Preprocessing
 from mushroom.data.dataset import ImageDataset
-from mushroom.data.images import decode_jpeg_strict, load_rgb, load_rgb_opencv
-from mushroom.data.preprocessing import Preprocessing
 from mushroom.data.transforms import eval_transform
-from mushroom.serving.model import INPUT_NAME, OUTPUT_NAME, ModelInfo
 from tests.conftest import running_server
 
 QUARTERS = ["top-left", "top-right", "bottom-left", "bottom-right"]

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from mushroom.checkpoints import TorchClassifier, load_classifier, model_info
-from mushroom.data.images import find_images, load_rgb
-from mushroom.data.preprocessing import eval_preprocess
+from mushroom.core.images import find_images, load_rgb
+from mushroom.core.model import METADATA_KEY, OnnxClassifier
+from mushroom.core.preprocessing import eval_preprocess
 from mushroom.errors import MushroomError
 from mushroom.export import parity_check, write_onnx
-from mushroom.serving.model import METADATA_KEY, OnnxClassifier
 from tests.conftest import make_image_folder, run_export
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mushroom.core.images import decode_error, decode_jpeg_strict, decode_opened, load_rgb, to_rgb
 from mushroom.data.folder import scan_image_folder
-from mushroom.data.images import decode_error, decode_jpeg_strict, decode_opened, load_rgb, to_rgb
 from tests.conftest import make_image_folder
 
 

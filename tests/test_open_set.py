@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mushroom.data.negatives import scan_negatives
-from mushroom.errors import MushroomError
-from mushroom.open_set import (
+from mushroom.core.answer import NOT_SURE, answer
+from mushroom.core.open_set import (
     NOT_A_MUSHROOM,
     UNKNOWN_GENUS,
     answered_with_genus,
@@ -22,8 +21,9 @@ from mushroom.open_set import (
     open_set_view,
     verdict,
 )
+from mushroom.data.negatives import scan_negatives
+from mushroom.errors import MushroomError
 from mushroom.schemas import OpenSetSettings
-from mushroom.serving.answer import NOT_SURE, answer
 from tests.conftest import make_image_folder, make_negatives
 
 NAMES = ["Amanita", "Boletus", "Lactarius"]

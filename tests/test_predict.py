@@ -15,9 +15,9 @@ import pytest
 from hydra import initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
+from mushroom.core.answer import NOT_SURE, WARNING
 from mushroom.errors import MushroomError
 from mushroom.predict import predict
-from mushroom.serving.answer import NOT_SURE, WARNING
 from tests.conftest import compose_config, make_image_folder
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mushroom.core.images import load_rgb_opencv
 from mushroom.data import MushroomDataModule
-from mushroom.data.images import load_rgb_opencv
 from mushroom.data.manifest import Manifest
 from mushroom.data.prepare import prepare_dataset
 from mushroom.schemas import DataConfig, PrepareSettings

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mushroom.data.preprocessing import Preprocessing, eval_preprocess, resize_shorter_side
+from mushroom.core.preprocessing import Preprocessing, eval_preprocess, resize_shorter_side
 from mushroom.data.transforms import eval_transform
 
 

@@ -92,7 +92,7 @@ def test_evaluation_report_matches_a_hand_computation(tmp_path: Path) -> None:
 
 
 def test_threshold_for_target_answers_as_much_as_the_target_allows() -> None:
-    from mushroom.safety import threshold_for_target
+    from mushroom.core.safety import threshold_for_target
 
     deadly = np.array([True, False, False])
     # At 0.45 both confusions are answered (2/3); from 0.60 only the 0.70 one is (1/3); from 0.80, none.

@@ -11,14 +11,14 @@ import pytest
 from omegaconf import OmegaConf
 
 from mushroom.configs import CONFIG_DIR
-from mushroom.safety import (
+from mushroom.core.answer import NOT_SURE, WARNING, answer, top_k
+from mushroom.core.safety import (
     abstain_curve,
     dangerous_confusions,
     deadly_mask,
     table_from_config,
     threshold_for_target,
 )
-from mushroom.serving.answer import NOT_SURE, WARNING, answer, top_k
 
 GENERA = [
     "Agaricus", "Amanita", "Boletus", "Cortinarius", "Entoloma",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
+from mushroom.core.preprocessing import Preprocessing
 from mushroom.data.dataset import ImageDataset
-from mushroom.data.preprocessing import Preprocessing
 from mushroom.data.sampling import EpochSampler, stream_seed
 from mushroom.data.transforms import train_transform
 from mushroom.schemas import Augmentation

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mushroom.data.preprocessing import Preprocessing
+from mushroom.core.preprocessing import Preprocessing
 from mushroom.serving.budget import Budget
 from mushroom.serving.recorder import StatsRecorder
 from mushroom.serving.uploads import UploadError, UploadLimits, open_upload

@@ -40,7 +40,7 @@ def refit_on_validation(out: Path) -> tuple[float, float]:
 
     from mushroom.calibration import fit_temperature
     from mushroom.checkpoints import load_classifier
-    from mushroom.safety import deadly_mask, table_from_config, threshold_for_target
+    from mushroom.core.safety import deadly_mask, table_from_config, threshold_for_target
     from mushroom.train import build_datamodule
 
     cfg = OmegaConf.load(out / "config.yaml")

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from mushroom.data.preprocessing import Preprocessing
+from mushroom.core.model import ModelInfo
+from mushroom.core.preprocessing import Preprocessing
 from mushroom.errors import MushroomError
 from mushroom.models import MushroomClassifier
-from mushroom.serving.model import ModelInfo
 
 WHAT_TO_PASS = (
     "Use a best.ckpt or last.ckpt written by mushroom.train (ckpt_path=<run dir>/checkpoints/best.ckpt)."
@@ -69,7 +69,7 @@ def model_info(classifier: MushroomClassifier, safety: dict[str, Any] | None, so
 
 
 class TorchClassifier:
-    """A training checkpoint behind the same interface as :class:`mushroom.serving.model.OnnxClassifier`:
+    """A training checkpoint behind the same interface as :class:`mushroom.core.model.OnnxClassifier`:
     ``info`` and ``predict_scores`` (as the exported graph computes them)."""
 
     def __init__(self, ckpt_path: str | Path, safety: dict[str, Any] | None) -> None:

@@ -24,13 +24,13 @@ import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 
+from mushroom.core.images import decode_opened, find_images, sample_evenly
+from mushroom.core.model import OnnxClassifier
+from mushroom.core.preprocessing import resize_and_crop
+from mushroom.core.stats import FEATURES, image_stats
 from mushroom.data.hashing import file_sha256, folder_fingerprint
-from mushroom.data.images import decode_opened, find_images, sample_evenly
-from mushroom.data.preprocessing import resize_and_crop
 from mushroom.errors import MushroomError
 from mushroom.runtime import exit_on_user_error
-from mushroom.serving.model import OnnxClassifier
-from mushroom.serving.stats import FEATURES, image_stats
 
 log = logging.getLogger(__name__)
 MIN_RECORDED = 30

@@ -15,15 +15,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from mushroom.checkpoints import load_classifier
+from mushroom.core.answer import chosen_threshold
+from mushroom.core.images import find_images
+from mushroom.core.open_set import open_set_view
+from mushroom.core.safety import table_from_config
 from mushroom.data import MushroomDataModule
-from mushroom.data.images import find_images
 from mushroom.errors import MushroomError
 from mushroom.inference import collect_scores
-from mushroom.open_set import open_set_view
 from mushroom.report import write_evaluation_report
 from mushroom.runtime import exit_on_user_error
-from mushroom.safety import table_from_config
-from mushroom.serving.answer import chosen_threshold
 
 log = logging.getLogger(__name__)
 

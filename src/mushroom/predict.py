@@ -3,7 +3,7 @@
     python -m mushroom.predict ckpt_path=best.ckpt inputs=[photo.jpg,folder/] [top_k=3] [format=json]
 
 ``ckpt_path`` may be a training checkpoint (PyTorch) or an exported ``.onnx`` file (ONNX Runtime);
-both preprocess photos the same way and answer through :func:`mushroom.serving.answer.answer`.
+both preprocess photos the same way and answer through :func:`mushroom.core.answer.answer`.
 A photo that cannot be decoded gets a row with its error; the others are still answered.
 """
 
@@ -22,13 +22,13 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from mushroom.data.images import find_images, load_rgb
-from mushroom.data.preprocessing import eval_preprocess
+from mushroom.core.answer import WARNING, answer, chosen_threshold
+from mushroom.core.images import find_images, load_rgb
+from mushroom.core.model import ModelInfo, OnnxClassifier
+from mushroom.core.preprocessing import eval_preprocess
+from mushroom.core.safety import table_from_config
 from mushroom.errors import MushroomError
 from mushroom.runtime import exit_on_user_error
-from mushroom.safety import table_from_config
-from mushroom.serving.answer import WARNING, answer, chosen_threshold
-from mushroom.serving.model import ModelInfo, OnnxClassifier
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mushroom.calibration import expected_calibration_error, reliability_bins
-from mushroom.safety import abstain_curve, dangerous_confusions, deadly_mask
+from mushroom.core.safety import abstain_curve, dangerous_confusions, deadly_mask
 
 log = logging.getLogger(__name__)
 

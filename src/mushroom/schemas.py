@@ -132,9 +132,10 @@ class PrepareSettings:
 
 @dataclass
 class OpenSetSettings:
-    """``data.open_set``: photos that are none of the classes, for outlier exposure (``mushroom.open_set``):
-    ``<root>/not_mushroom/`` for non-mushrooms, any other folder for mushrooms of other genera. ``root:
-    null`` = no negatives: the model says "not a genus I know" from its energy score alone."""
+    """``data.open_set``: photos that are none of the classes, for outlier exposure
+    (``mushroom.core.open_set``): ``<root>/not_mushroom/`` for non-mushrooms, any other folder for
+    mushrooms of other genera. ``root: null`` = no negatives: the model says "not a genus I know" from
+    its energy score alone."""
 
     root: str | None = None
     # false: a missing root is a warning (train without negatives), not an error.

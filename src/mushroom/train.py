@@ -55,7 +55,7 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
 
 def deadly_classes(class_names: list[str], cfg: DictConfig) -> list[bool] | None:
     """Which classes hold deadly species, from the safety table (``None`` when it does not cover them)."""
-    from mushroom.safety import deadly_mask, table_from_config
+    from mushroom.core.safety import deadly_mask, table_from_config
 
     mask = deadly_mask(class_names, table_from_config(cfg.get("safety")))
     return None if mask is None else mask.tolist()
@@ -74,9 +74,9 @@ def calibrate_best(
     import torch
 
     from mushroom.calibration import fit_temperature
+    from mushroom.core.open_set import fit_threshold
+    from mushroom.core.safety import deadly_mask, table_from_config, threshold_for_target
     from mushroom.inference import collect_logits, collect_scores
-    from mushroom.open_set import fit_threshold
-    from mushroom.safety import deadly_mask, table_from_config, threshold_for_target
 
     checkpoint = torch.load(best, map_location="cpu", weights_only=False)
     model.load_state_dict(checkpoint["state_dict"])
@@ -131,13 +131,13 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from mushroom.checkpoints import checkpoint_class_names
+    from mushroom.core.open_set import open_set_view
+    from mushroom.core.safety import table_from_config
     from mushroom.data.sampling import EpochSeeds
     from mushroom.inference import collect_scores
     from mushroom.model_card import write_model_card
-    from mushroom.open_set import open_set_view
     from mushroom.report import write_evaluation_report, write_report
     from mushroom.runtime import instantiate_all, prepare_wandb
-    from mushroom.safety import table_from_config
     from mushroom.tracking import log_report
 
     if cfg.get("seed") is not None:

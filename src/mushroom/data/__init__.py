@@ -1,7 +1,7 @@
 """Datasets, splits, transforms and the LightningDataModule.
 
 The DataModule and folder index load on first use (PEP 562), so that torch-free parts of the
-package, such as the ONNX service, can import :mod:`mushroom.data.images` without PyTorch.
+package, such as the ONNX service, can import :mod:`mushroom.core.images` without PyTorch.
 """
 
 from __future__ import annotations

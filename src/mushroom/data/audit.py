@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from mushroom.core.images import to_rgb
+from mushroom.core.safety import load_table
 from mushroom.data.folder import list_class_files
 from mushroom.data.hashing import (
     connected_groups,
@@ -33,10 +35,8 @@ from mushroom.data.hashing import (
     hamming_pairs,
     perceptual_hash,
 )
-from mushroom.data.images import to_rgb
 from mushroom.data.taxonomy import deadly_genera, folder_genus, known_genera, path_genus
 from mushroom.errors import MushroomError
-from mushroom.safety import load_table
 from mushroom.schemas import PrepareSettings
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mushroom.data.images import load_rgb
+from mushroom.core.images import load_rgb
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from mushroom.core.open_set import NEGATIVE_KINDS
+from mushroom.core.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from mushroom.data.cache import cached_path
 from mushroom.data.dataset import ImageDataset, seed_worker_transform
 from mushroom.data.folder import ImageFolderIndex, scan_image_folder
@@ -22,15 +24,8 @@ from mushroom.data.negatives import NegativeSet, scan_negatives
 from mushroom.data.prepare import PreparedData, prepare_dataset, wait_for_prepared
 from mushroom.data.sampling import EpochSampler
 from mushroom.data.splits import Split, split_from_partitions, stratified_split
-from mushroom.data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    Preprocessing,
-    eval_transform,
-    train_transform,
-)
+from mushroom.data.transforms import eval_transform, train_transform
 from mushroom.errors import MushroomError
-from mushroom.open_set import NEGATIVE_KINDS
 from mushroom.schemas import DataConfig, from_mapping, settings_dict
 
 log = logging.getLogger(__name__)

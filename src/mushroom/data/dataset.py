@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from mushroom.data.images import load_rgb, load_rgb_opencv
+from mushroom.core.images import load_rgb, load_rgb_opencv
 from mushroom.data.sampling import stream_seed
 from mushroom.errors import MushroomError
 

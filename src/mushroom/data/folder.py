@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mushroom.data.images import IMAGE_EXTENSIONS, decode_error
+from mushroom.core.images import IMAGE_EXTENSIONS, decode_error
 from mushroom.errors import MushroomError
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mushroom.data.images import IMAGE_EXTENSIONS
+from mushroom.core.images import IMAGE_EXTENSIONS
 from mushroom.errors import MushroomError
 
 log = logging.getLogger(__name__)

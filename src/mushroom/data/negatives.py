@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mushroom.core.images import find_images
+from mushroom.core.open_set import NEGATIVE_KINDS
 from mushroom.data.folder import find_undecodable
-from mushroom.data.images import find_images
 from mushroom.errors import MushroomError
-from mushroom.open_set import NEGATIVE_KINDS
 from mushroom.schemas import OpenSetSettings
 
 log = logging.getLogger(__name__)

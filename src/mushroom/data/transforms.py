@@ -11,17 +11,10 @@ import albumentations as A
 import cv2
 from albumentations.pytorch import ToTensorV2
 
-from mushroom.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from mushroom.core.preprocessing import Preprocessing
 from mushroom.schemas import Augmentation
 
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "Augmentation",
-    "Preprocessing",
-    "eval_transform",
-    "train_transform",
-]
+__all__ = ["eval_transform", "train_transform"]
 
 
 def train_transform(pre: Preprocessing, aug: Augmentation, seed: int | None = None) -> A.Compose:

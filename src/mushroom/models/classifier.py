@@ -62,7 +62,7 @@ class MushroomClassifier(L.LightningModule):
         )
         self.class_names = list(class_names)
         num_classes = len(self.class_names)
-        # Outlier exposure: one more output per kind of negative photo (mushroom.open_set).
+        # Outlier exposure: one more output per kind of negative photo (mushroom.core.open_set).
         self.num_outputs = num_classes + open_set_classes
         self.net = create_network(
             config.name,

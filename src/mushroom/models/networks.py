@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import timm
 from torch import nn
 
-from mushroom.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from mushroom.core.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from mushroom.errors import MushroomError
 from mushroom.models.cnn import SmallCNN
 

@@ -31,13 +31,14 @@ from starlette.background import BackgroundTask
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import mushroom
-from mushroom.data.preprocessing import resize_and_crop
+from mushroom.core.answer import answer, chosen_threshold
+from mushroom.core.model import OnnxClassifier
+from mushroom.core.preprocessing import resize_and_crop
+from mushroom.core.stats import image_stats
 from mushroom.schemas import ServeSettings
-from mushroom.serving.answer import answer, chosen_threshold
 from mushroom.serving.budget import Budget, give_back_free_memory
 from mushroom.serving.form import read_photo
 from mushroom.serving.metrics import ServiceMetrics
-from mushroom.serving.model import OnnxClassifier
 from mushroom.serving.recorder import StatsRecorder
 from mushroom.serving.schema import (
     METRICS_RESPONSE,
@@ -47,7 +48,6 @@ from mushroom.serving.schema import (
     Health,
     Readiness,
 )
-from mushroom.serving.stats import image_stats
 from mushroom.serving.uploads import OpenedUpload, UploadError, UploadLimits, decode_checked, open_upload
 
 log = logging.getLogger(__name__)

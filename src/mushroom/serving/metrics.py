@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from mushroom.serving.answer import VERDICTS
-from mushroom.serving.stats import FEATURES
+from mushroom.core.answer import VERDICTS
+from mushroom.core.stats import FEATURES
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNIT_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))

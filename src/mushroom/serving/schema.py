@@ -1,6 +1,6 @@
 """The service's API contract: what each route takes and answers, as the OpenAPI document declares it.
 
-The models document the JSON that :func:`mushroom.serving.answer.answer` builds; the routes return it
+The models document the JSON that :func:`mushroom.core.answer.answer` builds; the routes return it
 directly (no per-request validation, which costs time on every photo), and a test checks that real
 answers match these models.
 """

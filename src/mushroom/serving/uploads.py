@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mushroom.data.images import decode_jpeg_strict, decode_opened, jpeg_reduction
+from mushroom.core.images import decode_jpeg_strict, decode_opened, jpeg_reduction
 
 ACCEPTED_TYPES = ("image/", "application/octet-stream")
 # What phones and browsers send (JPEG includes MPO, the multi-picture JPEG of many phone cameras).

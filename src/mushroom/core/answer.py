@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from mushroom.core.open_set import NOT_A_MUSHROOM, REASONS, UNKNOWN_GENUS, verdict
 from mushroom.errors import MushroomError
-from mushroom.open_set import NOT_A_MUSHROOM, REASONS, UNKNOWN_GENUS, verdict
 
 WARNING = (
     "Never eat a wild mushroom because an app named it. Photos cannot show spore prints, smell or "
@@ -54,7 +54,7 @@ def answer(
     """The answer for one photo.
 
     ``prediction`` is ``"not a mushroom"`` or ``"not a genus I know"`` when the photo's known score
-    (``open_set[0]``, :mod:`mushroom.open_set`) is below ``open_set_threshold``; else ``"not sure"``
+    (``open_set[0]``, :mod:`mushroom.core.open_set`) is below ``open_set_threshold``; else ``"not sure"``
     when the most likely class's probability is below ``abstain_threshold``; else that class.
     ``verdict`` says which, ``reason`` why. ``dangerous`` lists every class among the top k whose genus
     holds deadly or poisonous species, so that a deadly look-alike is named even when it is not the top

@@ -21,7 +21,7 @@ FEATURES = {
 
 def image_stats(pixels: np.ndarray, size: tuple[int, int]) -> dict[str, float]:
     """Brightness, contrast and colour of ``pixels`` (the model's input crop, uint8 RGB, as
-    :func:`mushroom.data.preprocessing.resize_and_crop` gives it); ``size``: (width, height) as sent."""
+    :func:`mushroom.core.preprocessing.resize_and_crop` gives it); ``size``: (width, height) as sent."""
     gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
     mean, std = cv2.meanStdDev(gray)
     red, green, blue = cv2.mean(pixels)[:3]

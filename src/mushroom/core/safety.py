@@ -20,7 +20,7 @@ def load_table(name: str) -> dict[str, Any]:
 
     from mushroom.errors import MushroomError
 
-    path = Path(__file__).parent / "configs" / "safety" / f"{name}.yaml"
+    path = Path(__file__).parents[1] / "configs" / "safety" / f"{name}.yaml"
     if not path.is_file():
         shipped = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise MushroomError(f"No safety table '{name}': the shipped ones are {', '.join(shipped)}.")

@@ -2,7 +2,7 @@
 
 The graph maps a normalised ``N x 3 x S x S`` float32 batch to calibrated class probabilities
 (temperature and mirror averaging are inside it) and to the ``N x 2`` open-set scores
-(:mod:`mushroom.open_set`). The metadata carries the rest: class names, preprocessing, the "not sure"
+(:mod:`mushroom.core.open_set`). The metadata carries the rest: class names, preprocessing, the "not sure"
 and open-set thresholds and the safety table, so one file is the whole model.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mushroom.data.preprocessing import Preprocessing, normalize_chw, resize_and_crop
+from mushroom.core.preprocessing import Preprocessing, normalize_chw, resize_and_crop
 from mushroom.errors import MushroomError
 
 METADATA_KEY = "mushroom"
