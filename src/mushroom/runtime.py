@@ -23,7 +23,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-import mushroom.schemas  # noqa: F401  (registers the config schemas before any entry point composes)
+import mushroom.schemas  # registers the config schemas before any entry point composes
 from mushroom.errors import MushroomError
 
 log = logging.getLogger(__name__)
@@ -134,11 +134,15 @@ def _plain(value: Any) -> Any:
 
 
 def _target_hint(defaults: DictConfig, key: str) -> Any:
-    """The type hint of the parameter ``key`` names, when its config node builds a class (``_target_``)."""
+    """The type hint of the setting ``key`` names, when its config node builds a class (``_target_``): from
+    the class's schema (:mod:`mushroom.schemas`) where it has one, else from its ``__init__``."""
     parent_key, _, name = key.rpartition(".")
     parent = OmegaConf.select(defaults, parent_key) if parent_key else defaults
     if not isinstance(parent, DictConfig) or "_target_" not in parent:
         return None
+    schema = mushroom.schemas.schema_for(parent["_target_"])
+    if schema is not None:
+        return typing.get_type_hints(schema).get(name)
     try:
         target = get_object(parent["_target_"])
         hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)

@@ -339,6 +339,15 @@ class ServeConfig(ServeSettings):
 SCHEMAS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "serve": ServeConfig}
 
 
+def schema_for(target: str) -> type | None:
+    """The schema whose objects are built by ``target`` (a ``_target_``), if one is."""
+    for schema in SCHEMAS.values():
+        field_default = {f.name: f.default for f in dataclasses.fields(schema)}.get("_target_")
+        if field_default == target:
+            return schema
+    return None
+
+
 def register_schemas() -> None:
     """Store each schema as ``schema/<group>`` in Hydra's ConfigStore (idempotent)."""
     store = ConfigStore.instance()
