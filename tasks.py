@@ -43,7 +43,7 @@ def train(c: Context, experiment: str = "", overrides: str = "") -> None:
 def evaluate(c: Context, ckpt: str, data: str, overrides: str = "") -> None:
     """Evaluate a checkpoint on every image of a folder."""
     c.run(
-        f"{PYTHON} -m mushroom.evaluate ckpt_path={ckpt} data=folder data.root={data} {overrides}",
+        f"{PYTHON} -m mushroom.evaluate model_path={ckpt} data=folder data.root={data} {overrides}",
         pty=False,
     )
 
@@ -176,7 +176,7 @@ def export(
     """Export to ONNX with the parity check: invoke export --ckpt CKPT --photos data/raw/genus."""
     extra = f"parity_dir={photos} " if photos else ""
     extra += f"quantize={str(quantize).lower()}"
-    c.run(f"{PYTHON} -m mushroom.export ckpt_path={ckpt} output_path={output} {extra}", pty=False)
+    c.run(f"{PYTHON} -m mushroom.export model_path={ckpt} output_path={output} {extra}", pty=False)
 
 
 @task(help={"model": "ONNX file from mushroom.export", "overrides": "Hydra overrides, e.g. host=0.0.0.0"})

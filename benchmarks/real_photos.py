@@ -65,7 +65,7 @@ def main() -> None:
                 sys.executable,
                 "-m",
                 "mushroom.evaluate",
-                f"ckpt_path={out / 'checkpoints' / 'best.ckpt'}",
+                f"model_path={out / 'checkpoints' / 'best.ckpt'}",
                 "data=folder",
                 f"data.root={args.external.resolve()}",
                 f"metrics_path={metrics_path}",

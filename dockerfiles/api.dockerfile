@@ -1,5 +1,5 @@
 # Service image: ONNX Runtime, FastAPI and the package, without PyTorch.
-#   python -m mushroom.export ckpt_path=logs/.../best.ckpt output_path=models/model.onnx
+#   python -m mushroom.export model_path=logs/.../best.ckpt output_path=models/model.onnx
 #   docker build -f dockerfiles/api.dockerfile -t mushroom-api .
 #   docker run --rm -p 8000:8000 -v "$PWD/models:/models:ro" mushroom-api
 FROM python:3.11-slim

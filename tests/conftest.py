@@ -210,7 +210,7 @@ def exported_model(trained_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
     photos = make_image_folder(tmp_path_factory.mktemp("parity"), per_class=6, size=(48, 40), seed=7)
     out = tmp_path_factory.mktemp("export")
     run_export(
-        [f"ckpt_path={trained_checkpoint}", f"parity_dir={photos}", f"output_path={out / 'model.onnx'}"], out
+        [f"model_path={trained_checkpoint}", f"parity_dir={photos}", f"output_path={out / 'model.onnx'}"], out
     )
     return out / "model.onnx"
 
@@ -346,5 +346,5 @@ def open_set_model(open_set_run: tuple[Path, Path], tmp_path_factory: pytest.Tem
     run, negatives = open_set_run
     out = tmp_path_factory.mktemp("open-set-export")
     ckpt = run / "checkpoints" / "best.ckpt"
-    run_export([f"ckpt_path={ckpt}", f"parity_dir={negatives}", f"output_path={out / 'model.onnx'}"], out)
+    run_export([f"model_path={ckpt}", f"parity_dir={negatives}", f"output_path={out / 'model.onnx'}"], out)
     return out / "model.onnx"

@@ -49,7 +49,7 @@ def test_train_then_evaluate_from_any_directory(tmp_path: Path) -> None:
     metrics = tmp_path / "eval" / "metrics.json"
     evaluate = run_module(
         "mushroom.evaluate",
-        f"ckpt_path={run_dir}/checkpoints/best.ckpt",
+        f"model_path={run_dir}/checkpoints/best.ckpt",
         "data=folder",
         f"data.root={data}",
         f"metrics_path={metrics}",

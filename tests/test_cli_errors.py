@@ -57,7 +57,7 @@ def test_a_value_of_the_wrong_type_is_refused_before_training(
 
 def test_predict_top_k_of_the_wrong_type(tmp_path: Path) -> None:
     assert_one_clear_line(
-        "mushroom.predict", "ckpt_path=model.onnx", "inputs=photos", "top_k=abc", cwd=tmp_path,
+        "mushroom.predict", "model_path=model.onnx", "inputs=photos", "top_k=abc", cwd=tmp_path,
         expected="top_k=abc: expected a whole number, like its default top_k=3",
     )  # fmt: skip
 
@@ -66,8 +66,8 @@ def test_predict_top_k_of_the_wrong_type(tmp_path: Path) -> None:
     ("module", "args", "key"),
     [
         ("mushroom.train", ["experiment=smoke"], "data.root"),
-        ("mushroom.evaluate", ["data=folder", "data.root=photos"], "ckpt_path"),
-        ("mushroom.export", [], "ckpt_path"),
+        ("mushroom.evaluate", ["data=folder", "data.root=photos"], "model_path"),
+        ("mushroom.export", [], "model_path"),
     ],
 )
 def test_a_required_value_left_out_is_named(tmp_path: Path, module: str, args: list[str], key: str) -> None:
@@ -76,7 +76,7 @@ def test_a_required_value_left_out_is_named(tmp_path: Path, module: str, args: l
 
 def test_predict_without_inputs(exported_model: Path, tmp_path: Path) -> None:
     assert_one_clear_line(
-        "mushroom.predict", f"ckpt_path={exported_model}", cwd=tmp_path, expected="Missing value for inputs"
+        "mushroom.predict", f"model_path={exported_model}", cwd=tmp_path, expected="Missing value for inputs"
     )
 
 
@@ -85,9 +85,9 @@ def test_predict_without_inputs(exported_model: Path, tmp_path: Path) -> None:
     [
         (
             "mushroom.evaluate",
-            ["ckpt_path=best.ckpt", "data=folder", "data.root=photos", "eval.abstain_threshold=1.5"],
+            ["model_path=best.ckpt", "data=folder", "data.root=photos", "abstain_threshold=1.5"],
         ),
-        ("mushroom.predict", ["ckpt_path=model.onnx", "inputs=photos", "abstain_threshold=1.5"]),
+        ("mushroom.predict", ["model_path=model.onnx", "inputs=photos", "abstain_threshold=1.5"]),
     ],
 )
 def test_a_threshold_outside_0_and_1_is_refused_before_any_work(

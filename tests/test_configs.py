@@ -131,5 +131,25 @@ def test_unknown_override_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("hydra_init")
 def test_evaluate_config_composes(tmp_path: Path) -> None:
-    cfg = compose_config("evaluate", ["ckpt_path=x.ckpt", "data.root=/photos"], tmp_path)
+    cfg = compose_config("evaluate", ["model_path=x.ckpt", "data.root=/photos"], tmp_path)
     assert cfg.metrics_path == f"{tmp_path}/metrics.json"
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_old_key_names_still_work_for_one_release_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ckpt_path, eval.tta, eval.abstain_threshold and eval.open_set_dirs reach their new keys."""
+    from mushroom.runtime import apply_renamed_keys
+
+    old = ["ckpt_path=x.ckpt", "data.root=/photos", "eval.tta=true", "eval.abstain_threshold=0.7"]
+    cfg = compose_config("evaluate", [*old, "eval.open_set_dirs=[cats]"], tmp_path)
+    with pytest.warns(DeprecationWarning, match="ckpt_path is now called model_path"):
+        apply_renamed_keys(cfg)
+    assert (cfg.model_path, cfg.tta_hflip, cfg.abstain_threshold) == ("x.ckpt", True, 0.7)
+    assert list(cfg.open_set_dirs) == ["cats"] and cfg.ckpt_path is None and cfg.eval.tta is None
+    assert "eval.abstain_threshold is now called abstain_threshold" in caplog.text
+    # train has no model_path: its ckpt_path (resume from) is left alone.
+    train = compose_config("train", ["ckpt_path=last"], tmp_path)
+    apply_renamed_keys(train)
+    assert train.ckpt_path == "last"

@@ -20,7 +20,7 @@ def run_evaluate(ckpt: Path, root: Path, metrics_path: Path, *overrides: str) ->
         cfg = compose_config(
             "evaluate",
             [
-                f"ckpt_path={ckpt}",
+                f"model_path={ckpt}",
                 f"data.root={root}",
                 f"metrics_path={metrics_path}",
                 "data.num_workers=0",
@@ -57,9 +57,7 @@ def test_evaluate_answers_at_the_stored_threshold_unless_one_is_passed(
     photos = make_image_folder(tmp_path / "photos", per_class=6, size=(40, 40), seed=8, look_alikes=0.5)
     fitted = run_evaluate(trained_checkpoint, photos, tmp_path / "a" / "m.json")
     assert fitted["safety"]["abstaining"]["threshold"] == pytest.approx(stored)
-    passed = run_evaluate(
-        trained_checkpoint, photos, tmp_path / "b" / "m.json", "eval.abstain_threshold=0.99"
-    )
+    passed = run_evaluate(trained_checkpoint, photos, tmp_path / "b" / "m.json", "abstain_threshold=0.99")
     assert passed["safety"]["abstaining"]["threshold"] == pytest.approx(0.99)
     assert passed["safety"]["abstaining"]["coverage"] < fitted["safety"]["abstaining"]["coverage"]
 

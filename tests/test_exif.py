@@ -155,7 +155,7 @@ def test_predict_answers_on_the_upright_photo(
 ) -> None:
     from tests.test_predict import run_predict
 
-    results = run_predict([f"ckpt_path={finder}", f"inputs=[{oriented_photos[1].parent}]"], tmp_path)
+    results = run_predict([f"model_path={finder}", f"inputs=[{oriented_photos[1].parent}]"], tmp_path)
     assert len(results) == len(STORED_AS)
     assert [r["prediction"] for r in results] == ["top-left"] * len(STORED_AS), json.dumps(results)
 

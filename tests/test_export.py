@@ -76,7 +76,7 @@ def test_quantize_writes_int8_model_and_reports_accuracy_change(
     photos = make_image_folder(tmp_path / "photos", per_class=8, size=(48, 40), seed=21)
     out = tmp_path / "model.onnx"
     summary = run_export(
-        [f"ckpt_path={trained_checkpoint}", f"parity_dir={photos}", f"output_path={out}", "quantize=true"],
+        [f"model_path={trained_checkpoint}", f"parity_dir={photos}", f"output_path={out}", "quantize=true"],
         tmp_path,
     )
     int8 = summary["int8"]
@@ -96,7 +96,7 @@ def test_export_without_photos_for_the_parity_check_is_a_clear_error(
     out = tmp_path / "model.onnx"
     with pytest.raises(MushroomError, match="parity_dir"):
         run_export(
-            [f"ckpt_path={trained_checkpoint}", f"parity_dir={tmp_path / 'empty'}", f"output_path={out}"],
+            [f"model_path={trained_checkpoint}", f"parity_dir={tmp_path / 'empty'}", f"output_path={out}"],
             tmp_path,
         )
     assert not out.exists()
@@ -104,7 +104,7 @@ def test_export_without_photos_for_the_parity_check_is_a_clear_error(
 
 def test_unknown_format_and_foreign_onnx_are_clear_errors(trained_checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(MushroomError, match="format=tflite"):
-        run_export([f"ckpt_path={trained_checkpoint}", "format=tflite"], tmp_path)
+        run_export([f"model_path={trained_checkpoint}", "format=tflite"], tmp_path)
     foreign = tmp_path / "foreign.onnx"
     torch.onnx.export(torch.nn.Linear(3, 2), (torch.zeros(1, 3),), str(foreign), dynamo=False)
     with pytest.raises(MushroomError, match="not one exported by mushroom"):

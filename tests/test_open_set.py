@@ -216,14 +216,14 @@ def test_predict_and_export_carry_the_open_set_answer(
     ckpt = run / "checkpoints" / "best.ckpt"
     photos = sorted((negatives / "not_mushroom").glob("*.jpg"))[:10]
     onnx = tmp_path / "model.onnx"
-    run_export([f"ckpt_path={ckpt}", f"parity_dir={negatives}", f"output_path={onnx}"], tmp_path)
+    run_export([f"model_path={ckpt}", f"parity_dir={negatives}", f"output_path={onnx}"], tmp_path)
     folder = tmp_path / "things"
     folder.mkdir()
     for photo in photos:
         (folder / photo.name).write_bytes(photo.read_bytes())
     by_model = {}
     for model in (ckpt, onnx):
-        results = run_predict([f"ckpt_path={model}", f"inputs=[{folder}]", "format=json"], tmp_path)
+        results = run_predict([f"model_path={model}", f"inputs=[{folder}]", "format=json"], tmp_path)
         by_model[model.suffix] = results
         said = [r["prediction"] for r in results]
         assert said.count(NOT_A_MUSHROOM) >= 8, said
@@ -245,11 +245,11 @@ def test_evaluate_reports_each_open_set_folder(open_set_run: tuple[Path, Path], 
     known = make_image_folder(tmp_path / "known", per_class=6, size=(40, 40), seed=11)
     metrics = tmp_path / "eval.json"
     overrides = [
-        f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
+        f"model_path={run / 'checkpoints' / 'best.ckpt'}",
         f"data.root={known}",
         f"metrics_path={metrics}",
         "data.num_workers=0",
-        f"eval.open_set_dirs=[{negatives / 'not_mushroom'},{negatives / 'other_genera'}]",
+        f"open_set_dirs=[{negatives / 'not_mushroom'},{negatives / 'other_genera'}]",
     ]
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="mushroom.configs", version_base="1.3"):

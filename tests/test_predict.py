@@ -15,7 +15,7 @@ import pytest
 from hydra import initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
-from mushroom.core.answer import NOT_SURE, WARNING
+from mushroom.core.answer import NOT_SURE, SAFETY_WARNING
 from mushroom.errors import MushroomError
 from mushroom.predict import predict
 from tests.conftest import compose_config, make_image_folder
@@ -38,8 +38,8 @@ def test_checkpoint_and_onnx_give_the_same_top_k(
 ) -> None:
     single = photos / "Boletus" / "boletus_000.jpg"
     inputs = f"inputs=[{single},{photos / 'Amanita'},{photos / 'Lactarius'}]"
-    from_ckpt = run_predict([f"ckpt_path={trained_checkpoint}", inputs, "top_k=2"], tmp_path)
-    from_onnx = run_predict([f"ckpt_path={exported_model}", inputs, "top_k=2"], tmp_path)
+    from_ckpt = run_predict([f"model_path={trained_checkpoint}", inputs, "top_k=2"], tmp_path)
+    from_onnx = run_predict([f"model_path={exported_model}", inputs, "top_k=2"], tmp_path)
     assert [r["path"] for r in from_ckpt] == [str(single)] + [
         str(p) for cls in ("Amanita", "Lactarius") for p in sorted((photos / cls).glob("*.jpg"))
     ]
@@ -56,12 +56,12 @@ def test_below_the_threshold_the_answer_is_not_sure(
     photos: Path, exported_model: Path, tmp_path: Path
 ) -> None:
     results = run_predict(
-        [f"ckpt_path={exported_model}", f"inputs=[{photos}]", "abstain_threshold=1.0"], tmp_path
+        [f"model_path={exported_model}", f"inputs=[{photos}]", "abstain_threshold=1.0"], tmp_path
     )
     assert all(r["confidence"] < 1.0 for r in results)  # so that 1.0, the highest threshold, covers all
     assert all(r["prediction"] == NOT_SURE and r["not_sure"] and r["note"] is None for r in results)
     confident = run_predict(
-        [f"ckpt_path={exported_model}", f"inputs=[{photos}]", "abstain_threshold=0.0"], tmp_path
+        [f"model_path={exported_model}", f"inputs=[{photos}]", "abstain_threshold=0.0"], tmp_path
     )
     assert all(r["prediction"] == r["top_k"][0]["name"] for r in confident)
     amanita = next(r for r in confident if r["prediction"] == "Amanita")
@@ -83,7 +83,7 @@ def test_the_stored_threshold_applies_unless_one_is_passed(
     )
     inputs = f"inputs=[{unsure_photos}]", "open_set=false"  # the "not sure" threshold alone
 
-    fitted = run_predict([f"ckpt_path={model}", *inputs], tmp_path)
+    fitted = run_predict([f"model_path={model}", *inputs], tmp_path)
     assert [r["abstain_threshold"] for r in fitted] == pytest.approx([stored] * len(fitted))
     assert [r["not_sure"] for r in fitted] == [r["confidence"] < stored for r in fitted]
     assert 0 < sum(r["not_sure"] for r in fitted) < len(fitted)  # the photos fall on both sides
@@ -91,7 +91,7 @@ def test_the_stored_threshold_applies_unless_one_is_passed(
     # A threshold that decides some photos differently from the stored one.
     explicit = float(np.median([r["confidence"] for r in fitted]))
     assert [r["confidence"] < explicit for r in fitted] != [r["not_sure"] for r in fitted]
-    passed = run_predict([f"ckpt_path={model}", *inputs, f"abstain_threshold={explicit}"], tmp_path)
+    passed = run_predict([f"model_path={model}", *inputs, f"abstain_threshold={explicit}"], tmp_path)
     assert [r["not_sure"] for r in passed] == [r["confidence"] < explicit for r in passed]
     assert [r["prediction"] == NOT_SURE for r in passed] == [r["not_sure"] for r in passed]
 
@@ -106,7 +106,7 @@ def test_broken_photo_gets_an_error_row_and_the_rest_are_answered(
     (mixed / "notes.jpg").write_text("not a photo")
     out = tmp_path / "results.json"
     run_predict(
-        [f"ckpt_path={exported_model}", f"inputs=[{mixed}]", "format=json", f"output_path={out}"], tmp_path
+        [f"model_path={exported_model}", f"inputs=[{mixed}]", "format=json", f"output_path={out}"], tmp_path
     )
     results = json.loads(out.read_text())
     errors = {Path(r["path"]).name: r["error"] for r in results if "error" in r}
@@ -121,7 +121,7 @@ def test_cli_prints_a_table_and_writes_csv(photos: Path, exported_model: Path, t
         sys.executable,
         "-m",
         "mushroom.predict",
-        f"ckpt_path={exported_model}",
+        f"model_path={exported_model}",
         f"inputs=[{photos / 'Boletus'}]",
     ]
     table = subprocess.run(
@@ -129,7 +129,7 @@ def test_cli_prints_a_table_and_writes_csv(photos: Path, exported_model: Path, t
     )
     lines = table.stdout.strip().splitlines()
     assert lines[0].split() == ["photo", "answer", "top-k"]
-    assert sum("boletus_" in line for line in lines) == 4 and lines[-1] == WARNING
+    assert sum("boletus_" in line for line in lines) == 4 and lines[-1] == SAFETY_WARNING
     csv_run = subprocess.run(
         [*command, "format=csv", f"hydra.run.dir={tmp_path}/b"], capture_output=True, text=True, check=True
     )
@@ -146,8 +146,8 @@ def test_cli_prints_a_table_and_writes_csv(photos: Path, exported_model: Path, t
 def test_no_images_and_missing_paths_are_clear_errors(exported_model: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(MushroomError, match="No images found"):
-        run_predict([f"ckpt_path={exported_model}", f"inputs=[{tmp_path / 'empty'}]"], tmp_path)
+        run_predict([f"model_path={exported_model}", f"inputs=[{tmp_path / 'empty'}]"], tmp_path)
     with pytest.raises(MushroomError, match="does not exist"):
-        run_predict([f"ckpt_path={exported_model}", f"inputs=[{tmp_path / 'nowhere.jpg'}]"], tmp_path)
+        run_predict([f"model_path={exported_model}", f"inputs=[{tmp_path / 'nowhere.jpg'}]"], tmp_path)
     with pytest.raises(MushroomError, match="does not exist"):
-        run_predict([f"ckpt_path={tmp_path / 'missing.ckpt'}", f"inputs=[{tmp_path / 'empty'}]"], tmp_path)
+        run_predict([f"model_path={tmp_path / 'missing.ckpt'}", f"inputs=[{tmp_path / 'empty'}]"], tmp_path)

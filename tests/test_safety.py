@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from mushroom.configs import CONFIG_DIR
-from mushroom.core.answer import NOT_SURE, WARNING, answer, top_k
+from mushroom.core.answer import NOT_SURE, SAFETY_WARNING, answer, top_k
 from mushroom.core.safety import (
     abstain_curve,
     dangerous_confusions,
@@ -130,7 +130,7 @@ def test_every_answer_field_for_a_poisonous_look_alike() -> None:
                 "note": "deadly note",
             },
         ],
-        "warning": WARNING,
+        "warning": SAFETY_WARNING,
     }
     assert list(deadly_mask(names, table)) == [True, False, False, False]
 

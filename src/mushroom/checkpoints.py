@@ -14,7 +14,7 @@ from mushroom.errors import MushroomError
 from mushroom.models import MushroomClassifier
 
 WHAT_TO_PASS = (
-    "Use a best.ckpt or last.ckpt written by mushroom.train (ckpt_path=<run dir>/checkpoints/best.ckpt)."
+    "Use a best.ckpt or last.ckpt written by mushroom.train (model_path=<run dir>/checkpoints/best.ckpt)."
 )
 
 
@@ -72,9 +72,9 @@ class TorchClassifier:
     """A training checkpoint behind the same interface as :class:`mushroom.core.model.OnnxClassifier`:
     ``info`` and ``predict_scores`` (as the exported graph computes them)."""
 
-    def __init__(self, ckpt_path: str | Path, safety: dict[str, Any] | None) -> None:
-        self.model = load_classifier(ckpt_path)
-        self.info = model_info(self.model, safety, source=str(ckpt_path))
+    def __init__(self, model_path: str | Path, safety: dict[str, Any] | None) -> None:
+        self.model = load_classifier(model_path)
+        self.info = model_info(self.model, safety, source=str(model_path))
 
     def predict_scores(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``N x 3 x S x S`` float32 → ``N x C`` probabilities and ``N x 2`` open-set scores."""

@@ -1,6 +1,6 @@
 """Evaluate a checkpoint on every image of a folder.
 
-    python -m mushroom.evaluate ckpt_path=CKPT data=folder data.root=DIR metrics_path=FILE.json
+    python -m mushroom.evaluate model_path=CKPT data=folder data.root=DIR metrics_path=FILE.json
 
 Class names and preprocessing come from the checkpoint; the folder may hold any subset of its classes.
 """
@@ -30,13 +30,12 @@ log = logging.getLogger(__name__)
 
 def evaluate(cfg: DictConfig) -> dict:
     """Predict every image of the folder; write the report (metrics JSON, per-class table, pictures),
-    with the open-set view of the folders in ``eval.open_set_dirs``."""
-    evaluation = cfg.get("eval") or {}
-    chosen_threshold(evaluation.get("abstain_threshold"), None, "eval.abstain_threshold")  # before any work
-    model = load_classifier(cfg.ckpt_path)
+    with the open-set view of the folders in ``open_set_dirs``."""
+    chosen_threshold(cfg.abstain_threshold, None)  # refuse a threshold outside [0, 1] before any work
+    model = load_classifier(cfg.model_path)
     model.eval()
-    if evaluation.get("tta") is not None:
-        model.hparams["tta_hflip"] = bool(evaluation["tta"])
+    if cfg.tta_hflip is not None:
+        model.hparams["tta_hflip"] = bool(cfg.tta_hflip)
     pre = model.hparams.get("preprocessing") or {}
     datamodule: MushroomDataModule = instantiate(
         cfg.data, class_names=model.class_names, test_on_all=True, **pre, _convert_="all"
@@ -49,14 +48,12 @@ def evaluate(cfg: DictConfig) -> dict:
         else "cpu"
     )
     probs, open_set, labels = collect_scores(model.to(device), datamodule.test_dataloader())
-    threshold = chosen_threshold(
-        evaluation.get("abstain_threshold"), model.fitted_abstain_threshold(), "eval.abstain_threshold"
-    )
+    threshold = chosen_threshold(cfg.abstain_threshold, model.fitted_abstain_threshold())
     negatives = {}
-    for folder in evaluation.get("open_set_dirs") or []:
+    for folder in cfg.open_set_dirs or []:
         paths = find_images([folder])
         if not paths:
-            raise MushroomError(f"eval.open_set_dirs: {folder} holds no image.")
+            raise MushroomError(f"open_set_dirs: {folder} holds no image.")
         loader = datamodule.images_dataloader(paths, [0] * len(paths))
         negatives[str(folder)] = collect_scores(model, loader)[:2]
     index, split = datamodule.ready()
@@ -69,7 +66,7 @@ def evaluate(cfg: DictConfig) -> dict:
         safety_table=table_from_config(cfg.get("safety")),
         abstain_threshold=threshold,
         extra={
-            "checkpoint": str(cfg.ckpt_path),
+            "checkpoint": str(cfg.model_path),
             "tta_hflip": bool(model.hparams["tta_hflip"]),
             "temperature": float(model.temperature),
             "open_set": open_set_view(

@@ -1,6 +1,6 @@
 """Export a checkpoint to ONNX, check it against PyTorch on real photos, optionally quantize it.
 
-    python -m mushroom.export ckpt_path=CKPT [output_path=model.onnx] [parity_dir=DIR] [quantize=true]
+    python -m mushroom.export model_path=CKPT [output_path=model.onnx] [parity_dir=DIR] [quantize=true]
 
 The graph takes the normalised image batch and returns calibrated probabilities (temperature and
 mirror averaging included); class names, preprocessing, the "not sure" threshold and the safety table
@@ -188,9 +188,9 @@ def quantize(fp32_path: Path, eval_dir: Path | None, samples: int | None) -> dic
 def export(cfg: DictConfig) -> dict[str, Any]:
     if cfg.format != "onnx":
         raise MushroomError(f"format={cfg.format} is not supported: the only export format is onnx.")
-    ckpt_path = Path(cfg.ckpt_path)
-    reference = TorchClassifier(ckpt_path, table_from_config(cfg.get("safety")))
-    output = Path(cfg.output_path) if cfg.output_path else ckpt_path.with_suffix(".onnx")
+    model_path = Path(cfg.model_path)
+    reference = TorchClassifier(model_path, table_from_config(cfg.get("safety")))
+    output = Path(cfg.output_path) if cfg.output_path else model_path.with_suffix(".onnx")
 
     parity_images = sample_evenly(
         find_images([cfg.parity_dir]) if Path(cfg.parity_dir).is_dir() else [], cfg.parity_samples

@@ -14,7 +14,7 @@ from mushroom.report import per_class_markdown
 
 log = logging.getLogger(__name__)
 
-WARNING = (
+CARD_WARNING = (
     "**No photo-based tool can make a mushroom safe to eat.** This model names a genus from a photo "
     "and is wrong some of the time; the features that separate edible from deadly species (spore "
     "print, smell, the volva at the stem base, habitat) are often not in the photo. Never eat a wild "
@@ -82,7 +82,7 @@ def write_model_card(
     lines = [
         f"# Model card: {cfg.model.name} on {Path(str(cfg.data.root)).name}",
         "",
-        WARNING,
+        CARD_WARNING,
         "",
         "## Model",
         f"- Network: `{cfg.model.name}` (timm; pretrained={cfg.model.get('pretrained')}), "

@@ -1,8 +1,8 @@
 """Name the genus in photos: top-k classes with calibrated probabilities, or "not sure".
 
-    python -m mushroom.predict ckpt_path=best.ckpt inputs=[photo.jpg,folder/] [top_k=3] [format=json]
+    python -m mushroom.predict model_path=best.ckpt inputs=[photo.jpg,folder/] [top_k=3] [format=json]
 
-``ckpt_path`` may be a training checkpoint (PyTorch) or an exported ``.onnx`` file (ONNX Runtime);
+``model_path`` may be a training checkpoint (PyTorch) or an exported ``.onnx`` file (ONNX Runtime);
 both preprocess photos the same way and answer through :func:`mushroom.core.answer.answer`.
 A photo that cannot be decoded gets a row with its error; the others are still answered.
 """
@@ -22,7 +22,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from mushroom.core.answer import WARNING, answer, chosen_threshold
+from mushroom.core.answer import SAFETY_WARNING, answer, chosen_threshold
 from mushroom.core.images import find_images, load_rgb
 from mushroom.core.model import ModelInfo, OnnxClassifier
 from mushroom.core.preprocessing import eval_preprocess
@@ -118,7 +118,7 @@ def _table(results: list[dict[str, Any]]) -> str:
             rows.append((result["path"], result["prediction"], _top_k_text(result)))
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     lines = [f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}" for row in rows]
-    return "\n".join([*lines, "", WARNING])
+    return "\n".join([*lines, "", SAFETY_WARNING])
 
 
 def _csv(results: list[dict[str, Any]]) -> str:
@@ -162,7 +162,7 @@ def _csv(results: list[dict[str, Any]]) -> str:
 
 def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     chosen_threshold(cfg.abstain_threshold, None)  # refuse a threshold outside [0, 1] before any work
-    model = load_any(cfg.ckpt_path, table_from_config(cfg.get("safety")))
+    model = load_any(cfg.model_path, table_from_config(cfg.get("safety")))
     inputs = OmegaConf.to_container(cfg.inputs) if OmegaConf.is_list(cfg.inputs) else [cfg.inputs]
     paths = find_images([str(item) for item in inputs])  # type: ignore[union-attr]
     if not paths:

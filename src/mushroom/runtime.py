@@ -55,6 +55,7 @@ def exit_on_user_error(task: Callable[[DictConfig], T]) -> Callable[[DictConfig]
         quiet_library_noise()
         try:
             check_override_types(cfg)
+            apply_renamed_keys(cfg)
             return task(cfg)
         except Exception as error:  # sorted below: the user's mistakes, or re-raised as a bug
             message = user_error_message(error)
@@ -64,6 +65,36 @@ def exit_on_user_error(task: Callable[[DictConfig], T]) -> Callable[[DictConfig]
             sys.exit(1)
 
     return wrapper
+
+
+#: Old key -> new key; an entry point whose config has the new key reads the old one for one more release.
+RENAMED_KEYS = {
+    "ckpt_path": "model_path",
+    "eval.tta": "tta_hflip",
+    "eval.abstain_threshold": "abstain_threshold",
+    "eval.open_set_dirs": "open_set_dirs",
+}
+
+
+def apply_renamed_keys(cfg: DictConfig) -> None:
+    """Move a value given under an old key (:data:`RENAMED_KEYS`) to its new key, with a warning."""
+    for old, new in RENAMED_KEYS.items():
+        if not _has_key(cfg, new):
+            continue  # this entry point has no such setting (train's ckpt_path resumes)
+        value = OmegaConf.select(cfg, old, default=None, throw_on_missing=False)
+        if value is None:
+            continue
+        message = f"{old} is now called {new}: pass {new}={value} (the old name goes in the next release)."
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        log.warning("%s", message)
+        OmegaConf.update(cfg, new, value, merge=False)
+        OmegaConf.update(cfg, old, None, merge=False)
+
+
+def _has_key(cfg: DictConfig, dotted: str) -> bool:
+    parent, _, leaf = dotted.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return isinstance(node, DictConfig) and leaf in node.keys()  # noqa: SIM118 (`in node` is false for ???)
 
 
 def user_error_message(error: BaseException) -> str | None:

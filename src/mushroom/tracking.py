@@ -16,7 +16,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
-def log_report(
+def send_report_to_loggers(
     loggers: Sequence[Any],
     report: dict[str, Any],
     report_path: Path,

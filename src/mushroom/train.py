@@ -138,7 +138,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
     from mushroom.model_card import write_model_card
     from mushroom.report import write_evaluation_report, write_report
     from mushroom.runtime import instantiate_all, prepare_wandb
-    from mushroom.tracking import log_report
+    from mushroom.tracking import send_report_to_loggers
 
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -226,7 +226,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
                 extra={"calibration": calibration, "checkpoint": best, "open_set": open_set_part},
             )
             write_model_card(report, cfg, datamodule, Path(best).parent if best else output_dir)
-            log_report(trainer.loggers, report, report_path, probs, labels, test_paths)
+            send_report_to_loggers(trainer.loggers, report, report_path, probs, labels, test_paths)
         else:
             confusion = model.test_confmat.compute().cpu().numpy()  # a collective: every rank calls it
             report = (

@@ -13,7 +13,7 @@ import numpy as np
 from mushroom.core.open_set import NOT_A_MUSHROOM, REASONS, UNKNOWN_GENUS, verdict
 from mushroom.errors import MushroomError
 
-WARNING = (
+SAFETY_WARNING = (
     "Never eat a wild mushroom because an app named it. Photos cannot show spore prints, smell or "
     "the base of the stem, and deadly species look like edible ones. Ask a local expert."
 )
@@ -94,7 +94,7 @@ def answer(
         "top_k": ranked,
         "note": (safety.get(best["name"]) or {}).get("note") if prediction == best["name"] else None,
         "dangerous": dangerous,
-        "warning": WARNING,
+        "warning": SAFETY_WARNING,
     }
 
 

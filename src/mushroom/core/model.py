@@ -47,7 +47,8 @@ class ModelInfo:
         if METADATA_KEY not in metadata:
             raise MushroomError(
                 f"{path} is an ONNX model, but not one exported by mushroom (no '{METADATA_KEY}' metadata "
-                "with class names and preprocessing). Export it with: python -m mushroom.export ckpt_path=..."
+                "with class names and preprocessing). "
+                "Export it with: python -m mushroom.export model_path=..."
             )
         try:
             values = json.loads(metadata[METADATA_KEY])
@@ -56,7 +57,7 @@ class ModelInfo:
         except (json.JSONDecodeError, TypeError, ValueError) as error:
             raise MushroomError(
                 f"{path}: the model's '{METADATA_KEY}' metadata is broken ({type(error).__name__}: {error}). "
-                "Export the model again with this version: python -m mushroom.export ckpt_path=..."
+                "Export the model again with this version: python -m mushroom.export model_path=..."
             ) from error
         if not isinstance(info.class_names, list) or not all(isinstance(n, str) for n in info.class_names):
             names = info.class_names
@@ -78,7 +79,7 @@ class OnnxClassifier:
         if not self.path.is_file():
             raise MushroomError(
                 f"Model file {self.path} does not exist. Export one with: "
-                "python -m mushroom.export ckpt_path=<run dir>/checkpoints/best.ckpt"
+                "python -m mushroom.export model_path=<run dir>/checkpoints/best.ckpt"
             )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
@@ -90,7 +91,7 @@ class OnnxClassifier:
         except Exception as error:
             raise MushroomError(
                 f"{self.path} is not a readable ONNX model ({type(error).__name__}: {error}). "
-                "Export one with: python -m mushroom.export ckpt_path=..."
+                "Export one with: python -m mushroom.export model_path=..."
             ) from error
         self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, self.path)
         self.pre = self.info.pre
@@ -110,13 +111,14 @@ class OnnxClassifier:
         except Exception as error:
             raise MushroomError(
                 f"{self.path} does not take a 1 x 3 x {size} x {size} image as its metadata says "
-                f"({type(error).__name__}: {error}). Export it again: python -m mushroom.export ckpt_path=..."
+                f"({type(error).__name__}: {error}). "
+                "Export it again: python -m mushroom.export model_path=..."
             ) from error
         if probs.shape != (1, len(self.class_names)):
             raise MushroomError(
                 f"{self.path} gives {probs.shape[-1]} outputs per photo but names {len(self.class_names)} "
                 f"classes ({', '.join(self.class_names)}). "
-                "Export it again: python -m mushroom.export ckpt_path=..."
+                "Export it again: python -m mushroom.export model_path=..."
             )
 
     @property

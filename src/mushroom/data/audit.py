@@ -380,7 +380,7 @@ def group_duplicates(report: AuditReport, near_duplicate_distance: int) -> None:
     ]
 
 
-def log_report(report: AuditReport) -> None:
+def log_audit(report: AuditReport) -> None:
     """A short table for people; the JSON holds every path."""
     summary = report.summary()
     # The safety and genus-name lines only mean something when those checks ran.

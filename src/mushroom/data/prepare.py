@@ -22,7 +22,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from mushroom.data.audit import AuditReport, audit_folder, audit_settings, labelled_files, log_report
+from mushroom.data.audit import AuditReport, audit_folder, audit_settings, labelled_files, log_audit
 from mushroom.data.cache import build_cache
 from mushroom.data.kaggle import DataSource, locate_dataset, obtain_dataset
 from mushroom.data.manifest import Manifest, build_manifest
@@ -79,7 +79,7 @@ def run_audit(
     if report is None:
         report = audit_folder(root, settings, label_map=label_map)
         report.write(report_path)
-        log_report(report)
+        log_audit(report)
         log.info("Audit report written to %s", report_path)
     if settings.published_counts:
         for warning in compare_with_published(report, settings.published_counts):
