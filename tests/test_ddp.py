@@ -58,7 +58,12 @@ def test_two_process_ddp_on_cpu_sees_disjoint_data_and_writes_one_checkpoint(tmp
     assert len(first & second) == n_train % 2
     checkpoints = sorted(p.name for p in run_dir.rglob("*.ckpt"))
     assert checkpoints == ["best.ckpt", "last.ckpt"]
-    assert (run_dir / "test_metrics.json").is_file()
+    # The same report as one process writes: calibrated on rank 0 while rank 1 waited, then tested.
+    report = json.loads((run_dir / "test_metrics.json").read_text())
+    assert {"calibration", "open_set", "reliability_bins", "ece"} <= set(report)
+    assert report["calibration"]["temperature"] > 0 and report["n_images"] == len(
+        stratified_split(scan_image_folder(data).labels, seed=42).test
+    )
     # The relaunched rank wrote into the same run dir, not a new timestamped one.
     assert not (tmp_path / "logs").exists()
 

@@ -10,9 +10,9 @@ from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from mushroom.calibration import warn_about_calibration
 from mushroom.errors import MushroomError
 from mushroom.runtime import _fits, _same_kind, _target_hint, user_error_message
-from mushroom.train import warn_about_calibration
 
 
 def raised(error: BaseException, cause: BaseException | None = None) -> BaseException:

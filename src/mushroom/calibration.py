@@ -8,10 +8,16 @@ it is, which is what an abstain threshold and a forager reading "72%" rely on.
 from __future__ import annotations
 
 import itertools
+import logging
+from collections.abc import Sequence
+from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+log = logging.getLogger(__name__)
 
 # A fitted temperature is clamped here: beyond, validation was too small or too easy to say anything.
 TEMPERATURE_BOUNDS = (0.05, 20.0)
@@ -66,3 +72,73 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
             if b["count"]
         )
     )
+
+
+class CalibrateBestCheckpoint(L.Callback):
+    """After fitting, fit on the validation split and store in the best checkpoint (which testing, export
+    and every later use load): the temperature, the "not sure" threshold and the open-set threshold.
+
+    The "not sure" threshold is the lowest confidence at which the dangerous-confusion rate on validation
+    stays at most ``dangerous_target`` (only when ``deadly`` says which classes hold deadly species); the
+    open-set threshold lets ``open_set_tpr`` of the validation photos through (``None``: none). With
+    several processes, global rank 0 calibrates while the others wait, so every rank tests the same file.
+    """
+
+    def __init__(
+        self, dangerous_target: float, open_set_tpr: float | None, deadly: Sequence[bool] | None
+    ) -> None:
+        self.dangerous_target = dangerous_target
+        self.open_set_tpr = open_set_tpr
+        self.deadly = None if deadly is None else np.asarray(deadly, dtype=bool)
+        self.fitted: dict[str, float] = {}
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from mushroom.checkpoints import best_checkpoint
+
+        best = best_checkpoint(trainer)
+        loader = trainer.datamodule.val_dataloader()  # type: ignore[attr-defined]
+        if best and trainer.is_global_zero and len(loader.dataset):
+            self.fitted = self.calibrate(pl_module, loader, best)
+        trainer.strategy.barrier("calibrated")
+
+    def calibrate(self, model: Any, loader: Any, best: str) -> dict[str, float]:
+        from mushroom.checkpoints import store_buffers
+        from mushroom.core.open_set import fit_threshold
+        from mushroom.core.safety import threshold_for_target
+        from mushroom.inference import collect_logits, collect_scores
+
+        model.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
+        logits, labels = collect_logits(model, loader)
+        model.temperature.fill_(fit_temperature(torch.from_numpy(logits), torch.from_numpy(labels)))
+        probs, open_set, _ = collect_scores(model, loader)
+        if self.deadly is not None:
+            model.abstain_threshold.fill_(
+                threshold_for_target(probs, labels, self.deadly, self.dangerous_target)
+            )
+        if self.open_set_tpr is not None:
+            model.open_set_threshold.fill_(fit_threshold(open_set[:, 0], self.open_set_tpr))
+        fitted = ("temperature", "abstain_threshold", "open_set_threshold")
+        store_buffers(best, {name: getattr(model, name) for name in fitted})
+        found = {name: float(getattr(model, name)) for name in fitted}
+        log.info("Calibrated on %d validation images: %s (stored in %s)", len(labels), found, best)
+        warn_about_calibration(len(labels), found["temperature"])
+        return found
+
+
+def warn_about_calibration(images: int, temperature: float) -> None:
+    """Say when the fitted temperature and threshold cannot be trusted, instead of storing them silently."""
+    if images < MIN_CALIBRATION_IMAGES:
+        log.warning(
+            "Calibration used only %d validation images (fewer than %d): the temperature and the 'not sure' "
+            "threshold fitted on them are unreliable. Give validation more images (data.val_fraction), "
+            "or pass abstain_threshold=... to predict and serve.",
+            images,
+            MIN_CALIBRATION_IMAGES,
+        )
+    if temperature <= TEMPERATURE_BOUNDS[0] * 1.001 or temperature >= TEMPERATURE_BOUNDS[1] * 0.999:
+        log.warning(
+            "The fitted temperature %.3g sits on its bound %s: validation is too small or too easy to "
+            "calibrate on, so the probabilities are not calibrated.",
+            temperature,
+            TEMPERATURE_BOUNDS,
+        )

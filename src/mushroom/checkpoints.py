@@ -37,6 +37,29 @@ def checkpoint_class_names(path: str | Path) -> list[str]:
         ) from error
 
 
+def best_checkpoint(trainer: Any) -> str:
+    """The best checkpoint a monitoring ``ModelCheckpoint`` of ``trainer`` saved ("" when none did)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return next(
+        (
+            cb.best_model_path
+            for cb in trainer.checkpoint_callbacks
+            if isinstance(cb, ModelCheckpoint) and cb.monitor and cb.best_model_path
+        ),
+        "",
+    )
+
+
+def store_buffers(path: str | Path, buffers: dict[str, torch.Tensor]) -> None:
+    """Write ``buffers`` (e.g. the fitted temperature) into the model state of the checkpoint at ``path``."""
+    path = _existing(path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    for name, value in buffers.items():
+        checkpoint["state_dict"][name] = value.detach().clone().cpu()
+    torch.save(checkpoint, path)
+
+
 def load_classifier(path: str | Path) -> MushroomClassifier:
     """Load a checkpoint in eval mode on the CPU, without fetching pretrained weights again."""
     path = _existing(path)

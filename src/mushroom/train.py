@@ -61,65 +61,6 @@ def deadly_classes(class_names: list[str], cfg: DictConfig) -> list[bool] | None
     return None if mask is None else mask.tolist()
 
 
-def calibrate_best(
-    model: MushroomClassifier, datamodule: MushroomDataModule, best: str, cfg: DictConfig
-) -> dict[str, float]:
-    """Fit the temperature, the abstain threshold and the open-set threshold on the validation split;
-    store them in ``best``.
-
-    The abstain threshold is the lowest confidence at which the dangerous-confusion rate on validation
-    stays at most ``eval.dangerous_target`` (only when the safety table covers every class); the
-    open-set threshold lets ``eval.open_set_tpr`` of the validation photos through (null: none).
-    """
-    import torch
-
-    from mushroom.calibration import fit_temperature
-    from mushroom.core.open_set import fit_threshold
-    from mushroom.core.safety import deadly_mask, table_from_config, threshold_for_target
-    from mushroom.inference import collect_logits, collect_scores
-
-    checkpoint = torch.load(best, map_location="cpu", weights_only=False)
-    model.load_state_dict(checkpoint["state_dict"])
-    loader = datamodule.val_dataloader()
-    logits, labels = collect_logits(model, loader)
-    model.temperature.fill_(fit_temperature(torch.from_numpy(logits), torch.from_numpy(labels)))
-    probs, open_set, _ = collect_scores(model, loader)
-    deadly = deadly_mask(model.class_names, table_from_config(cfg.get("safety")))
-    if deadly is not None:
-        model.abstain_threshold.fill_(threshold_for_target(probs, labels, deadly, cfg.eval.dangerous_target))
-    if cfg.eval.get("open_set_tpr") is not None:
-        model.open_set_threshold.fill_(fit_threshold(open_set[:, 0], cfg.eval.open_set_tpr))
-    fitted = ("temperature", "abstain_threshold", "open_set_threshold")
-    for name in fitted:
-        checkpoint["state_dict"][name] = getattr(model, name).clone().cpu()
-    torch.save(checkpoint, best)
-    found = {name: float(getattr(model, name)) for name in fitted}
-    log.info("Calibrated on %d validation images: %s (stored in %s)", len(labels), found, best)
-    warn_about_calibration(len(labels), found["temperature"])
-    return found
-
-
-def warn_about_calibration(images: int, temperature: float) -> None:
-    """Say when the fitted temperature and threshold cannot be trusted, instead of storing them silently."""
-    from mushroom.calibration import MIN_CALIBRATION_IMAGES, TEMPERATURE_BOUNDS
-
-    if images < MIN_CALIBRATION_IMAGES:
-        log.warning(
-            "Calibration used only %d validation images (fewer than %d): the temperature and the 'not sure' "
-            "threshold fitted on them are unreliable. Give validation more images (data.val_fraction), "
-            "or pass abstain_threshold=... to predict and serve.",
-            images,
-            MIN_CALIBRATION_IMAGES,
-        )
-    if temperature <= TEMPERATURE_BOUNDS[0] * 1.001 or temperature >= TEMPERATURE_BOUNDS[1] * 0.999:
-        log.warning(
-            "The fitted temperature %.3g sits on its bound %s: validation is too small or too easy to "
-            "calibrate on, so the probabilities are not calibrated.",
-            temperature,
-            TEMPERATURE_BOUNDS,
-        )
-
-
 def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, float]:
     """Fit, then test the best checkpoint; return the final metrics (floats) by name.
 
@@ -128,17 +69,11 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
     """
     import lightning as L
     from hydra.utils import instantiate
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from mushroom.checkpoints import checkpoint_class_names
-    from mushroom.core.open_set import open_set_view
-    from mushroom.core.safety import table_from_config
+    from mushroom.calibration import CalibrateBestCheckpoint
+    from mushroom.checkpoints import best_checkpoint, checkpoint_class_names
     from mushroom.data.sampling import EpochSeeds
-    from mushroom.inference import collect_scores
-    from mushroom.model_card import write_model_card
-    from mushroom.report import write_evaluation_report, write_report
     from mushroom.runtime import instantiate_all, prepare_wandb
-    from mushroom.tracking import send_report_to_loggers
 
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -172,6 +107,11 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
     )
     prepare_wandb(cfg.get("logger"))
     callbacks = [*instantiate_all(cfg.get("callbacks")), *extra_callbacks]
+    calibrator = None
+    if cfg.eval.calibrate:
+        tpr = cfg.eval.get("open_set_tpr")
+        calibrator = CalibrateBestCheckpoint(cfg.eval.dangerous_target, tpr, model.hparams["deadly"])
+        callbacks.append(calibrator)
     if cfg.get("seed") is not None:
         callbacks.append(EpochSeeds(cfg.seed))  # a resumed run ends where the uninterrupted one does
     loggers = instantiate_all(cfg.get("logger"))
@@ -184,56 +124,61 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
 
     if cfg.get("test") and len(datamodule.ready()[1].test):
-        best = next(
-            (
-                cb.best_model_path
-                for cb in trainer.checkpoint_callbacks
-                if isinstance(cb, ModelCheckpoint) and cb.monitor
-            ),
-            "",
-        )
+        best = best_checkpoint(trainer)
         if not best:
             log.warning("No best checkpoint was saved; testing the weights as they are after fitting.")
-        single_process = trainer.world_size == 1
-        calibration = {}
-        if best and single_process and cfg.eval.calibrate and len(datamodule.ready()[1].val):
-            calibration = calibrate_best(model, datamodule, best, cfg)
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
-        report_path = output_dir / "test_metrics.json"
-        if single_process:
-            probs, open_set, labels = collect_scores(model, datamodule.test_dataloader())
-            negatives = {
-                kind: collect_scores(model, loader)[:2]
-                for kind, loader in datamodule.negatives_by_kind("test").items()
-            }
-            open_set_part = open_set_view(
-                (probs, open_set),
-                negatives,
-                model.fitted_abstain_threshold(),
-                model.fitted_open_set_threshold(),
-            )
-            index, split = datamodule.ready()
-            test_paths = [index.paths[i] for i in split.test]
-            report = write_evaluation_report(
-                probs,
-                labels,
-                datamodule.class_names,
-                report_path,
-                paths=test_paths,
-                safety_table=table_from_config(cfg.get("safety")),
-                abstain_threshold=model.fitted_abstain_threshold(),
-                extra={"calibration": calibration, "checkpoint": best, "open_set": open_set_part},
-            )
-            write_model_card(report, cfg, datamodule, Path(best).parent if best else output_dir)
-            send_report_to_loggers(trainer.loggers, report, report_path, probs, labels, test_paths)
-        else:
-            confusion = model.test_confmat.compute().cpu().numpy()  # a collective: every rank calls it
-            report = (
-                write_report(confusion, datamodule.class_names, report_path) if trainer.is_global_zero else {}
-            )
+        report: dict[str, Any] = {}
+        if trainer.is_global_zero:  # one process, or rank 0 of several: the same report either way
+            calibration = calibrator.fitted if calibrator else {}
+            report = report_on_test_split(model, datamodule, cfg, best, calibration, trainer.loggers)
         metrics.update({f"test/report_{k}": v for k, v in report.items() if isinstance(v, float)})
     return metrics
+
+
+def report_on_test_split(
+    model: MushroomClassifier,
+    datamodule: MushroomDataModule,
+    cfg: DictConfig,
+    best: str,
+    calibration: dict[str, float],
+    loggers: Sequence[Any],
+) -> dict[str, Any]:
+    """The test report (metrics, safety and open-set views, pictures), the model card, and the report
+    sent to the loggers; from the best checkpoint's weights as :meth:`Trainer.test` left them."""
+    from mushroom.core.open_set import open_set_view
+    from mushroom.core.safety import table_from_config
+    from mushroom.inference import collect_scores
+    from mushroom.model_card import write_model_card
+    from mushroom.report import write_evaluation_report
+    from mushroom.tracking import send_report_to_loggers
+
+    output_dir = Path(cfg.paths.output_dir)
+    report_path = output_dir / "test_metrics.json"
+    probs, open_set, labels = collect_scores(model, datamodule.test_dataloader())
+    held_out = datamodule.negatives_by_kind("test")
+    negatives = {kind: collect_scores(model, loader)[:2] for kind, loader in held_out.items()}
+    thresholds = model.fitted_abstain_threshold(), model.fitted_open_set_threshold()
+    index, split = datamodule.ready()
+    test_paths = [index.paths[i] for i in split.test]
+    report = write_evaluation_report(
+        probs,
+        labels,
+        datamodule.class_names,
+        report_path,
+        paths=test_paths,
+        safety_table=table_from_config(cfg.get("safety")),
+        abstain_threshold=thresholds[0],
+        extra={
+            "calibration": calibration,
+            "checkpoint": best,
+            "open_set": open_set_view((probs, open_set), negatives, *thresholds),
+        },
+    )
+    write_model_card(report, cfg, datamodule, Path(best).parent if best else output_dir)
+    send_report_to_loggers(loggers, report, report_path, probs, labels, test_paths)
+    return report
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")

@@ -13,7 +13,7 @@ from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
 from torch.nn import functional as F
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from mushroom.errors import MushroomError
 from mushroom.models.mixing import Mixing
@@ -117,7 +117,6 @@ class MushroomClassifier(L.LightningModule):
         self.train_metrics = classification_metrics(num_classes, "train/")
         self.val_metrics = classification_metrics(num_classes, "val/")
         self.test_metrics = classification_metrics(num_classes, "test/")
-        self.test_confmat = MulticlassConfusionMatrix(num_classes)
 
     # -- network ------------------------------------------------------------------------------------
     def _freeze(self, names: Sequence[str]) -> list[nn.Module]:
@@ -289,12 +288,8 @@ class MushroomClassifier(L.LightningModule):
         images, targets = batch
         logits = self.predict_logits(images)
         self.test_metrics.update(logits, targets)
-        self.test_confmat.update(logits, targets)
         self.log("test/loss", self.loss(logits, targets), batch_size=len(targets), sync_dist=True)
         self.log_dict(self.test_metrics)
-
-    def on_test_epoch_start(self) -> None:
-        self.test_confmat.reset()
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, list | tuple) else batch
