@@ -197,7 +197,7 @@ def test_audit_finds_planted_problems_among_real_photos(tmp_path: Path) -> None:
 
 def test_prepare_settings_reach_the_audit(tmp_path: Path) -> None:
     """``data.prepare.min_size`` and ``near_duplicate_distance`` are what the audit runs with."""
-    from mushroom.data.prepare import run_audit
+    from mushroom.data.audit import run_audit
 
     root = make_distinct_folder(tmp_path / "raw", {"Amanita": 3, "Boletus": 3})  # 96 x 80 photos
     rng = np.random.default_rng(9)

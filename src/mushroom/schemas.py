@@ -14,6 +14,7 @@ import logging
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
@@ -212,6 +213,15 @@ class DataConfig:
     @property
     def split(self) -> SplitSettings:
         return SplitSettings(self.num_folds, self.fold, self.val_fraction, self.seed)
+
+    @property
+    def processed_dir(self) -> Path:
+        """Where prepare writes: ``prepare.dir``, else ``<processed_root>/<name or the folder's name>``."""
+        if self.prepare.dir:
+            return Path(self.prepare.dir).expanduser()
+        return Path(self.processed_root).expanduser() / (
+            self.name or Path(self.root).expanduser().resolve().name
+        )
 
 
 def data_config(cfg: Any) -> DataConfig:

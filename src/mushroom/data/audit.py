@@ -16,13 +16,15 @@ import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import hydra
 import numpy as np
+from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 
 from mushroom.core.images import to_rgb
@@ -35,9 +37,11 @@ from mushroom.data.hashing import (
     hamming_pairs,
     perceptual_hash,
 )
+from mushroom.data.kaggle import DataSource, locate_dataset
 from mushroom.data.taxonomy import deadly_genera, folder_genus, known_genera, path_genus
 from mushroom.errors import MushroomError
-from mushroom.schemas import PrepareSettings
+from mushroom.runtime import exit_on_user_error
+from mushroom.schemas import PrepareSettings, data_config
 
 log = logging.getLogger(__name__)
 
@@ -406,7 +410,97 @@ def log_audit(report: AuditReport) -> None:
     log.info("\n".join(lines))
 
 
-if __name__ == "__main__":
-    from mushroom.data.prepare import audit_main
+# -- the audit step: reused when up to date, compared with the publisher's counts -----------------------
+def run_audit(
+    root: str | Path,
+    settings: PrepareSettings,
+    label_map: Mapping[str, str] | None,
+    report_path: Path,
+    reuse: bool = True,
+) -> AuditReport:
+    """Audit ``root`` unless (with ``reuse``) ``report_path`` already describes these files with these
+    settings; then compare the per-class counts with the published ones."""
+    wanted = audit_settings(settings, label_map)
+    report = None
+    if reuse and report_path.is_file():
+        previous = AuditReport.read(report_path)
+        unchanged = previous.fingerprint == labelled_files(root, label_map).fingerprint()
+        if unchanged and previous.settings == wanted:
+            log.info("Audit %s is up to date", report_path)
+            report = previous
+    if report is None:
+        report = audit_folder(root, settings, label_map=label_map)
+        report.write(report_path)
+        log_audit(report)
+        log.info("Audit report written to %s", report_path)
+    if settings.published_counts:
+        for warning in compare_with_published(report, settings.published_counts):
+            log.warning(warning)
+    return report
 
-    audit_main()
+
+def compare_with_published(report: AuditReport, published: Mapping[str, Any]) -> list[str]:
+    """Warnings, naming the classes, where the files found differ from the publisher's counts.
+
+    ``published``: ``per_class`` (label -> files), ``total`` (files in all), ``classes`` (how many),
+    ``version`` (the dataset version they describe). Files are counted whether usable or not, as the
+    publisher counts them; copies of the whole set are counted once and reported on their own.
+    """
+    found = report.files_per_class()
+    version = published.get("version")
+    of_version = f" (version {version})" if version is not None else ""
+    warnings = []
+    per_class = dict(published.get("per_class") or {})
+    short = {name: n for name, n in per_class.items() if found.get(name, 0) < n}
+    extra = {name: n for name, n in per_class.items() if found.get(name, 0) > n}
+    if short:
+        listing = _listing(f"{name} {found.get(name, 0)} of {n}" for name, n in short.items())
+        warnings.append(
+            f"Fewer files than published{of_version}: {listing}. The download may be incomplete: "
+            "delete the folder and download again, or check that data.root is the whole archive."
+        )
+    if extra:
+        listing = _listing(f"{name} {found[name]} of {n}" for name, n in extra.items())
+        warnings.append(
+            f"More files than published{of_version}: {listing}. The folder may hold the set twice or "
+            "another version; the audit report's duplicate groups say which files repeat."
+        )
+    unexpected = sorted(set(found) - set(per_class)) if per_class else []
+    if unexpected:
+        warnings.append(f"Classes the published set does not have: {_listing(unexpected)}.")
+    total = published.get("total")
+    if total is not None and sum(found.values()) != total:
+        warnings.append(f"{sum(found.values())} files in all, the publisher counts {total}{of_version}.")
+    classes = published.get("classes")
+    if classes is not None and len(found) != classes:
+        warnings.append(f"{len(found)} classes, the publisher counts {classes}{of_version}.")
+    copies = Counter(problem.label for problem in report.excluded if problem.kind == "copy")
+    if copies:
+        listing = _listing(f"{name} {n}" for name, n in sorted(copies.items()))
+        warnings.append(
+            f"The archive holds the set more than once: {sum(copies.values())} files are copies of files "
+            f"found before ({listing}); each is counted once."
+        )
+    return warnings
+
+
+def _listing(items: Iterable[str], limit: int = 12) -> str:
+    """``a, b, c`` or, past ``limit`` items, ``a, b, ... and 203 more``: 215 classes make no log line."""
+    items = list(items)
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="prepare")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    """``python -m mushroom.data.audit``: the audit step alone, always run afresh."""
+    data = data_config(cfg)
+    out = cfg.report_path or data.processed_dir / "audit.json"
+    root = Path(data.root).expanduser()
+    source = locate_dataset(data.kaggle_handle, root) or DataSource(root)
+    run_audit(source.dir, data.prepare, data.label_map, Path(out), reuse=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,8 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from mushroom.data.audit import AuditReport, audit_folder, audit_settings, labelled_files, log_audit
+from mushroom.data.audit import audit_settings, labelled_files, run_audit
 from mushroom.data.cache import build_cache
 from mushroom.data.kaggle import DataSource, locate_dataset, obtain_dataset
 from mushroom.data.manifest import Manifest, build_manifest
@@ -50,93 +49,6 @@ class PreparedData:
         """The files ``prepare`` writes into ``out``, named in one place."""
         cache_dir = out / f"cache_{cache_size}" if cache_size else None
         return cls(out, source, out / "audit.json", out / "manifest.csv", cache_dir)
-
-
-def processed_dir(data: DataConfig) -> Path:
-    """``data.prepare.dir``, else ``<data.processed_root>/<data.name or the data folder's name>``."""
-    if data.prepare.dir:
-        return Path(data.prepare.dir).expanduser()
-    return Path(data.processed_root).expanduser() / (data.name or Path(data.root).expanduser().resolve().name)
-
-
-def run_audit(
-    root: str | Path,
-    settings: PrepareSettings,
-    label_map: Mapping[str, str] | None,
-    report_path: Path,
-    reuse: bool = True,
-) -> AuditReport:
-    """Audit ``root`` unless (with ``reuse``) ``report_path`` already describes these files with these
-    settings; then compare the per-class counts with the published ones."""
-    wanted = audit_settings(settings, label_map)
-    report = None
-    if reuse and report_path.is_file():
-        previous = AuditReport.read(report_path)
-        unchanged = previous.fingerprint == labelled_files(root, label_map).fingerprint()
-        if unchanged and previous.settings == wanted:
-            log.info("Audit %s is up to date", report_path)
-            report = previous
-    if report is None:
-        report = audit_folder(root, settings, label_map=label_map)
-        report.write(report_path)
-        log_audit(report)
-        log.info("Audit report written to %s", report_path)
-    if settings.published_counts:
-        for warning in compare_with_published(report, settings.published_counts):
-            log.warning(warning)
-    return report
-
-
-def compare_with_published(report: AuditReport, published: Mapping[str, Any]) -> list[str]:
-    """Warnings, naming the classes, where the files found differ from the publisher's counts.
-
-    ``published``: ``per_class`` (label -> files), ``total`` (files in all), ``classes`` (how many),
-    ``version`` (the dataset version they describe). Files are counted whether usable or not, as the
-    publisher counts them; copies of the whole set are counted once and reported on their own.
-    """
-    found = report.files_per_class()
-    version = published.get("version")
-    of_version = f" (version {version})" if version is not None else ""
-    warnings = []
-    per_class = dict(published.get("per_class") or {})
-    short = {name: n for name, n in per_class.items() if found.get(name, 0) < n}
-    extra = {name: n for name, n in per_class.items() if found.get(name, 0) > n}
-    if short:
-        listing = _listing(f"{name} {found.get(name, 0)} of {n}" for name, n in short.items())
-        warnings.append(
-            f"Fewer files than published{of_version}: {listing}. The download may be incomplete: "
-            "delete the folder and download again, or check that data.root is the whole archive."
-        )
-    if extra:
-        listing = _listing(f"{name} {found[name]} of {n}" for name, n in extra.items())
-        warnings.append(
-            f"More files than published{of_version}: {listing}. The folder may hold the set twice or "
-            "another version; the audit report's duplicate groups say which files repeat."
-        )
-    unexpected = sorted(set(found) - set(per_class)) if per_class else []
-    if unexpected:
-        warnings.append(f"Classes the published set does not have: {_listing(unexpected)}.")
-    total = published.get("total")
-    if total is not None and sum(found.values()) != total:
-        warnings.append(f"{sum(found.values())} files in all, the publisher counts {total}{of_version}.")
-    classes = published.get("classes")
-    if classes is not None and len(found) != classes:
-        warnings.append(f"{len(found)} classes, the publisher counts {classes}{of_version}.")
-    copies = Counter(problem.label for problem in report.excluded if problem.kind == "copy")
-    if copies:
-        listing = _listing(f"{name} {n}" for name, n in sorted(copies.items()))
-        warnings.append(
-            f"The archive holds the set more than once: {sum(copies.values())} files are copies of files "
-            f"found before ({listing}); each is counted once."
-        )
-    return warnings
-
-
-def _listing(items: Iterable[str], limit: int = 12) -> str:
-    """``a, b, c`` or, past ``limit`` items, ``a, b, ... and 203 more``: 215 classes make no log line."""
-    items = list(items)
-    more = f" and {len(items) - limit} more" if len(items) > limit else ""
-    return ", ".join(items[:limit]) + more
 
 
 DONE_MARKER = "prepared.json"
@@ -179,7 +91,7 @@ def wait_for_prepared(
     until it matches. The processed folder must be on storage every node sees.
     """
     root, settings, label_map = Path(data.root).expanduser(), data.prepare, data.label_map
-    out = processed_dir(data)
+    out = data.processed_dir
     deadline = time.monotonic() + timeout_s
     done, last_seen = out / DONE_MARKER, None
     while True:
@@ -203,9 +115,9 @@ def wait_for_prepared(
 
 
 def prepare_dataset(data: DataConfig) -> PreparedData:
-    """Download (if needed), audit, build the manifest and the cache for ``data`` in :func:`processed_dir`."""
+    """Download (if needed), audit, build the manifest and the cache of ``data`` in its processed_dir."""
     settings, split = data.prepare, data.split
-    out = processed_dir(data)
+    out = data.processed_dir
     source = obtain_dataset(data.kaggle_handle, Path(data.root).expanduser())
     prepared = PreparedData.in_folder(out, source, settings.cache_size)
     report = run_audit(source.dir, settings, data.label_map, prepared.audit_path)
@@ -235,17 +147,6 @@ def prepare_dataset(data: DataConfig) -> PreparedData:
 def main(cfg: DictConfig) -> None:
     prepared = prepare_dataset(data_config(cfg))
     log.info("Prepared data: %s", json.dumps(asdict(prepared), default=str))
-
-
-@hydra.main(version_base="1.3", config_path="../configs", config_name="prepare")
-@exit_on_user_error
-def audit_main(cfg: DictConfig) -> None:
-    """``python -m mushroom.data.audit``: the audit step alone, always run afresh."""
-    data = data_config(cfg)
-    out = cfg.report_path or processed_dir(data) / "audit.json"
-    root = Path(data.root).expanduser()
-    source = locate_dataset(data.kaggle_handle, root) or DataSource(root)
-    run_audit(source.dir, data.prepare, data.label_map, Path(out), reuse=False)
 
 
 if __name__ == "__main__":
