@@ -79,6 +79,15 @@ def test_upload_a_photo_and_see_a_genus_and_the_warning(browser_page, server: st
     rows = [row.inner_text().strip() for row in page.locator("#ranking .row").all()]
     assert rows == [f"{row['name']}: {100 * row['probability']:.1f}%" for row in direct["top_k"]]
     assert len(rows) == 3
+    # The details list every one-value field of the answer, so a new field shows without page changes.
+    shown = {cell.get_attribute("data-field"): cell.inner_text() for cell in page.locator("#fields dd").all()}
+    one_value = [
+        key for key, value in direct.items() if key != "warning" and not isinstance(value, list | dict)
+    ]
+    assert sorted(shown) == sorted(one_value)
+    assert shown["verdict"] == direct["verdict"] and float(shown["confidence"]) == pytest.approx(
+        direct["confidence"], abs=1e-4
+    )
     assert page.locator("#preview").is_visible()
     assert warning.is_visible()  # still on screen with the answer
     page.screenshot(path=str(tmp_path / "answer.png"), full_page=True)

@@ -22,7 +22,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from mushroom.core.answer import SAFETY_WARNING, answer, chosen_threshold
+from mushroom.core.answer import SAFETY_WARNING, answer, chosen_threshold, scalar_fields
 from mushroom.core.images import find_images, load_rgb
 from mushroom.core.model import ModelInfo, OnnxClassifier
 from mushroom.core.preprocessing import eval_preprocess
@@ -121,42 +121,32 @@ def _table(results: list[dict[str, Any]]) -> str:
     return "\n".join([*lines, "", SAFETY_WARNING])
 
 
+#: Answer fields the CSV leaves out: the same safety warning on every row (the table prints it once).
+CSV_LEFT_OUT = ("warning",)
+
+
+def csv_columns() -> list[str]:
+    """The photo, every one-value field of :class:`mushroom.core.answer.Answer`, the top k, the error."""
+    fields = [name for name in scalar_fields() if name not in CSV_LEFT_OUT]
+    return ["path", *fields, "top_k", "error"]
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.6f}" if isinstance(value, float) else str(value)
+
+
 def _csv(results: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(
-        [
-            "path",
-            "prediction",
-            "verdict",
-            "confidence",
-            "not_sure",
-            "known_score",
-            "top_k",
-            "note",
-            "reason",
-            "error",
-        ]
-    )
+    writer = csv.DictWriter(buffer, fieldnames=csv_columns(), extrasaction="ignore")
+    writer.writeheader()
     for result in results:
         if "error" in result:
-            writer.writerow([result["path"], "", "", "", "", "", "", "", "", result["error"]])
+            writer.writerow({"path": result["path"], "error": result["error"]})
         else:
-            known = result["known_score"]
-            writer.writerow(
-                [
-                    result["path"],
-                    result["prediction"],
-                    result["verdict"],
-                    f"{result['confidence']:.6f}",
-                    result["not_sure"],
-                    f"{known:.6f}" if known is not None else "",
-                    _top_k_text(result),
-                    result["note"] or "",
-                    result["reason"] or "",
-                    "",
-                ]
-            )
+            row = {name: _csv_value(value) for name, value in result.items()}
+            writer.writerow(row | {"top_k": _top_k_text(result)})
     return buffer.getvalue()
 
 

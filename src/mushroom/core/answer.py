@@ -1,14 +1,20 @@
 """Turning probabilities into what a forager reads: top-k, "not sure", and the safety note.
 
-Shared by ``mushroom.predict`` and the web service, so both answer the same way.
+Shared by ``mushroom.predict`` and the web service, so both answer the same way. :class:`Answer` is the
+one description of an answer: the service's response model (OpenAPI), predict's CSV columns and the web
+page's details all follow its fields, so a new field is added here, in :class:`Answer` and :func:`answer`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from mushroom.core.open_set import NOT_A_MUSHROOM, REASONS, UNKNOWN_GENUS, verdict
 from mushroom.errors import MushroomError
@@ -35,6 +41,65 @@ def chosen_threshold(
             f"(e.g. {key}=0.5), or null for the threshold fitted on validation."
         )
     return float(override)
+
+
+@dataclass
+class RankedClass:
+    name: Annotated[str, Field(description="A class the model knows (a genus).")]
+    probability: Annotated[float, Field(ge=0.0, le=1.0, description="Calibrated probability.")]
+
+
+@dataclass
+class DangerousClass(RankedClass):
+    deadly: Annotated[bool, Field(description="The genus holds deadly species.")]
+    poisonous: Annotated[bool, Field(description="The genus holds poisonous species.")]
+    note: Annotated[str | None, Field(description="What to know about this genus.")]
+
+
+@dataclass
+class Answer:
+    """What a photo gets: the service's JSON (its OpenAPI response model), a row of predict's output."""
+
+    prediction: Annotated[
+        str,
+        Field(
+            description="The most likely class; 'not a mushroom' or 'not a genus I know' when the photo is "
+            "unlike the known genera; 'not sure' below the confidence threshold."
+        ),
+    ]
+    verdict: Annotated[
+        Literal["genus", "not_sure", "not_a_mushroom", "unknown_genus"],
+        Field(description="Which kind of answer the prediction is."),
+    ]
+    reason: Annotated[str | None, Field(description="Why the answer is not a genus (null when it is one).")]
+    confidence: Annotated[float, Field(ge=0.0, le=1.0, description="The top class's probability.")]
+    not_sure: Annotated[bool, Field(description="The confidence is below the abstain threshold.")]
+    abstain_threshold: Annotated[
+        float | None, Field(description="Below this confidence the answer is 'not sure'.")
+    ]
+    known_score: Annotated[
+        float | None,
+        Field(
+            description="How much the photo looks like the known genera (open-set score; null for models "
+            "exported without it)."
+        ),
+    ]
+    open_set_threshold: Annotated[
+        float | None,
+        Field(description="Below this known score the answer is 'not a mushroom' or 'not a genus I know'."),
+    ]
+    top_k: Annotated[list[RankedClass], Field(description="The most likely classes, most likely first.")]
+    note: Annotated[str | None, Field(description="The safety note of the predicted class.")]
+    dangerous: Annotated[
+        list[DangerousClass], Field(description="Classes among the top k with dangerous species.")
+    ]
+    warning: Annotated[str, Field(description="Never eat a mushroom because of this answer.")]
+
+
+def scalar_fields() -> list[str]:
+    """The answer's fields that hold one value (not a list): predict's CSV columns, the page's details."""
+    hints = typing.get_type_hints(Answer)
+    return [f.name for f in dataclasses.fields(Answer) if typing.get_origin(hints[f.name]) is not list]
 
 
 def top_k(probs: np.ndarray, class_names: Sequence[str], k: int) -> list[dict[str, Any]]:
@@ -78,24 +143,25 @@ def answer(
         )
     safety = safety or {}
     dangerous = [
-        {"name": row["name"], "probability": row["probability"], **_danger(safety[row["name"]])}
+        DangerousClass(row["name"], row["probability"], **_danger(safety[row["name"]]))
         for row in ranked
         if _is_dangerous(safety.get(row["name"]))
     ]
-    return {
-        "prediction": prediction,
-        "verdict": VERDICTS.get(prediction, "genus"),
-        "reason": reason,
-        "confidence": best["probability"],
-        "not_sure": not_sure,
-        "abstain_threshold": abstain_threshold,
-        "known_score": round(known_score, 6) if known_score is not None else None,
-        "open_set_threshold": open_set_threshold,
-        "top_k": ranked,
-        "note": (safety.get(best["name"]) or {}).get("note") if prediction == best["name"] else None,
-        "dangerous": dangerous,
-        "warning": SAFETY_WARNING,
-    }
+    reply = Answer(
+        prediction=prediction,
+        verdict=VERDICTS.get(prediction, "genus"),  # type: ignore[arg-type]
+        reason=reason,
+        confidence=best["probability"],
+        not_sure=not_sure,
+        abstain_threshold=abstain_threshold,
+        known_score=round(known_score, 6) if known_score is not None else None,
+        open_set_threshold=open_set_threshold,
+        top_k=[RankedClass(**row) for row in ranked],
+        note=(safety.get(best["name"]) or {}).get("note") if prediction == best["name"] else None,
+        dangerous=dangerous,
+        warning=SAFETY_WARNING,
+    )
+    return dataclasses.asdict(reply)
 
 
 def _is_dangerous(entry: Mapping[str, Any] | None) -> bool:

@@ -31,6 +31,7 @@ from starlette.background import BackgroundTask
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import mushroom
+from mushroom.core import answer as answer_module
 from mushroom.core.answer import answer, chosen_threshold
 from mushroom.core.model import OnnxClassifier
 from mushroom.core.preprocessing import resize_and_crop
@@ -44,7 +45,6 @@ from mushroom.serving.schema import (
     METRICS_RESPONSE,
     PREDICT_BODY,
     PREDICT_ERRORS,
-    Answer,
     Health,
     Readiness,
 )
@@ -227,7 +227,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @app.post(
         "/predict",
-        response_model=Answer,
+        response_model=answer_module.Answer,  # read when the app is made: the answer's one description
         responses=PREDICT_ERRORS,
         openapi_extra={"requestBody": PREDICT_BODY},
     )

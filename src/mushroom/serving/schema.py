@@ -1,53 +1,17 @@
 """The service's API contract: what each route takes and answers, as the OpenAPI document declares it.
 
-The models document the JSON that :func:`mushroom.core.answer.answer` builds; the routes return it
-directly (no per-request validation, which costs time on every photo), and a test checks that real
-answers match these models.
+The answer's model is :class:`mushroom.core.answer.Answer` itself (one description of an answer); the
+routes return the JSON directly (no per-request validation, which costs time on every photo), and a test
+checks that real answers match the models.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from mushroom.serving.form import FIELD
-
-
-class RankedClass(BaseModel):
-    name: str = Field(description="A class the model knows (a genus).")
-    probability: float = Field(ge=0.0, le=1.0, description="Calibrated probability.")
-
-
-class DangerousClass(RankedClass):
-    deadly: bool = Field(description="The genus holds deadly species.")
-    poisonous: bool = Field(description="The genus holds poisonous species.")
-    note: str | None = Field(description="What to know about this genus.")
-
-
-class Answer(BaseModel):
-    prediction: str = Field(
-        description="The most likely class; 'not a mushroom' or 'not a genus I know' when the photo is "
-        "unlike the known genera; 'not sure' below the confidence threshold."
-    )
-    verdict: Literal["genus", "not_sure", "not_a_mushroom", "unknown_genus"] = Field(
-        description="Which kind of answer the prediction is."
-    )
-    reason: str | None = Field(description="Why the answer is not a genus (null when it is one).")
-    confidence: float = Field(ge=0.0, le=1.0, description="The top class's probability.")
-    not_sure: bool
-    abstain_threshold: float | None = Field(description="Below this confidence the answer is 'not sure'.")
-    known_score: float | None = Field(
-        description="How much the photo looks like the known genera (open-set score; null for models "
-        "exported without it)."
-    )
-    open_set_threshold: float | None = Field(
-        description="Below this known score the answer is 'not a mushroom' or 'not a genus I know'."
-    )
-    top_k: list[RankedClass] = Field(description="The most likely classes, most likely first.")
-    note: str | None = Field(description="The safety note of the predicted class.")
-    dangerous: list[DangerousClass] = Field(description="Classes among the top k with dangerous species.")
-    warning: str = Field(description="Never eat a mushroom because of this answer.")
 
 
 class ErrorBody(BaseModel):
