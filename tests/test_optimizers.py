@@ -93,3 +93,14 @@ def test_a_checkpoint_remembers_its_optimizer_and_schedule(tmp_path: Path) -> No
     model = instantiate(cfg.model, class_names=["a", "b"], _convert_="all")
     assert model.hparams["optimizer"]["_target_"] == "torch.optim.SGD"
     assert model.hparams["scheduler"]["_target_"].endswith("schedules.constant")
+
+
+def test_an_optimizer_option_without_its_package_line_is_a_clear_error() -> None:
+    """A file in configs/optimizer/ without `# @package model.optimizer` leaves model.optimizer with keys
+    but no _target_: say so instead of 'DictConfig object is not callable'."""
+    from mushroom.errors import MushroomError
+    from mushroom.models import MushroomClassifier
+
+    model = MushroomClassifier(["a", "b"], name="small_cnn", pretrained=False, optimizer={"lr": 0.1})
+    with pytest.raises(MushroomError, match="# @package model.optimizer"):
+        model.build_optimizer()

@@ -318,7 +318,14 @@ class MushroomClassifier(L.LightningModule):
 
     def build_optimizer(self) -> torch.optim.Optimizer:
         """The ``optimizer`` config (``_partial_``) over :meth:`parameter_groups`; AdamW if there is none."""
-        factory = instantiate(self.hparams["optimizer"]) if self.hparams["optimizer"] else torch.optim.AdamW
+        config = self.hparams["optimizer"]
+        if config and "_target_" not in config:
+            raise MushroomError(
+                f"model.optimizer is {dict(config)}, with no _target_ to build. An option of the "
+                "optimizer group must start with the line `# @package model.optimizer` "
+                "(see configs/optimizer/adamw.yaml)."
+            )
+        factory = instantiate(config) if config else torch.optim.AdamW
         groups = self.parameter_groups()
         scales = [group.pop("lr_scale") for group in groups]
         optimizer = factory(groups)
@@ -332,6 +339,12 @@ class MushroomClassifier(L.LightningModule):
             return {"optimizer": optimizer}  # type: ignore[typeddict-item]
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         steps_per_epoch = total_steps / max(1, self.trainer.max_epochs or 1)
+        if "_target_" not in self.hparams["scheduler"]:
+            raise MushroomError(
+                f"model.scheduler is {dict(self.hparams['scheduler'])}, with no _target_ to build. An "
+                "option of the scheduler group must start with `# @package model.scheduler` "
+                "(see configs/scheduler/)."
+            )
         scheduler = instantiate(self.hparams["scheduler"])(
             optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch
         )

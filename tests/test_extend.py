@@ -1,0 +1,80 @@
+"""docs/how-to/extend.md works as written: each YAML block, put where its first line says (in a folder
+added with hydra.searchpath, as for an installed package), composes and builds what the page promises."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from tests.conftest import REPO, compose_config
+from tests.test_audit import make_distinct_folder
+
+HOWTO = REPO / "docs" / "how-to" / "extend.md"
+
+
+def howto_files() -> dict[str, str]:
+    """``configs/<group>/<name>.yaml`` -> the YAML block of the how-to that starts with that path."""
+    blocks = re.findall(r"```yaml\n(.*?)```", HOWTO.read_text(), flags=re.DOTALL)
+    files = {}
+    for block in blocks:
+        where = next((line for line in block.splitlines()[:2] if line.startswith("# configs/")), None)
+        assert where, f"each YAML block of the how-to says where it goes in its first lines:\n{block}"
+        files[where.removeprefix("# ")] = block
+    return files
+
+
+@pytest.fixture
+def my_configs(tmp_path: Path) -> str:
+    """The how-to's files in a folder of one's own, as the override that adds it to the search path."""
+    for relative, text in howto_files().items():
+        path = tmp_path / "my_configs" / relative.removeprefix("configs/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return f"hydra.searchpath=[file://{tmp_path / 'my_configs'}]"
+
+
+def test_the_howto_has_a_model_an_optimizer_and_a_dataset() -> None:
+    assert sorted(howto_files()) == [
+        "configs/data/my_mushrooms.yaml",
+        "configs/model/convnext_tiny.yaml",
+        "configs/optimizer/radam.yaml",
+    ]
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_a_timm_model_added_by_one_file(my_configs: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [my_configs, "model=convnext_tiny", "model.pretrained=false"], tmp_path)
+    model = instantiate(cfg.model, class_names=["Amanita", "Boletus"], _convert_="all")
+    assert type(model.net).__name__ == "ConvNeXt" and model.hparams["drop_path_rate"] == 0.1
+    assert model.net(torch.zeros(1, 3, 64, 64)).shape == (1, 2)
+    assert model.hparams["optimizer"]["lr"] == 5e-4  # the recipe's lr, with the default AdamW
+    assert model.hparams["label_smoothing"] == 0.1  # what the file leaves out keeps the schema's default
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_an_optimizer_added_by_one_file(my_configs: str, tmp_path: Path) -> None:
+    cfg = compose_config("train", [my_configs, "model=cnn", "optimizer=radam", "scheduler=none"], tmp_path)
+    model = instantiate(cfg.model, class_names=["Amanita", "Boletus"], _convert_="all")
+    optimizer = model.build_optimizer()
+    assert isinstance(optimizer, torch.optim.RAdam) and optimizer.defaults["decoupled_weight_decay"]
+    # model=cnn comes after the optimizer in the defaults list: its lr and weight decay win.
+    assert {group["lr"] for group in optimizer.param_groups} == {3e-3}
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_a_kaggle_dataset_added_by_one_file(my_configs: str, tmp_path: Path) -> None:
+    photos = make_distinct_folder(tmp_path / "raw", {"Amanita": 6, "Boletus": 6})
+    overrides = [my_configs, "data=my_mushrooms", f"data.root={photos}", f"paths.root_dir={tmp_path}"]
+    cfg = compose_config("train", overrides, tmp_path)
+    assert cfg.data.kaggle_handle == "someone/my-mushrooms/versions/1" and cfg.data.prepare.enabled
+    with mock.patch("kagglehub.dataset_download", side_effect=AssertionError("photos are on disk")):
+        datamodule = instantiate(cfg.data, _convert_="all")
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+    assert datamodule.class_names == ["Amanita", "Boletus"]
+    assert datamodule.prepared().manifest_path.is_file()  # audited and split leak-free, as prepare does
