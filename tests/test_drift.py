@@ -37,7 +37,7 @@ def test_compare_names_what_moved_and_which_way() -> None:
     rng = np.random.default_rng(1)
     reference = {"brightness": rng.normal(0.5, 0.1, 300), "contrast": rng.normal(0.2, 0.05, 300)}
     live = {"brightness": rng.normal(0.3, 0.1, 100), "contrast": rng.normal(0.2, 0.05, 100)}
-    result = compare(reference, live)
+    result = compare(reference, live, alpha=0.01, psi_threshold=0.1)
     assert result["brightness"]["moved"] and result["brightness"]["shift_sd"] < -1.5
     assert not result["contrast"]["moved"]
 

@@ -102,5 +102,5 @@ def test_an_optimizer_option_without_its_package_line_is_a_clear_error() -> None
     from mushroom.models import MushroomClassifier
 
     model = MushroomClassifier(["a", "b"], name="small_cnn", pretrained=False, optimizer={"lr": 0.1})
-    with pytest.raises(MushroomError, match="# @package model.optimizer"):
+    with pytest.raises(MushroomError, match=r"# @package model\.optimizer"):
         model.build_optimizer()

@@ -66,8 +66,8 @@ def psi(reference: np.ndarray, live: np.ndarray, bins: int = 10) -> float:
 def compare(
     reference: Mapping[str, Sequence[float]],
     live: Mapping[str, Sequence[float]],
-    alpha: float = 0.01,
-    psi_threshold: float = 0.1,
+    alpha: float,
+    psi_threshold: float,
 ) -> dict[str, dict[str, Any]]:
     """Per statistic: reference and live means, shift in reference SDs, KS statistic and p, PSI, moved."""
     result = {}

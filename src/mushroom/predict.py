@@ -56,10 +56,10 @@ def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
 def predict_files(
     model: Classifier,
     paths: Sequence[Path],
-    top_k: int = 3,
-    abstain_threshold: float | None = None,
-    batch_size: int = 16,
-    open_set: bool = True,
+    top_k: int,
+    abstain_threshold: float | None,
+    batch_size: int,
+    open_set: bool,
 ) -> list[dict[str, Any]]:
     """One result per path, in order: the answer, or ``{"path", "error"}`` for a file that cannot be read.
     ``open_set=False``: never "not a mushroom" / "not a genus I know"."""

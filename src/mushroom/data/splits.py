@@ -52,11 +52,7 @@ def validate_split_settings(num_folds: int, fold: int, val_fraction: float) -> N
 
 
 def stratified_split(
-    labels: np.ndarray,
-    num_folds: int = 5,
-    fold: int = 0,
-    val_fraction: float = 0.1,
-    seed: int = 42,
+    labels: np.ndarray, *, num_folds: int, fold: int, val_fraction: float, seed: int
 ) -> Split:
     """Split indices into train/val/test: test is fold ``fold``; val is ``val_fraction`` of the rest."""
     labels = np.asarray(labels)

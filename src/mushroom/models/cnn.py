@@ -22,8 +22,8 @@ class SmallCNN(nn.Module):
     def __init__(
         self,
         num_classes: int,
-        channels: Sequence[int] = (32, 64, 128, 256),
-        drop_rate: float = 0.2,
+        channels: Sequence[int],
+        drop_rate: float,
     ) -> None:
         super().__init__()
         stages: list[nn.Module] = []

@@ -6,6 +6,7 @@ import difflib
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -39,10 +40,13 @@ def create_network(
     pretrained: bool = False,
     drop_rate: float = 0.0,
     drop_path_rate: float = 0.0,
-    cnn_channels: tuple[int, ...] = (32, 64, 128, 256),
+    cnn_channels: Sequence[int] = (),
 ) -> nn.Module:
-    """Create ``name`` with a fresh ``num_classes``-way head; ImageNet weights when ``pretrained``."""
+    """Create ``name`` with a fresh ``num_classes``-way head; ImageNet weights when ``pretrained``.
+    ``cnn_channels``: the stages of our small CNN (``model.cnn_channels``)."""
     if name == SMALL_CNN:
+        if not cnn_channels:
+            raise MushroomError(f"{SMALL_CNN} needs its stages' channels (model.cnn_channels).")
         return SmallCNN(num_classes, channels=cnn_channels, drop_rate=drop_rate)
     _check_timm_name(name)
     kwargs: dict = {"num_classes": num_classes, "drop_rate": drop_rate}

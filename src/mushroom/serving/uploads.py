@@ -41,7 +41,7 @@ class UploadLimits:
 
     max_bytes: int
     max_pixels: int
-    max_aspect_ratio: float = 10.0
+    max_aspect_ratio: float
 
 
 @dataclass
