@@ -80,7 +80,10 @@ def test_upload_a_photo_and_see_a_genus_and_the_warning(browser_page, server: st
     assert rows == [f"{row['name']}: {100 * row['probability']:.1f}%" for row in direct["top_k"]]
     assert len(rows) == 3
     # The details list every one-value field of the answer, so a new field shows without page changes.
-    shown = {cell.get_attribute("data-field"): cell.inner_text() for cell in page.locator("#fields dd").all()}
+    # (text_content: the details are folded, so their text is not rendered until opened)
+    shown = {
+        cell.get_attribute("data-field"): cell.text_content() for cell in page.locator("#fields dd").all()
+    }
     one_value = [
         key for key, value in direct.items() if key != "warning" and not isinstance(value, list | dict)
     ]
