@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 import cv2
 import numpy as np
 import simplejpeg
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from mushroom.errors import MushroomError
 
@@ -161,20 +162,44 @@ def load_rgb_opencv(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def decode_error(path: str | Path) -> str | None:
-    """Return why ``path`` cannot be decoded, or ``None`` if it decodes completely.
+@dataclass(frozen=True)
+class CheckedPhoto:
+    """A file that decoded completely: its full size and mode, and its pixels at reduced scale."""
 
-    JPEGs are decoded at reduced scale (the decoder still reads every byte, so a truncated file is
-    caught) which makes checking a whole dataset several times faster than a full decode.
+    width: int
+    height: int
+    mode: str
+    rgb: np.ndarray
+
+
+def decode_or_problem(
+    path: str | Path, draft_side: int = 64
+) -> tuple[CheckedPhoto | None, tuple[str, str] | None]:
+    """The one rule for "this file is a usable image" (the folder scan and the audit both apply it): the
+    photo, or ``(kind, detail)`` of why not: ``not_an_image``, ``truncated`` or ``undecodable``.
+
+    JPEGs are decoded at reduced scale (``draft_side``; the decoder still reads every byte, so a truncated
+    file is caught), which makes checking a whole dataset several times faster than a full decode.
     """
     try:
         with Image.open(path) as image:
+            width, height, mode = *image.size, image.mode
             if image.format == "JPEG":
-                image.draft(image.mode, (64, 64))
-            image.load()
-            if min(image.size) < 1:
-                return "image has no pixels"
-    # PIL raises many types: OSError, SyntaxError, ValueError, DecompressionBombError...
-    except Exception as error:
-        return f"{type(error).__name__}: {error}"
-    return None
+                image.draft(image.mode, (draft_side, draft_side))
+            rgb = np.asarray(to_rgb(image))
+    except UnidentifiedImageError:
+        return None, ("not_an_image", "not a file format any image decoder recognises")
+    except OSError as error:
+        kind = "truncated" if "truncated" in str(error).lower() else "undecodable"
+        return None, (kind, f"{type(error).__name__}: {error}")
+    except Exception as error:  # PIL also raises SyntaxError, ValueError, DecompressionBombError...
+        return None, ("undecodable", f"{type(error).__name__}: {error}")
+    if min(width, height) < 1:
+        return None, ("undecodable", "image has no pixels")
+    return CheckedPhoto(width, height, mode, rgb), None
+
+
+def decode_error(path: str | Path) -> str | None:
+    """Why ``path`` is not a usable image (:func:`decode_or_problem`), or ``None`` if it is one."""
+    problem = decode_or_problem(path)[1]
+    return None if problem is None else problem[1]

@@ -23,11 +23,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import hydra
-import numpy as np
 from omegaconf import DictConfig
-from PIL import Image, UnidentifiedImageError
 
-from mushroom.core.images import to_rgb
+from mushroom.core.images import decode_or_problem
 from mushroom.core.safety import load_table
 from mushroom.data.folder import list_class_files
 from mushroom.data.hashing import (
@@ -235,21 +233,12 @@ def labelled_files(root: str | Path, label_map: Mapping[str, str] | None = None)
 
 # -- inspecting one file ----------------------------------------------------------------------------
 def inspect_file(path: Path, min_size: int) -> tuple[dict | None, tuple[str, str] | None]:
-    """Decode ``path``; return its facts, or ``(kind, detail)`` of the problem that excludes it."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            mode = image.mode
-            if image.format == "JPEG":
-                image.draft(image.mode, (HASH_DECODE_SIDE, HASH_DECODE_SIDE))
-            rgb = np.asarray(to_rgb(image))
-    except UnidentifiedImageError:
-        return None, ("not_an_image", "not a file format any image decoder recognises")
-    except OSError as error:
-        kind = "truncated" if "truncated" in str(error).lower() else "undecodable"
-        return None, (kind, f"{type(error).__name__}: {error}")
-    except Exception as error:  # PIL also raises SyntaxError, ValueError, DecompressionBombError...
-        return None, ("undecodable", f"{type(error).__name__}: {error}")
+    """Decode ``path`` (:func:`decode_or_problem`, the folder scan's rule too); return its facts, or
+    ``(kind, detail)`` of the problem that excludes it."""
+    photo, problem = decode_or_problem(path, HASH_DECODE_SIDE)
+    if photo is None:
+        return None, problem
+    width, height, mode, rgb = photo.width, photo.height, photo.mode, photo.rgb
     if min(width, height) < min_size:
         detail = f"{width}x{height} is below the {min_size}px minimum (data.prepare.min_size)"
         return None, ("too_small", detail)
