@@ -153,3 +153,22 @@ def test_old_key_names_still_work_for_one_release_with_a_warning(
     train = compose_config("train", ["ckpt_path=last"], tmp_path)
     apply_renamed_keys(train)
     assert train.ckpt_path == "last"
+
+
+def test_help_lists_the_groups_a_user_can_choose_and_nothing_else(tmp_path: Path) -> None:
+    """The schemas and the W&B sweep file are not config groups: --help must not offer them."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "mushroom.train", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    listed = {line.split(":")[0] for line in groups.splitlines() if ": " in line}
+    chosen = "callbacks data experiment hparams_search logger model optimizer paths safety scheduler trainer"
+    assert listed == set(chosen.split())
+    assert "optimizer: adamw, sgd" in groups and "scheduler: cosine, none, onecycle" in groups

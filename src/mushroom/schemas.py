@@ -1,7 +1,7 @@
 """The typed schema of each config group we own: every default lives here, and only here.
 
-Each dataclass is registered in Hydra's ConfigStore (group ``schema``); the option files start from it
-(``defaults: [/schema/data@_here_, _self_]``) and name only what they change. So a default is written
+Each dataclass is registered in Hydra's ConfigStore (``data_schema``, ...); the option files start from it
+(``defaults: [/data_schema@_here_, _self_]``) and name only what they change. So a default is written
 once, a value of the wrong type (``data.batch_size=abc``) is refused while the config is composed, with
 the key's name, and the objects (``MushroomDataModule``, ``MushroomClassifier``, the service) take the
 same dataclasses. Torch-free on purpose: composing a config (``--help``, a typo) stays quick.
@@ -359,10 +359,11 @@ def schema_for(target: str) -> type | None:
 
 
 def register_schemas() -> None:
-    """Store each schema as ``schema/<group>`` in Hydra's ConfigStore (idempotent)."""
+    """Store each schema as ``<group>_schema`` in Hydra's ConfigStore, outside any group (so ``--help``
+    lists no group of schemas); idempotent."""
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():
-        store.store(group="schema", name=name, node=schema)
+        store.store(name=f"{name}_schema", node=schema)
 
 
 register_schemas()
