@@ -59,3 +59,79 @@ def test_the_core_imports_nothing_above_it() -> None:
     graph = import_graph()
     for module in (m for m in graph if m.startswith("mushroom.core")):
         assert not [name for name in graph[module] if name.startswith(above)], module
+
+
+def schema_defaults() -> dict[str, set[object]]:
+    """Setting name -> the defaults the schemas give it (every schema, nested ones included)."""
+    import dataclasses
+    import typing
+
+    from mushroom import schemas
+
+    found: dict[str, set[object]] = {}
+    seen: set[type] = set()
+
+    def visit(cls: type) -> None:
+        if cls in seen:
+            return
+        seen.add(cls)
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[field.name]):
+                visit(hints[field.name])
+            elif field.default is not dataclasses.MISSING and not isinstance(
+                field.default, bool | type(None)
+            ):
+                found.setdefault(field.name, set()).add(field.default)
+
+    for schema in schemas.SCHEMAS.values():
+        visit(schema)
+    return found
+
+
+# Python defaults that equal a schema default on purpose: "off", for code that builds these directly.
+NEUTRAL = {("Mixing", "mixup_alpha"), ("Mixing", "cutmix_alpha"), ("create_network", "drop_path_rate")}
+
+
+def test_no_config_default_is_written_twice() -> None:
+    """A default lives in mushroom.schemas: no function or dataclass elsewhere repeats it, and no option file
+    sets a key to the value its schema already gives it."""
+    import yaml
+
+    defaults = schema_defaults()
+    assert defaults["near_duplicate_distance"] == {10} and defaults["batch_size"] == {32}
+    repeated = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "schemas.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            pairs: list[tuple[str, str, ast.expr]] = []
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                positional = node.args.args[len(node.args.args) - len(node.args.defaults) :]
+                pairs += [(node.name, a.arg, d) for a, d in zip(positional, node.args.defaults, strict=True)]
+                pairs += [
+                    (node.name, a.arg, d)
+                    for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults, strict=True)
+                    if d is not None
+                ]
+            elif isinstance(node, ast.ClassDef):
+                pairs += [
+                    (node.name, item.target.id, item.value)
+                    for item in node.body
+                    if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.value
+                ]
+            for owner, name, expr in pairs:
+                try:
+                    value = ast.literal_eval(expr)
+                except ValueError:
+                    continue
+                if isinstance(value, list | dict | set):
+                    continue
+                if value in defaults.get(name, set()) and (owner, name) not in NEUTRAL:
+                    repeated.append(f"{path.relative_to(PACKAGE)}: {owner}({name}={value!r})")
+    for group in ("data", "model"):
+        for option in (PACKAGE / "configs" / group).glob("*.yaml"):
+            for name, value in (yaml.safe_load(option.read_text()) or {}).items():
+                if not isinstance(value, dict | bool | list) and value in defaults.get(name, set()):
+                    repeated.append(f"configs/{group}/{option.name}: {name}: {value!r}")
+    assert repeated == []
