@@ -133,6 +133,9 @@ def test_warmup_then_cosine() -> None:
     assert warmup_cosine(55, 10, 100, 0.0) == pytest.approx(0.5)
     assert warmup_cosine(100, 10, 100, 0.01) == pytest.approx(0.01)
     assert warmup_cosine(32, 10, 100, 0.0) == pytest.approx(0.5 * (1 + math.cos(math.pi * 22 / 90)))
+    assert warmup_cosine(55, 10, 100, 0.1) == pytest.approx(0.55)  # halfway between 1 and min_ratio
+    assert warmup_cosine(150, 10, 100, 0.01) == pytest.approx(0.01)  # past the end it stays at the floor
+    assert warmup_cosine(10, 9, 10, 0.0) == pytest.approx(0.0)  # one step of decay reaches the floor
 
 
 def test_head_only_epochs_train_the_head_first_then_everything() -> None:

@@ -104,3 +104,18 @@ def test_an_optimizer_option_without_its_package_line_is_a_clear_error() -> None
     model = MushroomClassifier(["a", "b"], name="small_cnn", pretrained=False, optimizer={"lr": 0.1})
     with pytest.raises(MushroomError, match=r"# @package model\.optimizer"):
         model.build_optimizer()
+
+
+def test_warm_up_leaves_at_least_one_step_of_decay_and_none_on_a_one_step_run() -> None:
+    from mushroom.models.schedules import one_cycle, warmup_steps_for
+
+    assert warmup_steps_for(0.5, total_steps=100, steps_per_epoch=10) == 5
+    assert warmup_steps_for(1.0, total_steps=10, steps_per_epoch=10) == 9  # a 1-epoch run still decays
+    assert warmup_steps_for(3.0, total_steps=2, steps_per_epoch=1) == 1
+    assert warmup_steps_for(1.0, total_steps=1, steps_per_epoch=1) == 0
+    assert warmup_steps_for(1.0, total_steps=0, steps_per_epoch=1) == 0
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    schedule = one_cycle(
+        optimizer, total_steps=1, steps_per_epoch=1, pct_start=0.3, div_factor=25, final_div_factor=1e4
+    )
+    assert schedule.total_steps == 1  # type: ignore[attr-defined]
