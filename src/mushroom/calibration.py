@@ -96,18 +96,19 @@ class CalibrateBestCheckpoint(L.Callback):
         from mushroom.checkpoints import best_checkpoint
 
         best = best_checkpoint(trainer)
-        loader = trainer.datamodule.val_dataloader()  # type: ignore[attr-defined]
-        if best and trainer.is_global_zero and len(loader.dataset):
-            self.fitted = self.calibrate(pl_module, loader, best)
+        if best and trainer.is_global_zero:  # the other ranks build no loader: they only wait
+            loader = trainer.datamodule.val_dataloader()  # type: ignore[attr-defined]
+            if len(loader.dataset):
+                self.fitted = self.calibrate(pl_module, loader, best)
         trainer.strategy.barrier("calibrated")
 
     def calibrate(self, model: Any, loader: Any, best: str) -> dict[str, float]:
-        from mushroom.checkpoints import store_buffers
+        from mushroom.checkpoints import model_state, store_buffers
         from mushroom.core.open_set import fit_threshold
         from mushroom.core.safety import threshold_for_target
         from mushroom.inference import collect_logits, collect_scores
 
-        model.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
+        model.load_state_dict(model_state(best))
         logits, labels = collect_logits(model, loader)
         model.temperature.fill_(fit_temperature(torch.from_numpy(logits), torch.from_numpy(labels)))
         probs, open_set, _ = collect_scores(model, loader)

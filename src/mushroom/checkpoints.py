@@ -51,6 +51,11 @@ def best_checkpoint(trainer: Any) -> str:
     )
 
 
+def model_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The weights and buffers a checkpoint holds (its ``state_dict``), on the CPU."""
+    return torch.load(_existing(path), map_location="cpu", weights_only=False)["state_dict"]
+
+
 def store_buffers(path: str | Path, buffers: dict[str, torch.Tensor]) -> None:
     """Write ``buffers`` (e.g. the fitted temperature) into the model state of the checkpoint at ``path``."""
     path = _existing(path)

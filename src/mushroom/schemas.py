@@ -10,7 +10,6 @@ same dataclasses. Torch-free on purpose: composing a config (``--help``, a typo)
 from __future__ import annotations
 
 import dataclasses
-import logging
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,8 +20,6 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from mushroom.errors import MushroomError
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -125,10 +122,6 @@ class PrepareSettings:
 
     def __post_init__(self) -> None:
         check_safety_policy(self.safety_conflicts)  # at composition, not after the audit
-
-    @classmethod
-    def from_config(cls, node: Mapping[str, Any] | PrepareSettings | None) -> PrepareSettings:
-        return from_mapping(cls, node, "data.prepare")
 
 
 @dataclass

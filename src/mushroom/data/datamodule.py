@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from mushroom.core.open_set import NEGATIVE_KINDS
-from mushroom.core.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from mushroom.core.preprocessing import Preprocessing
 from mushroom.data.cache import cached_path
 from mushroom.data.dataset import ImageDataset, seed_worker_transform
 from mushroom.data.folder import ImageFolderIndex, scan_image_folder
@@ -66,13 +66,16 @@ class MushroomDataModule(L.LightningDataModule):
             settings_dict(config) | {"class_names": class_names, "test_on_all": test_on_all}, logger=False
         )
         self.root = Path(root).expanduser()
-        # A datamodule built without a network in mind (null size and normalisation) uses timm's ImageNet
-        # evaluation defaults; mushroom.train fills them in from the network's pretrained config.
+        # A datamodule built without a network in mind (null size and normalisation) keeps Preprocessing's
+        # defaults (timm's ImageNet evaluation); mushroom.train fills them in from the network's config.
+        given: dict[str, Any] = {
+            "image_size": config.image_size,
+            "crop_pct": config.crop_pct,
+            "mean": None if config.mean is None else tuple(config.mean),
+            "std": None if config.std is None else tuple(config.std),
+        }
         self.preprocessing = Preprocessing(
-            image_size=config.image_size or 224,
-            crop_pct=config.crop_pct or 0.875,
-            mean=tuple(config.mean) if config.mean is not None else IMAGENET_MEAN,
-            std=tuple(config.std) if config.std is not None else IMAGENET_STD,
+            **{key: value for key, value in given.items() if value is not None}
         )
         self.augmentation = config.augment
         self.batch_size = config.batch_size

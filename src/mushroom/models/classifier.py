@@ -32,6 +32,16 @@ def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
     )
 
 
+def built_from(config: dict[str, Any], group: str) -> Any:
+    """The ``_partial_`` object an option of the ``optimizer`` or ``scheduler`` group configures."""
+    if "_target_" not in config:
+        raise MushroomError(
+            f"model.{group} is {dict(config)}, with no _target_ to build. An option of the {group} group "
+            f"must start with the line `# @package model.{group}` (see configs/{group}/)."
+        )
+    return instantiate(config)
+
+
 class MushroomClassifier(L.LightningModule):
     """Classifies an image into ``class_names``; everything needed to rebuild it is in its hparams."""
 
@@ -319,13 +329,7 @@ class MushroomClassifier(L.LightningModule):
     def build_optimizer(self) -> torch.optim.Optimizer:
         """The ``optimizer`` config (``_partial_``) over :meth:`parameter_groups`; AdamW if there is none."""
         config = self.hparams["optimizer"]
-        if config and "_target_" not in config:
-            raise MushroomError(
-                f"model.optimizer is {dict(config)}, with no _target_ to build. An option of the "
-                "optimizer group must start with the line `# @package model.optimizer` "
-                "(see configs/optimizer/adamw.yaml)."
-            )
-        factory = instantiate(config) if config else torch.optim.AdamW
+        factory = built_from(config, "optimizer") if config else torch.optim.AdamW
         groups = self.parameter_groups()
         scales = [group.pop("lr_scale") for group in groups]
         optimizer = factory(groups)
@@ -339,13 +343,7 @@ class MushroomClassifier(L.LightningModule):
             return {"optimizer": optimizer}  # type: ignore[typeddict-item]
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         steps_per_epoch = total_steps / max(1, self.trainer.max_epochs or 1)
-        if "_target_" not in self.hparams["scheduler"]:
-            raise MushroomError(
-                f"model.scheduler is {dict(self.hparams['scheduler'])}, with no _target_ to build. An "
-                "option of the scheduler group must start with `# @package model.scheduler` "
-                "(see configs/scheduler/)."
-            )
-        scheduler = instantiate(self.hparams["scheduler"])(
+        scheduler = built_from(self.hparams["scheduler"], "scheduler")(
             optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
