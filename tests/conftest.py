@@ -21,6 +21,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from PIL import Image, ImageDraw
 
+from mushroom.data.hashing import perceptual_hash
+
 # One colour and one shape per class, so that even a tiny CNN can tell them apart in a few epochs.
 CLASS_STYLES = {
     "Amanita": ((210, 40, 40), "ellipse"),
@@ -48,6 +50,20 @@ def _hermetic_subprocesses() -> None:
 _hermetic_subprocesses()
 
 
+def _background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """Light and shade at low frequency (a gradient and soft blobs) over fine noise: what sets one photo's
+    perceptual hash apart from the next, as in real photos, while colour and shape stay the class's."""
+    ys, xs = np.mgrid[0:height, 0:width] / max(width, height)
+    angle = rng.uniform(0, 2 * np.pi)
+    shade = 20 * ((xs - 0.5) * np.cos(angle) + (ys - 0.5) * np.sin(angle))
+    for _ in range(3):
+        bx, by, spread = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.1, 0.25)
+        shade += rng.uniform(-25, 25) * np.exp(-((xs - bx) ** 2 + (ys - by) ** 2) / (2 * spread**2))
+    base = rng.integers(20, 90, size=3)
+    noise = rng.normal(0, 12, (height, width, 3))
+    return np.clip(base + shade[..., None] + noise, 0, 255).astype(np.uint8)
+
+
 def draw_sample(
     cls: str, size: tuple[int, int], rng: np.random.Generator, look_alike: str | None = None
 ) -> Image.Image:
@@ -58,11 +74,10 @@ def draw_sample(
         colour = tuple((a + b) // 2 for a, b in zip(colour, other_colour, strict=True))
         shape = other_shape if rng.random() < 0.5 else shape
     width, height = size
-    background = rng.integers(20, 90, size=3)
-    pixels = np.clip(background + rng.normal(0, 12, (height, width, 3)), 0, 255).astype(np.uint8)
-    image = Image.fromarray(pixels)
+    image = Image.fromarray(_background(width, height, rng))
     draw = ImageDraw.Draw(image)
-    cx, cy = width // 2 + rng.integers(-width // 8, width // 8 + 1), height // 2
+    cx = width // 2 + int(rng.integers(-width // 8, width // 8 + 1))
+    cy = height // 2 + int(rng.integers(-height // 8, height // 8 + 1))
     r = int(min(width, height) * rng.uniform(0.25, 0.35))
     box = (cx - r, cy - r, cx + r, cy + r)
     fill = tuple(int(np.clip(c + rng.integers(-20, 21), 0, 255)) for c in colour)
@@ -78,6 +93,23 @@ def draw_sample(
     return image
 
 
+#: Generated photos are this many bits of perceptual hash apart at least, well past the audit's
+#: near-duplicate distance (10), so that every photo is its own duplicate group, as in a clean dataset.
+MIN_HASH_DISTANCE = 12
+
+
+def distinct_sample(
+    cls: str, size: tuple[int, int], rng: np.random.Generator, look_alike: str | None, seen: list[int]
+) -> Image.Image:
+    """:func:`draw_sample`, drawn again while it is a near-duplicate of a photo in ``seen`` (then added)."""
+    while True:
+        image = draw_sample(cls, size, rng, look_alike)
+        phash = perceptual_hash(np.asarray(image))
+        if all(bin(phash ^ other).count("1") >= MIN_HASH_DISTANCE for other in seen):
+            seen.append(phash)
+            return image
+
+
 def make_image_folder(
     root: Path,
     classes: Sequence[str] = ("Amanita", "Boletus", "Lactarius"),
@@ -86,13 +118,14 @@ def make_image_folder(
     seed: int = 0,
     look_alikes: float = 0.0,
 ) -> Path:
-    """Write ``root/<class>/<i>.jpg`` real JPEGs and return ``root``.
+    """Write ``root/<class>/<i>.jpg`` real JPEGs, no two of them near-duplicates, and return ``root``.
 
     ``per_class``: one count for every class, or a count per class (an imbalanced set).
     ``look_alikes``: the share of each class drawn halfway to another class, so that no model can be
     sure of every photo (what calibration and an abstain threshold need to be fitted to something).
     """
     rng = np.random.default_rng(seed)
+    seen: list[int] = []
     for cls in classes:
         folder = root / cls
         folder.mkdir(parents=True, exist_ok=True)
@@ -102,7 +135,8 @@ def make_image_folder(
             look_alike = None
             if look_alikes and others and rng.random() < look_alikes:
                 look_alike = others[int(rng.integers(len(others)))]
-            draw_sample(cls, size, rng, look_alike).save(folder / f"{cls.lower()}_{i:03d}.jpg", quality=90)
+            photo = distinct_sample(cls, size, rng, look_alike, seen)
+            photo.save(folder / f"{cls.lower()}_{i:03d}.jpg", quality=90)
     return root
 
 
@@ -167,17 +201,22 @@ def run_train(overrides: list[str], output_dir: Path) -> dict[str, float]:
     return train(cfg)
 
 
+#: Photos per class of :func:`trained_run`: imbalanced, so that accuracy != balanced accuracy.
+TRAINED_COUNTS = {"Amanita": 80, "Boletus": 60, "Lactarius": 40}
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
-    """The small CNN trained, calibrated and tested on imbalanced coloured shapes, 30% look-alikes.
+    """The small CNN trained, calibrated and tested on imbalanced coloured shapes, 40% look-alikes.
 
     The look-alikes make the validation split impossible to get all right, so the fitted temperature
     lies strictly inside its bounds (not 1) and the abstain threshold strictly between 0 and 1: the
-    calibrated path is what every test built on this run exercises.
+    calibrated path is what every test built on this run exercises. The tests that check what the
+    model learnt have thin margins on so few photos: a change to how photos are drawn can need the seed
+    or the share of look-alikes changed (they were picked by running the tests on seeds 1-4).
     """
-    counts = {"Amanita": 40, "Boletus": 30, "Lactarius": 20}  # imbalanced: accuracy != balanced accuracy
     data = make_image_folder(
-        tmp_path_factory.mktemp("shapes"), per_class=counts, size=(40, 40), seed=1, look_alikes=0.3
+        tmp_path_factory.mktemp("shapes"), per_class=TRAINED_COUNTS, size=(40, 40), seed=1, look_alikes=0.4
     )
     out = tmp_path_factory.mktemp("run")
     overrides = [

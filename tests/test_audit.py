@@ -262,13 +262,29 @@ def test_an_unknown_safety_policy_is_refused_by_name() -> None:
         PrepareSettings(safety_conflicts="ignore")
 
 
-def test_nested_labels_without_the_audit_are_refused() -> None:
-    """Without the audit, photos would be labelled by their top folder and the safety check skipped."""
+def test_nested_labels_and_the_safety_check_apply_without_prepare(tmp_path: Path) -> None:
+    """data.label_map and the safety table need no data.prepare.enabled: the audit always runs (in memory
+    without it), so photos are labelled by their label folder and the conflicts are dropped."""
     from mushroom.data import MushroomDataModule
-    from mushroom.errors import MushroomError
 
-    with pytest.raises(MushroomError, match=r"data\.prepare\.enabled=true"):
-        MushroomDataModule("/photos", label_map=SAFETY_LABELS, prepare={"enabled": False})
+    replica = build_safety(tmp_path / "safety")
+    processed = tmp_path / "processed"
+    dm = MushroomDataModule(
+        replica.root,
+        label_map=SAFETY_LABELS,
+        prepare={"safety_table": "genus", "dir": str(processed)},
+        num_folds=2,
+        num_workers=0,
+    )
+    index, _ = dm.ready()
+    relative = [path.relative_to(replica.root).as_posix() for path in index.paths]
+    assert index.class_names == sorted(SAFETY_LABELS)
+    assert all(
+        index.class_names[label] == path.split("/")[0]
+        for path, label in zip(relative, index.labels, strict=True)
+    )
+    assert replica.safety_conflicts and not replica.safety_conflicts & set(relative)
+    assert not processed.exists()  # nothing written: prepare only decides what is persisted
 
 
 def test_the_folder_scan_and_the_audit_apply_one_decoding_rule(tmp_path: Path) -> None:

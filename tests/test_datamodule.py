@@ -36,19 +36,56 @@ def test_splits_do_not_overlap_and_cover_all_images(toy_folder: Path) -> None:
     assert not (set(s.train) & set(s.test)) and not (set(s.val) & set(s.test))
 
 
+def test_with_or_without_prepare_training_sees_the_same_photos_and_split(tmp_path: Path) -> None:
+    """One pipeline: without data.prepare.enabled the audit and the manifest are made in memory, and give
+    what prepare writes: the same photos left out, the same copies kept together, the same split."""
+    import shutil
+
+    root = make_image_folder(tmp_path / "raw", per_class=12, size=(40, 40))
+    amanita, boletus = sorted((root / "Amanita").glob("*.jpg")), sorted((root / "Boletus").glob("*.jpg"))
+    shutil.copyfile(amanita[0], root / "Amanita" / "copy.jpg")  # a copy, same label: kept, with its original
+    shutil.copyfile(boletus[0], root / "Amanita" / "filed_twice.jpg")  # another label: both left out
+    (root / "Lactarius" / "truncated.jpg").write_bytes(amanita[1].read_bytes()[:300])
+    make_image_folder(tmp_path / "tiny", classes=("Lactarius",), per_class=1, size=(20, 20), seed=4)
+    shutil.copyfile(tmp_path / "tiny" / "Lactarius" / "lactarius_000.jpg", root / "Lactarius" / "tiny.jpg")
+
+    kept = tmp_path / "processed"
+    settings = {"num_workers": 0, "processed_root": str(kept), "num_folds": 4, "val_fraction": 0.2}
+    in_memory = MushroomDataModule(root, **settings)
+    index, split = in_memory.ready()
+    assert not kept.exists()  # nothing written
+    persisted = MushroomDataModule(root, **settings, prepare={"enabled": True, "cache_size": None})
+    persisted.prepare_data()
+    stored_index, stored_split = persisted.ready()
+
+    assert index.paths == stored_index.paths and np.array_equal(index.labels, stored_index.labels)
+    for name in ("train", "val", "test"):
+        assert np.array_equal(getattr(split, name), getattr(stored_split, name)), name
+    names = {path.name for path in index.paths}
+    assert len(index) == 36 - 1 + 1  # 36 photos, the copy in; boletus_000 (filed twice) out
+    assert {"copy.jpg", "amanita_000.jpg"} <= names
+    assert not {"filed_twice.jpg", "boletus_000.jpg", "truncated.jpg", "tiny.jpg"} & names
+    side = {
+        path.name: part
+        for part in ("train", "val", "test")
+        for path in np.asarray(index.paths)[getattr(split, part)]
+    }
+    assert side["copy.jpg"] == side["amanita_000.jpg"]
+
+
 def test_balanced_sampling_evens_out_classes(tmp_path: Path) -> None:
-    root = make_image_folder(tmp_path / "a", classes=("Amanita",), per_class=60, size=(16, 16))
-    make_image_folder(root, classes=("Boletus",), per_class=8, size=(16, 16))
-    dm = MushroomDataModule(root, image_size=16, batch_size=16, num_workers=0, balanced_sampling=True, seed=1)
+    counts = {"Amanita": 60, "Boletus": 8}
+    root = make_image_folder(tmp_path / "a", classes=tuple(counts), per_class=counts, size=(32, 32))
+    dm = MushroomDataModule(root, image_size=32, batch_size=16, num_workers=0, balanced_sampling=True, seed=1)
     dm.setup()
     labels = torch.cat([y for _, y in dm.train_dataloader()])
     share = labels.float().mean().item()  # share of the rare class (label 1)
     assert 0.3 < share < 0.7, share
-    unbalanced = MushroomDataModule(root, image_size=16, batch_size=16, num_workers=0)
+    unbalanced = MushroomDataModule(root, image_size=32, batch_size=16, num_workers=0)
     unbalanced.setup()
     assert torch.cat([y for _, y in unbalanced.train_dataloader()]).float().mean().item() < 0.2
     halfway = MushroomDataModule(
-        root, image_size=16, batch_size=16, num_workers=0, balanced_sampling=True, balance_power=0.5, seed=1
+        root, image_size=32, batch_size=16, num_workers=0, balanced_sampling=True, balance_power=0.5, seed=1
     )
     halfway.setup()
     # sqrt(8) / (sqrt(8) + sqrt(60)) = 0.27 of draws from the rare class
@@ -63,7 +100,7 @@ def test_test_on_all_uses_every_image(toy_folder: Path) -> None:
 
 def fake_kaggle_download(handle: str, output_dir: str, **_: object) -> str:
     """What kagglehub leaves on disk: the archive's own Mushrooms/<Genus>/ folders."""
-    make_image_folder(Path(output_dir) / "Mushrooms", per_class=3, size=(24, 24))
+    make_image_folder(Path(output_dir) / "Mushrooms", per_class=3, size=(32, 32))
     return output_dir
 
 
@@ -103,17 +140,12 @@ def test_augmentations_are_reproducible_for_a_seed(toy_folder: Path) -> None:
     assert not torch.equal(first_batch(toy_folder, 0, seed=3), first_batch(toy_folder, 0, seed=4))
 
 
-def test_each_worker_draws_its_own_augmentations(tmp_path: Path) -> None:
-    """All images identical: two workers with the same random state would yield identical batches."""
-    make_image_folder(tmp_path / "one", classes=("Amanita",), per_class=1, size=(40, 40))
-    source = tmp_path / "one" / "Amanita" / "amanita_000.jpg"
-    root = tmp_path / "same"
-    for cls in ("Amanita", "Boletus"):
-        (root / cls).mkdir(parents=True)
-        for i in range(20):
-            (root / cls / f"{i}.jpg").write_bytes(source.read_bytes())
-    dm = MushroomDataModule(root, image_size=32, batch_size=4, num_workers=2, persistent_workers=False)
+def test_each_worker_draws_its_own_augmentations(toy_folder: Path) -> None:
+    """Every image the same photo: two workers with the same random state would yield identical batches."""
+    dm = MushroomDataModule(toy_folder, image_size=32, batch_size=4, num_workers=2, persistent_workers=False)
     dm.setup()
+    assert dm.index is not None
+    dm.index.paths = [dm.index.paths[0]] * len(dm.index.paths)
     batches = iter(dm.train_dataloader())
     from_worker_0, from_worker_1 = next(batches)[0], next(batches)[0]
     assert not torch.equal(from_worker_0, from_worker_1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -11,13 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mushroom.data.folder import scan_image_folder
-from mushroom.data.splits import stratified_split
-from mushroom.schemas import DataConfig
+from mushroom.data import MushroomDataModule
 from tests.conftest import REPO, make_image_folder
-
-# What the smoke run splits with: the data config's defaults (its seed is train.yaml's 42).
-SPLIT = dataclasses.asdict(DataConfig(root="photos").split)
 
 pytestmark = pytest.mark.slow  # end to end: subprocesses of the package's own commands
 
@@ -57,7 +51,8 @@ def test_two_process_ddp_on_cpu_sees_disjoint_data_and_writes_one_checkpoint(tmp
     # Both ranks ran this checkout's package, not whatever mushroom is installed.
     assert {r["package"] for r in ranks} == {str(REPO / "src" / "mushroom" / "__init__.py")}
     first, second = (set(r["indices"]) for r in ranks)
-    n_train = len(stratified_split(scan_image_folder(data).labels, **SPLIT).train)
+    split = MushroomDataModule(data).ready()[1]  # the split training made: its defaults, as the run's
+    n_train = len(split.train)
     # DistributedSampler pads an odd count by repeating one sample; otherwise the shards are disjoint.
     assert first | second == set(range(n_train))
     assert len(first & second) == n_train % 2
@@ -66,9 +61,7 @@ def test_two_process_ddp_on_cpu_sees_disjoint_data_and_writes_one_checkpoint(tmp
     # The same report as one process writes: calibrated on rank 0 while rank 1 waited, then tested.
     report = json.loads((run_dir / "test_metrics.json").read_text())
     assert {"calibration", "open_set", "reliability_bins", "ece"} <= set(report)
-    assert report["calibration"]["temperature"] > 0 and report["n_images"] == len(
-        stratified_split(scan_image_folder(data).labels, **SPLIT).test
-    )
+    assert report["calibration"]["temperature"] > 0 and report["n_images"] == len(split.test)
     # The relaunched rank wrote into the same run dir, not a new timestamped one.
     assert not (tmp_path / "logs").exists()
 

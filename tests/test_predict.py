@@ -55,14 +55,13 @@ def test_checkpoint_and_onnx_give_the_same_top_k(
 def test_below_the_threshold_the_answer_is_not_sure(
     photos: Path, exported_model: Path, tmp_path: Path
 ) -> None:
-    results = run_predict(
-        [f"model_path={exported_model}", f"inputs=[{photos}]", "abstain_threshold=1.0"], tmp_path
-    )
+    # open_set=false: the model's fitted open-set threshold flags a few known photos as "not a genus I know"
+    # by design (it keeps 95% of them), and that answer has its own tests.
+    settings = [f"model_path={exported_model}", f"inputs=[{photos}]", "open_set=false"]
+    results = run_predict([*settings, "abstain_threshold=1.0"], tmp_path)
     assert all(r["confidence"] < 1.0 for r in results)  # so that 1.0, the highest threshold, covers all
     assert all(r["prediction"] == NOT_SURE and r["not_sure"] and r["note"] is None for r in results)
-    confident = run_predict(
-        [f"model_path={exported_model}", f"inputs=[{photos}]", "abstain_threshold=0.0"], tmp_path
-    )
+    confident = run_predict([*settings, "abstain_threshold=0.0"], tmp_path)
     assert all(r["prediction"] == r["top_k"][0]["name"] for r in confident)
     amanita = next(r for r in confident if r["prediction"] == "Amanita")
     assert "death cap" in amanita["note"]

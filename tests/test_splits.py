@@ -7,7 +7,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mushroom.data.splits import grouped_partitions, source_family, source_groups, stratified_split
+from mushroom.data.splits import (
+    Split,
+    grouped_partitions,
+    source_family,
+    source_groups,
+    split_from_partitions,
+    validate_split_settings,
+)
 from mushroom.errors import MushroomError
 from mushroom.schemas import DataConfig
 
@@ -16,8 +23,18 @@ LABELS = np.repeat(np.arange(4), [50, 200, 30, 10])
 SPLIT = dataclasses.asdict(DataConfig(root="photos").split)
 
 
+def split_of(labels: np.ndarray, groups: np.ndarray | None = None, **changes: float) -> Split:
+    """The split the manifest makes (one group per photo unless ``groups``), with ``changes`` to SPLIT."""
+    settings = SPLIT | changes
+    groups = np.arange(len(labels)) if groups is None else groups
+    folds, parts = grouped_partitions(
+        labels, groups, settings["num_folds"], settings["val_fraction"], settings["seed"]
+    )
+    return split_from_partitions(folds, parts, settings["fold"])
+
+
 def test_split_is_disjoint_complete_and_4_to_1() -> None:
-    split = stratified_split(LABELS, **SPLIT | {"seed": 1})
+    split = split_of(LABELS, seed=1)
     parts = [split.train, split.val, split.test]
     assert sum(len(p) for p in parts) == len(LABELS)
     assert len(np.unique(np.concatenate(parts))) == len(LABELS)
@@ -26,31 +43,49 @@ def test_split_is_disjoint_complete_and_4_to_1() -> None:
 
 
 def test_every_class_is_spread_over_the_splits() -> None:
-    split = stratified_split(LABELS, **SPLIT | {"seed": 3})
+    split = split_of(LABELS, seed=3)
     for cls, count in enumerate(np.bincount(LABELS)):
         assert np.sum(LABELS[split.test] == cls) in (count // 5, count // 5 + 1)
         assert np.sum(LABELS[split.val] == cls) >= 1
 
 
 def test_same_seed_same_split_other_seed_other_split() -> None:
-    a, b = stratified_split(LABELS, **SPLIT | {"seed": 7}), stratified_split(LABELS, **SPLIT | {"seed": 7})
-    c = stratified_split(LABELS, **SPLIT | {"seed": 8})
+    a, b, c = split_of(LABELS, seed=7), split_of(LABELS, seed=7), split_of(LABELS, seed=8)
     assert np.array_equal(a.test, b.test) and np.array_equal(a.val, b.val)
     assert not np.array_equal(a.test, c.test)
 
 
 def test_k_folds_partition_the_data() -> None:
-    tests = [
-        stratified_split(LABELS, **SPLIT | {"num_folds": 4, "fold": k, "seed": 0}).test for k in range(4)
-    ]
+    tests = [split_of(LABELS, num_folds=4, fold=k, seed=0).test for k in range(4)]
     together = np.concatenate(tests)
     assert len(together) == len(LABELS) == len(np.unique(together))
 
 
-@pytest.mark.parametrize(("folds", "fold"), [(1, 0), (5, 5), (5, -1)])
-def test_bad_fold_settings_are_clear_errors(folds: int, fold: int) -> None:
+def test_duplicate_groups_stay_on_one_side() -> None:
+    groups = np.arange(len(LABELS)) // 3  # photos 0-2, 3-5, ... are copies of one another (one class each)
+    for fold in range(5):
+        split = split_of(LABELS, groups, fold=fold)
+        sides = [set(groups[split.train]), set(groups[split.val]), set(groups[split.test])]
+        assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+
+
+def test_a_set_too_small_for_k_folds_is_dealt_over_them() -> None:
+    """Three photos per class, five folds: each class's photos go to three different folds (not refused,
+    and not one fold with all), and every photo tests in exactly one fold."""
+    labels = np.repeat(np.arange(4), 3)
+    folds, _ = grouped_partitions(labels, np.arange(len(labels)), num_folds=5, val_fraction=0.1, seed=0)
+    for cls in range(4):
+        assert len(set(folds[labels == cls])) == 3
+    # Groups stay whole there too: two copies share their fold.
+    groups = np.asarray([0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    folds, _ = grouped_partitions(labels, groups, num_folds=5, val_fraction=0.1, seed=0)
+    assert folds[0] == folds[1] and len(set(folds[labels == 0])) == 2
+
+
+@pytest.mark.parametrize(("folds", "fold", "val"), [(1, 0, 0.1), (5, 5, 0.1), (5, -1, 0.1), (5, 0, 1.0)])
+def test_bad_split_settings_are_clear_errors(folds: int, fold: int, val: float) -> None:
     with pytest.raises(MushroomError, match="data\\."):
-        stratified_split(LABELS, **SPLIT | {"num_folds": folds, "fold": fold})
+        validate_split_settings(folds, fold, val)
 
 
 def test_source_family_is_the_stem_before_its_number() -> None:

@@ -183,8 +183,8 @@ class DataConfig:
     # null = when CUDA is available.
     pin_memory: bool | None = None
     persistent_workers: bool = True
-    # Test split = fold `fold` of a stratified `num_folds`-fold split (5 -> 4:1); val = val_fraction of
-    # the rest.
+    # Test split = fold `fold` of a stratified `num_folds`-fold split (5 -> 4:1), grouped so that
+    # duplicates stay on one side; val = val_fraction of the rest.
     num_folds: int = 5
     fold: int = 0
     val_fraction: float = 0.1
@@ -192,7 +192,6 @@ class DataConfig:
     balanced_sampling: bool = False
     # With balanced_sampling: 1 = every class equally often, 0.5 = halfway to natural frequencies.
     balance_power: float = 1.0
-    verify_images: bool = True
     decode_at_size: bool = True
     # A Kaggle dataset (owner/name[/versions/N]) that kagglehub downloads when data.root is empty.
     kaggle_handle: str | None = None

@@ -110,6 +110,8 @@ class AuditReport:
     unknown_folders: list[str] = field(default_factory=list)
     # With settings["safety_table"]: labels the safety table contradicts.
     safety_conflicts: list[SafetyConflict] = field(default_factory=list)
+    # Class folders without a single file: a class the user gave but no model could learn.
+    empty_classes: list[str] = field(default_factory=list)
 
     @property
     def class_names(self) -> list[str]:
@@ -183,6 +185,7 @@ class AuditReport:
             folder_genera=data.get("folder_genera", {}),
             unknown_folders=data.get("unknown_folders", []),
             safety_conflicts=[SafetyConflict(**raw) for raw in data.get("safety_conflicts", [])],
+            empty_classes=data.get("empty_classes", []),
         )
 
 
@@ -200,6 +203,7 @@ class LabelledFiles:
     base: Path
     files: list[tuple[Path, str | None]]
     copies: dict[Path, Path] = field(default_factory=dict)
+    class_folders: list[str] = field(default_factory=list)  # every class folder, with files or not
 
     def fingerprint(self) -> str:
         return folder_fingerprint(self.files + [(path, "copy") for path in self.copies])
@@ -216,7 +220,7 @@ def labelled_files(root: str | Path, label_map: Mapping[str, str] | None = None)
     """
     if label_map is None:
         found = list_class_files(root)
-        return LabelledFiles(found.roots[0], found.files, found.copies)
+        return LabelledFiles(found.roots[0], found.files, found.copies, found.class_names)
     base = Path(root).expanduser()
     if not base.is_dir():
         raise MushroomError(f"Data folder {base} does not exist. Point data.root at the dataset.")
@@ -284,6 +288,8 @@ def audit_folder(
     data_root = Path(root).expanduser()
     used = audit_settings(settings, label_map)
     report = AuditReport(root=str(data_root), fingerprint=found.fingerprint(), settings=used)
+    with_files = {label for _, label in found.files}
+    report.empty_classes = [name for name in found.class_folders if name not in with_files]
 
     def relative(path: Path) -> str:
         return path.relative_to(data_root).as_posix()
@@ -387,6 +393,8 @@ def log_audit(report: AuditReport) -> None:
         f"  {name:<34}{value}" for name, value in summary.items() if name not in unchecked | {"per_class"}
     ]
     lines.append(f"  {'per class':<34}{summary['per_class']}")
+    if report.empty_classes:
+        lines.append(f"  class folders without a file: {', '.join(report.empty_classes)}")
     if report.unknown_folders:
         listing = ", ".join(report.unknown_folders[:20])
         lines.append(f"  folders naming no genus we know: {listing} (see unknown_folders in the JSON)")
@@ -404,14 +412,15 @@ def run_audit(
     root: str | Path,
     settings: PrepareSettings,
     label_map: Mapping[str, str] | None,
-    report_path: Path,
+    report_path: Path | None,
     reuse: bool = True,
 ) -> AuditReport:
     """Audit ``root`` unless (with ``reuse``) ``report_path`` already describes these files with these
-    settings; then compare the per-class counts with the published ones."""
+    settings; then compare the per-class counts with the published ones. ``report_path=None``: the
+    report stays in memory (training without ``data.prepare.enabled``)."""
     wanted = audit_settings(settings, label_map)
     report = None
-    if reuse and report_path.is_file():
+    if reuse and report_path is not None and report_path.is_file():
         previous = AuditReport.read(report_path)
         unchanged = previous.fingerprint == labelled_files(root, label_map).fingerprint()
         if unchanged and previous.settings == wanted:
@@ -419,9 +428,10 @@ def run_audit(
             report = previous
     if report is None:
         report = audit_folder(root, settings, label_map=label_map)
-        report.write(report_path)
         log_audit(report)
-        log.info("Audit report written to %s", report_path)
+        if report_path is not None:
+            report.write(report_path)
+            log.info("Audit report written to %s", report_path)
     if settings.published_counts:
         for warning in compare_with_published(report, settings.published_counts):
             log.warning(warning)

@@ -1,4 +1,5 @@
-"""``MushroomDataModule``: class folders -> stratified splits -> augmented, optionally balanced batches."""
+"""``MushroomDataModule``: class folders -> audit -> manifest and its split -> augmented, optionally balanced
+batches."""
 
 from __future__ import annotations
 
@@ -17,13 +18,13 @@ from mushroom.core.open_set import NEGATIVE_KINDS
 from mushroom.core.preprocessing import Preprocessing
 from mushroom.data.cache import cached_path
 from mushroom.data.dataset import ImageDataset, seed_worker_transform
-from mushroom.data.folder import ImageFolderIndex, scan_image_folder
-from mushroom.data.kaggle import locate_dataset, obtain_dataset
+from mushroom.data.folder import ImageFolderIndex
+from mushroom.data.kaggle import DataSource, locate_dataset, obtain_dataset
 from mushroom.data.manifest import Manifest, label_indices
 from mushroom.data.negatives import NegativeSet, scan_negatives
-from mushroom.data.prepare import PreparedData, prepare_dataset, wait_for_prepared
+from mushroom.data.prepare import PreparedData, audit_and_split, prepare_dataset, wait_for_prepared
 from mushroom.data.sampling import EpochSampler
-from mushroom.data.splits import Split, split_from_partitions, stratified_split
+from mushroom.data.splits import Split, split_from_partitions
 from mushroom.data.transforms import eval_transform, train_transform
 from mushroom.errors import MushroomError
 from mushroom.schemas import DataConfig, from_mapping, settings_dict
@@ -42,7 +43,8 @@ def default_num_workers() -> int:
 
 
 class MushroomDataModule(L.LightningDataModule):
-    """Images in ``<root>/<class>/<image>`` folders, split by :func:`stratified_split`.
+    """Images in ``<root>/<class>/<image>`` folders, audited and split by the manifest
+    (:func:`mushroom.data.prepare.audit_and_split`; read from ``data.prepare``'s files when enabled).
 
     With ``class_names`` given (e.g. from a checkpoint) labels follow that order and the folder may
     hold a subset of those classes. ``test_on_all`` makes every image part of the test split, for
@@ -85,13 +87,6 @@ class MushroomDataModule(L.LightningDataModule):
         self.persistent_workers = config.persistent_workers and self.num_workers > 0
         self.fixed_class_names = list(class_names) if class_names is not None else None
         self.prepare_settings = config.prepare
-        if (config.label_map or self.prepare_settings.safety_table) and not self.prepare_settings.enabled:
-            # Without the audit, labels would come from the top folders alone, and the safety check
-            # (no Amanita labelled edible) would not run.
-            raise MushroomError(
-                "data.label_map and data.prepare.safety_table need data.prepare.enabled=true: labels "
-                "from nested folders and their safety check are made by the audit."
-            )
         self.open_set_settings = config.open_set
         self.negatives: NegativeSet | None = None
         self.index: ImageFolderIndex | None = None
@@ -124,30 +119,23 @@ class MushroomDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.index is not None:
             return
+        test_on_all = self.hparams["test_on_all"]
         if self.prepare_settings.enabled:
-            self.index, self.split = self._from_manifest(self.prepared())
-        else:
-            source = locate_dataset(self.hparams["kaggle_handle"], self.root)
-            self.index = scan_image_folder(
-                source.dir if source else self.root,
-                class_names=self.fixed_class_names,
-                verify=self.hparams["verify_images"],
-            )
-            self.split = stratified_split(
-                self.index.labels,
-                num_folds=self.hparams["num_folds"],
-                fold=self.hparams["fold"],
-                val_fraction=self.hparams["val_fraction"],
-                seed=self.hparams["seed"],
-            )
+            prepared = self.prepared()
+            manifest, source = Manifest.read(prepared.manifest_path), prepared.source
+            cache_dir = prepared.cache_dir
+        else:  # the same pipeline, in memory
+            source = locate_dataset(self.hparams["kaggle_handle"], self.root) or DataSource(self.root)
+            manifest, cache_dir = audit_and_split(self.settings, source, partition=not test_on_all), None
+        self.index, self.split = self._from_manifest(manifest, source.dir, cache_dir)
         labels = self.index.labels
-        if self.fixed_class_names is None and not self.hparams["test_on_all"]:
-            self._check_trainable(self.index, self.split)
-        if not self.hparams["test_on_all"]:
-            self.negatives = scan_negatives(self.open_set_settings, self.hparams["seed"])
-        if self.hparams["test_on_all"]:
+        if test_on_all:
             everything = np.arange(len(labels))
             self.split = Split(train=np.empty(0, dtype=np.int64), val=np.empty(0, np.int64), test=everything)
+        else:
+            if self.fixed_class_names is None:
+                self._check_trainable(self.index, self.split)
+            self.negatives = scan_negatives(self.open_set_settings, self.hparams["seed"])
         counts = {name: int(n) for name, n in zip(self.class_names, self.index.class_counts(), strict=True)}
         log.info(
             "Data %s: %d images in %d classes %s; split train/val/test = %d/%d/%d",
@@ -178,26 +166,24 @@ class MushroomDataModule(L.LightningDataModule):
                 "Add images to them (a few per split at least) or remove them."
             )
 
-    def _from_manifest(self, prepared: PreparedData) -> tuple[ImageFolderIndex, Split]:
+    def _from_manifest(
+        self, manifest: Manifest, source_dir: Path, cache_dir: Path | None
+    ) -> tuple[ImageFolderIndex, Split]:
         """Index and split as the manifest fixes them; images come from the resized cache if built."""
-        manifest = Manifest.read(prepared.manifest_path)
-        self.reads_cache = prepared.cache_dir is not None
+        self.reads_cache = cache_dir is not None
         names = self.fixed_class_names or manifest.class_names
-        cache_dir = prepared.cache_dir
-        paths = [
-            cached_path(cache_dir, path) if cache_dir else prepared.source.dir / path
-            for path in manifest.column("path")
-        ]
+        relative = manifest.column("path")
+        paths = [cached_path(cache_dir, path) if cache_dir else source_dir / path for path in relative]
         index = ImageFolderIndex(
-            root=prepared.source.dir,
+            root=source_dir,
             class_names=names,
             paths=paths,
             labels=label_indices(manifest.column("label"), names),
         )
         folds = np.asarray(manifest.column("fold"))
-        if folds.max() + 1 != self.hparams["num_folds"]:
+        if folds.max() + 1 != self.hparams["num_folds"] and not self.hparams["test_on_all"]:
             raise MushroomError(
-                f"{prepared.manifest_path} holds {folds.max() + 1} folds, not data.num_folds."
+                f"The manifest of {source_dir} holds {folds.max() + 1} folds, not data.num_folds."
             )
         split = split_from_partitions(folds, np.asarray(manifest.column("val_part")), self.hparams["fold"])
         return index, split

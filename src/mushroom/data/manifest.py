@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from mushroom.data.audit import DEADLY_LABEL, AuditReport, ImageRecord
-from mushroom.data.splits import grouped_partitions, source_groups, split_from_partitions
+from mushroom.data.splits import (
+    grouped_partitions,
+    source_groups,
+    split_from_partitions,
+    validate_split_settings,
+)
 from mushroom.errors import MushroomError
 from mushroom.schemas import PrepareSettings, SplitSettings, check_safety_policy
 
@@ -96,16 +101,18 @@ def trim_classes(report: AuditReport, max_per_class: int | None, seed: int) -> s
     return dropped
 
 
-def build_manifest(report: AuditReport, split: SplitSettings, settings: PrepareSettings) -> Manifest:
+def build_manifest(report: AuditReport, split: SplitSettings | None, settings: PrepareSettings) -> Manifest:
     """Rows for every usable image, split leak-free (see :func:`grouped_partitions`); with
-    ``settings.split_by_source``, whole source families too (:func:`source_groups`).
+    ``settings.split_by_source``, whole source families too (:func:`source_groups`). ``split=None``:
+    no partition, every row is in fold 0's test split (a folder a trained model is evaluated on).
 
     ``settings.safety_conflicts``: what to do with photos whose label the safety table contradicts
     (:attr:`AuditReport.safety_conflicts`): ``drop`` them, ``keep`` them as labelled, or ``relabel``
     them as the most dangerous class.
     """
     drop_conflicting, max_per_class = settings.drop_conflicting, settings.max_per_class
-    num_folds, fold, val_fraction, seed = split.num_folds, split.fold, split.val_fraction, split.seed
+    if split is not None:
+        validate_split_settings(split.num_folds, split.fold, split.val_fraction)
     conflicting = {group.id for group in report.conflicting_groups()} if drop_conflicting else set()
     if conflicting:
         n = sum(len(g.paths) for g in report.conflicting_groups())
@@ -117,7 +124,7 @@ def build_manifest(report: AuditReport, split: SplitSettings, settings: PrepareS
             len(conflicting),
             pairs,
         )
-    dropped = conflicting | trim_classes(report, max_per_class, seed)
+    dropped = conflicting | trim_classes(report, max_per_class, split.seed if split else 0)
     kept = resolve_safety_conflicts(report, settings.safety_conflicts)
     images = [image for image in kept if image.group not in dropped]
     if not images:
@@ -125,12 +132,8 @@ def build_manifest(report: AuditReport, split: SplitSettings, settings: PrepareS
     class_names = sorted({image.label for image in images})
     _refuse_emptied_classes(report, class_names)
     labels = np.asarray([class_names.index(image.label) for image in images])
-    groups = np.asarray([image.group for image in images])
-    if settings.split_by_source:
-        paths = [image.path for image in images]
-        groups = source_groups(labels, groups.tolist(), paths, settings.source_max_share)
-    folds, val_parts = grouped_partitions(labels, groups, num_folds, val_fraction, seed)
-    chosen = split_from_partitions(folds, val_parts, fold)
+    folds, val_parts = _partitions(images, labels, split, settings)
+    chosen = split_from_partitions(folds, val_parts, split.fold if split else 0)
     split_of = np.empty(len(images), dtype=object)
     for name in SPLIT_NAMES:
         split_of[getattr(chosen, name)] = name
@@ -150,6 +153,20 @@ def build_manifest(report: AuditReport, split: SplitSettings, settings: PrepareS
         for i, image in enumerate(images)
     ]
     return Manifest(rows)
+
+
+def _partitions(
+    images: Sequence[ImageRecord], labels: np.ndarray, split: SplitSettings | None, settings: PrepareSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """Test fold and validation part of each image (:func:`grouped_partitions`); all in fold 0, never
+    validation, without ``split``."""
+    if split is None:
+        return np.zeros(len(images), dtype=np.int64), np.full(len(images), -1, dtype=np.int64)
+    groups = np.asarray([image.group for image in images])
+    if settings.split_by_source:
+        paths = [image.path for image in images]
+        groups = source_groups(labels, groups.tolist(), paths, settings.source_max_share)
+    return grouped_partitions(labels, groups, split.num_folds, split.val_fraction, split.seed)
 
 
 def resolve_safety_conflicts(report: AuditReport, policy: str) -> list[ImageRecord]:
@@ -186,8 +203,14 @@ def resolve_safety_conflicts(report: AuditReport, policy: str) -> list[ImageReco
 
 
 def _refuse_emptied_classes(report: AuditReport, class_names: Sequence[str]) -> None:
-    """A class folder that the audit emptied (every file undecodable, or in conflicting duplicates) must
-    not silently disappear from the model: the user expects to train on every folder they gave."""
+    """A class folder that is empty, or that the audit emptied (every file undecodable, or in conflicting
+    duplicates), must not silently disappear from the model: the user expects to train on every folder
+    they gave."""
+    if report.empty_classes:
+        raise MushroomError(
+            f"Class folder(s) {', '.join(report.empty_classes)} in {report.root} hold no images. Add images "
+            "(one sub-folder per class, e.g. Amanita/0001.jpg) or remove the folder(s)."
+        )
     labels = {image.label for image in report.images}
     labels |= {problem.label for problem in report.excluded if problem.label is not None}
     emptied = sorted(labels - set(class_names))
@@ -204,7 +227,7 @@ def label_indices(labels: Sequence[str], class_names: Sequence[str]) -> np.ndarr
     unknown = sorted(set(labels) - set(class_names))
     if unknown:
         raise MushroomError(
-            f"The manifest holds classes {unknown} that the model does not know "
-            f"(its classes: {', '.join(class_names)})."
+            f"The data holds classes {', '.join(unknown)} that the model does not know (its classes: "
+            f"{', '.join(class_names)}). Remove or rename those folders, or train a model on these classes."
         )
     return np.asarray([list(class_names).index(label) for label in labels], dtype=np.int64)

@@ -5,7 +5,8 @@
 
 Outputs go to ``data.prepare.dir`` (``data/processed/<name>/`` by default): ``audit.json``,
 ``manifest.csv`` (+ ``manifest.meta.json``, the settings it was built with) and
-``cache_<size>/``. Training with ``data.prepare.enabled=true`` runs the same steps first.
+``cache_<size>/``. Training with ``data.prepare.enabled=true`` runs the same steps first; without it,
+:func:`audit_and_split` makes the same manifest in memory (one pipeline: prepare only decides what is kept).
 """
 
 from __future__ import annotations
@@ -114,8 +115,17 @@ def wait_for_prepared(
         time.sleep(poll_s)
 
 
+def audit_and_split(data: DataConfig, source: DataSource, *, partition: bool = True) -> Manifest:
+    """The data pipeline in memory: audit ``source`` (index, decode, group duplicates), then the manifest
+    and its split, as :func:`prepare_dataset` makes them but with nothing written. ``partition=False``:
+    every photo is in the test split (evaluating a model on a whole folder)."""
+    report = run_audit(source.dir, data.prepare, data.label_map, report_path=None)
+    return build_manifest(report, data.split if partition else None, data.prepare)
+
+
 def prepare_dataset(data: DataConfig) -> PreparedData:
-    """Download (if needed), audit, build the manifest and the cache of ``data`` in its processed_dir."""
+    """The data pipeline with its outputs kept: download (if needed), audit, build the manifest and the
+    cache of ``data`` in its processed_dir; each step is skipped when its output is up to date."""
     settings, split = data.prepare, data.split
     out = data.processed_dir
     source = obtain_dataset(data.kaggle_handle, Path(data.root).expanduser())

@@ -1,11 +1,12 @@
-"""Seeded, stratified train/val/test splits and k-fold cross-validation folds.
+"""Seeded, stratified, grouped train/val/test splits and k-fold cross-validation folds: the one split
+algorithm, applied by the manifest (:func:`mushroom.data.manifest.build_manifest`).
 
 The test split is fold ``fold`` of a stratified ``num_folds``-fold partition, so the default
 (5 folds, fold 0) is the usual 4:1 train+val vs test split, and cross-validation is the same code
 with ``fold`` varied. The validation split is a stratified share of what remains.
 
-With duplicate groups (from the audit), :func:`grouped_partitions` keeps every group inside one
-fold and one validation part, so a photo and its copy never land on both sides of a split.
+:func:`grouped_partitions` keeps every duplicate group (from the audit) inside one fold and one
+validation part, so a photo and its copy never land on both sides of a split.
 :func:`source_groups` widens the groups to whole *source families* (photos named alike, e.g. every
 ``amanita_vaginata_NNN.jpg``), to measure how the model does on a source it never saw.
 """
@@ -31,17 +32,6 @@ class Split:
     test: np.ndarray
 
 
-def assign_folds(labels: np.ndarray, num_folds: int, seed: int) -> np.ndarray:
-    """Give every sample a fold id so that each class is spread evenly over the folds."""
-    rng = np.random.default_rng(seed)
-    folds = np.empty(len(labels), dtype=np.int64)
-    for cls in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == cls))
-        offset = rng.integers(num_folds)  # which folds get the remainder differs per class
-        folds[members] = (np.arange(len(members)) + offset) % num_folds
-    return folds
-
-
 def validate_split_settings(num_folds: int, fold: int, val_fraction: float) -> None:
     if num_folds < 2:
         raise MushroomError(f"data.num_folds must be at least 2 (got {num_folds}); 5 gives a 4:1 split.")
@@ -51,37 +41,26 @@ def validate_split_settings(num_folds: int, fold: int, val_fraction: float) -> N
         raise MushroomError(f"data.val_fraction must be in [0, 1) (got {val_fraction}).")
 
 
-def stratified_split(
-    labels: np.ndarray, *, num_folds: int, fold: int, val_fraction: float, seed: int
-) -> Split:
-    """Split indices into train/val/test: test is fold ``fold``; val is ``val_fraction`` of the rest."""
-    labels = np.asarray(labels)
-    validate_split_settings(num_folds, fold, val_fraction)
+def dealt_fold_ids(labels: np.ndarray, groups: np.ndarray, num_folds: int, seed: int) -> np.ndarray:
+    """Fold ids dealing each class's groups over the folds in turn, from a random fold per class (seeded).
 
-    folds = assign_folds(labels, num_folds, seed)
-    test = np.flatnonzero(folds == fold)
-    rest = np.flatnonzero(folds != fold)
-
-    rng = np.random.default_rng(seed + 1)
-    val_parts = []
-    for cls in np.unique(labels[rest]):
-        members = rng.permutation(rest[labels[rest] == cls])
-        n_val = round(val_fraction * len(members))
-        if val_fraction > 0 and len(members) >= 2:
-            n_val = max(1, n_val)
-        val_parts.append(members[:n_val])
-    val = np.sort(np.concatenate(val_parts)) if val_parts else np.empty(0, dtype=np.int64)
-    train = np.setdiff1d(rest, val)
-    return Split(train=train, val=val, test=np.sort(test))
+    For sets too small for :class:`StratifiedGroupKFold` (no class with ``num_folds`` photos): a few photos
+    per class still land in different folds, and a group stays whole. A group takes its first photo's class.
+    """
+    rng = np.random.default_rng(seed)
+    first = dict(zip(groups.tolist()[::-1], labels.tolist()[::-1], strict=True))  # group -> its first label
+    fold_of: dict[int, int] = {}
+    for cls in np.unique(labels):
+        members = rng.permutation(sorted(group for group, label in first.items() if label == cls))
+        offset = int(rng.integers(num_folds))  # which folds get the remainder differs per class
+        fold_of |= {int(group): (k + offset) % num_folds for k, group in enumerate(members)}
+    return np.asarray([fold_of[int(group)] for group in groups], dtype=np.int64)
 
 
 def _grouped_fold_ids(labels: np.ndarray, groups: np.ndarray, num_folds: int, seed: int) -> np.ndarray:
     largest = int(np.unique(labels, return_counts=True)[1].max())
     if largest < num_folds:
-        raise MushroomError(
-            f"Cannot split into {num_folds} folds: no class has more than {largest} images. "
-            "Lower data.num_folds or add images."
-        )
+        return dealt_fold_ids(labels, groups, num_folds, seed)
     folds = np.full(len(labels), -1, dtype=np.int64)
     splitter = StratifiedGroupKFold(n_splits=num_folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
