@@ -285,17 +285,3 @@ def test_nested_labels_and_the_safety_check_apply_without_prepare(tmp_path: Path
     )
     assert replica.safety_conflicts and not replica.safety_conflicts & set(relative)
     assert not processed.exists()  # nothing written: prepare only decides what is persisted
-
-
-def test_the_folder_scan_and_the_audit_apply_one_decoding_rule(tmp_path: Path) -> None:
-    """Without prepare, the folder scan skips exactly the files the audit excludes as not decodable."""
-    from mushroom.data.folder import scan_image_folder
-
-    root = make_distinct_folder(tmp_path / "raw", {"Amanita": 12, "Boletus": 12})
-    plant_problems(root, "Amanita", "Boletus")
-    report = audit_folder(root, PrepareSettings(near_duplicate_distance=10))
-    not_decodable = {
-        p.path for p in report.excluded if p.kind in ("truncated", "not_an_image", "undecodable")
-    }
-    skipped = {path.relative_to(root).as_posix() for path, _ in scan_image_folder(root).skipped}
-    assert skipped == not_decodable and len(skipped) == 2

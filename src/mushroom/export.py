@@ -128,10 +128,10 @@ def parity_check(
 
 def labelled_accuracy(models: dict[str, OnnxClassifier], root: Path, samples: int | None) -> dict[str, Any]:
     """Top-1 accuracy of each model on a ``<class>/<image>`` folder, and how often they agree."""
-    from mushroom.data.folder import scan_image_folder
+    from mushroom.data.prepare import index_folder
 
     names = next(iter(models.values())).class_names
-    index = scan_image_folder(root, class_names=names)
+    index = index_folder(root, class_names=names)
     chosen = sample_evenly(list(range(len(index.paths))), samples)
     labels = np.asarray([index.labels[i] for i in chosen])
     predictions = {}

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mushroom.data.datamodule import MushroomDataModule
-    from mushroom.data.folder import ImageFolderIndex, scan_image_folder
+    from mushroom.data.folder import ImageFolderIndex
+    from mushroom.data.prepare import index_folder
 
-__all__ = ["ImageFolderIndex", "MushroomDataModule", "scan_image_folder"]
+__all__ = ["ImageFolderIndex", "MushroomDataModule", "index_folder"]
 _HOMES = {
     "MushroomDataModule": "mushroom.data.datamodule",
     "ImageFolderIndex": "mushroom.data.folder",
-    "scan_image_folder": "mushroom.data.folder",
+    "index_folder": "mushroom.data.prepare",
 }
 
 

@@ -16,11 +16,10 @@ from torch.utils.data import DataLoader
 
 from mushroom.core.open_set import NEGATIVE_KINDS
 from mushroom.core.preprocessing import Preprocessing
-from mushroom.data.cache import cached_path
 from mushroom.data.dataset import ImageDataset, seed_worker_transform
 from mushroom.data.folder import ImageFolderIndex
 from mushroom.data.kaggle import DataSource, locate_dataset, obtain_dataset
-from mushroom.data.manifest import Manifest, label_indices
+from mushroom.data.manifest import Manifest
 from mushroom.data.negatives import NegativeSet, scan_negatives
 from mushroom.data.prepare import PreparedData, audit_and_split, prepare_dataset, wait_for_prepared
 from mushroom.data.sampling import EpochSampler
@@ -171,15 +170,7 @@ class MushroomDataModule(L.LightningDataModule):
     ) -> tuple[ImageFolderIndex, Split]:
         """Index and split as the manifest fixes them; images come from the resized cache if built."""
         self.reads_cache = cache_dir is not None
-        names = self.fixed_class_names or manifest.class_names
-        relative = manifest.column("path")
-        paths = [cached_path(cache_dir, path) if cache_dir else source_dir / path for path in relative]
-        index = ImageFolderIndex(
-            root=source_dir,
-            class_names=names,
-            paths=paths,
-            labels=label_indices(manifest.column("label"), names),
-        )
+        index = manifest.index(source_dir, self.fixed_class_names, cache_dir)
         folds = np.asarray(manifest.column("fold"))
         if folds.max() + 1 != self.hparams["num_folds"] and not self.hparams["test_on_all"]:
             raise MushroomError(

@@ -1,4 +1,5 @@
-"""Indexing a ``<root>/<class>/<image>`` folder: class names, image paths, labels, unreadable files."""
+"""Walking a ``<root>/<class>/<image>`` folder (the one walker: the audit lists files with it), and the
+index of usable photos with their labels that a manifest gives (``Manifest.index``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,12 @@ MAX_WRAPPER_DEPTH = 3
 
 @dataclass
 class ImageFolderIndex:
-    """Every usable image of a class folder tree, with its label, plus the files that were skipped."""
+    """Every usable image of a class folder tree with its label, as the manifest lists them."""
 
     root: Path
     class_names: list[str]
     paths: list[Path]
     labels: np.ndarray
-    skipped: list[tuple[Path, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -147,14 +147,6 @@ class ClassFiles:
     files: list[tuple[Path, str | None]]  # None: a file beside the class folders, in no class
     copies: dict[Path, Path]  # copy -> the file it repeats
 
-    def image_files(self) -> dict[str, list[Path]]:
-        """The image files of each class (by extension; decoding them is the caller's business)."""
-        found: dict[str, list[Path]] = {name: [] for name in self.class_names}
-        for path, label in self.files:
-            if label is not None and path.suffix.lower() in IMAGE_EXTENSIONS:
-                found[label].append(path)
-        return found
-
 
 def list_class_files(root: str | Path) -> ClassFiles:
     """Walk the class folders (:func:`find_class_folders`); a later copy's file with the same class,
@@ -185,72 +177,3 @@ def find_undecodable(paths: Sequence[Path], workers: int | None = None) -> list[
     with ThreadPoolExecutor(max_workers=workers) as pool:
         errors = list(pool.map(decode_error, paths))
     return [(path, error) for path, error in zip(paths, errors, strict=True) if error is not None]
-
-
-def scan_image_folder(
-    root: str | Path,
-    class_names: Sequence[str] | None = None,
-    verify: bool = True,
-) -> ImageFolderIndex:
-    """Index ``root`` and skip, with one warning naming them, the files that cannot be decoded.
-
-    ``class_names`` fixes the label order (e.g. the classes a checkpoint was trained on); the folder
-    may then hold any subset of them, but no class outside them. Without it, the classes are the
-    sorted sub-folder names.
-    """
-    found = list_class_files(root)
-    class_root = found.roots[0]
-    files_per_class = found.image_files()
-    if found.copies:
-        log.info("Left out %d copies of files already found in %s", len(found.copies), class_root)
-
-    empty = sorted(name for name, files in files_per_class.items() if not files)
-    if empty:
-        raise MushroomError(
-            f"Class folder(s) {', '.join(empty)} in {class_root} hold no images "
-            f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))}). Add images or remove the folder(s)."
-        )
-
-    if class_names is None:
-        names = sorted(files_per_class)
-    else:
-        names = list(class_names)
-        unknown = sorted(set(files_per_class) - set(names))
-        if unknown:
-            raise MushroomError(
-                f"{class_root} holds class folder(s) {', '.join(unknown)} that the model does not know. "
-                f"The model's classes are: {', '.join(names)}. Remove or rename those folders, or "
-                "train a model on these classes."
-            )
-
-    paths: list[Path] = []
-    labels: list[int] = []
-    for name in sorted(files_per_class):
-        paths.extend(files_per_class[name])
-        labels.extend([names.index(name)] * len(files_per_class[name]))
-
-    skipped = find_undecodable(paths) if verify else []
-    if skipped:
-        listing = "\n".join(f"  {path}: {reason}" for path, reason in skipped)
-        log.warning("Skipping %d image(s) that cannot be decoded:\n%s", len(skipped), listing)
-        bad = {path for path, _ in skipped}
-        kept = [(p, y) for p, y in zip(paths, labels, strict=True) if p not in bad]
-        paths = [p for p, _ in kept]
-        labels = [y for _, y in kept]
-    if not paths:
-        raise MushroomError(f"No decodable images under {class_root}.")
-    present = set(labels)
-    unusable = sorted(name for name in files_per_class if names.index(name) not in present)
-    if unusable:
-        raise MushroomError(
-            f"Class folder(s) {', '.join(unusable)} in {class_root} hold no image that can be decoded "
-            "(see the warning above for each file and why). Replace the files or remove the folder(s)."
-        )
-
-    return ImageFolderIndex(
-        root=class_root,
-        class_names=names,
-        paths=paths,
-        labels=np.asarray(labels, dtype=np.int64),
-        skipped=skipped,
-    )

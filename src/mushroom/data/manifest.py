@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from mushroom.data.audit import DEADLY_LABEL, AuditReport, ImageRecord
+from mushroom.data.cache import cached_path
+from mushroom.data.folder import ImageFolderIndex
 from mushroom.data.splits import (
     grouped_partitions,
     source_groups,
@@ -44,6 +46,17 @@ class Manifest:
     @property
     def class_names(self) -> list[str]:
         return sorted(set(self.column("label")))
+
+    def index(
+        self, source_dir: Path, class_names: Sequence[str] | None = None, cache_dir: Path | None = None
+    ) -> ImageFolderIndex:
+        """The photos to read (from the resized cache when given) with their labels, in ``class_names``'
+        order (e.g. a checkpoint's, of which the manifest may hold a subset) or sorted."""
+        names = list(class_names) if class_names is not None else self.class_names
+        relative = self.column("path")
+        paths = [cached_path(cache_dir, path) if cache_dir else source_dir / path for path in relative]
+        labels = label_indices(self.column("label"), names)
+        return ImageFolderIndex(root=source_dir, class_names=names, paths=paths, labels=labels)
 
     def write(self, path: str | Path) -> Path:
         path = Path(path)

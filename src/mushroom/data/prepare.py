@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from mushroom.data.audit import audit_settings, labelled_files, run_audit
 from mushroom.data.cache import build_cache
+from mushroom.data.folder import ImageFolderIndex
 from mushroom.data.kaggle import DataSource, locate_dataset, obtain_dataset
 from mushroom.data.manifest import Manifest, build_manifest
 from mushroom.errors import MushroomError
@@ -121,6 +122,15 @@ def audit_and_split(data: DataConfig, source: DataSource, *, partition: bool = T
     every photo is in the test split (evaluating a model on a whole folder)."""
     report = run_audit(source.dir, data.prepare, data.label_map, report_path=None)
     return build_manifest(report, data.split if partition else None, data.prepare)
+
+
+def index_folder(root: str | Path, class_names: Sequence[str] | None = None) -> ImageFolderIndex:
+    """Every usable photo of a ``<root>/<class>/<image>`` folder with its label, by the same pipeline (no
+    split): for checking a model on a folder. ``class_names`` fixes the label order (a model's classes;
+    the folder may hold a subset of them, and no other)."""
+    source = DataSource(Path(root).expanduser())
+    manifest = audit_and_split(DataConfig(root=str(source.dir)), source, partition=False)
+    return manifest.index(source.dir, class_names)
 
 
 def prepare_dataset(data: DataConfig) -> PreparedData:
