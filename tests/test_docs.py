@@ -51,6 +51,6 @@ def test_architecture_diagram_names_modules_that_exist() -> None:
             importlib.import_module(module)
         except (
             ModuleNotFoundError
-        ):  # a function or class inside a module: mushroom.data.splits.stratified_split
+        ):  # a function or class inside a module: mushroom.data.splits.grouped_partitions
             parent, _, attribute = module.rpartition(".")
             assert hasattr(importlib.import_module(parent), attribute), module
