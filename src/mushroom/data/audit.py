@@ -27,7 +27,7 @@ from omegaconf import DictConfig
 
 from mushroom.core.images import decode_or_problem
 from mushroom.core.safety import load_table
-from mushroom.data.folder import list_class_files
+from mushroom.data.folder import list_class_files, visible_files
 from mushroom.data.hashing import (
     connected_groups,
     file_sha256,
@@ -226,10 +226,8 @@ def labelled_files(root: str | Path, label_map: Mapping[str, str] | None = None)
         raise MushroomError(f"Data folder {base} does not exist. Point data.root at the dataset.")
     keys = {normalise_name(name): label for name, label in label_map.items()}
     files = []
-    for path in sorted(base.rglob("*")):
+    for path in visible_files(base):
         relative = path.relative_to(base)
-        if not path.is_file() or any(part.startswith((".", "__")) for part in relative.parts):
-            continue
         labels = (keys[normalise_name(part)] for part in relative.parts[:-1] if normalise_name(part) in keys)
         files.append((path, next(labels, None)))
     return LabelledFiles(base, files)

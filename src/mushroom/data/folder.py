@@ -130,7 +130,8 @@ def find_class_folders(root: str | Path) -> ClassFolders:
     return ClassFolders(roots=roots, folders=dict(sorted(folders.items())))
 
 
-def _visible_files(folder: Path) -> list[Path]:
+def visible_files(folder: Path) -> list[Path]:
+    """Every file under ``folder``, sorted, leaving out hidden ones and those in ``.x`` / ``__x`` folders."""
     return sorted(
         path
         for path in folder.rglob("*")
@@ -160,7 +161,7 @@ def list_class_files(root: str | Path) -> ClassFiles:
     for name, folders in classes.folders.items():
         seen: dict[str, Path] = {}
         for folder in folders:
-            for path in _visible_files(folder):
+            for path in visible_files(folder):
                 key = path.relative_to(folder).as_posix()
                 original = seen.get(key)
                 if original is not None and filecmp.cmp(original, path, shallow=False):
