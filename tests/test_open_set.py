@@ -120,11 +120,11 @@ def test_a_model_without_open_set_scores_ignores_the_threshold() -> None:
 def test_negatives_are_split_by_genus_and_by_photo(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = make_negatives(tmp_path / "open-set")
     (root / "not_mushroom" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
-    settings = OpenSetSettings(root=str(root), val_fraction=0.2, test_fraction=0.3)
+    settings = OpenSetSettings(root=str(root), val_fraction=0.2)
     with caplog.at_level(logging.WARNING):
-        negatives = scan_negatives(settings, seed=1)
+        negatives = scan_negatives(settings, seed=1, fold=0, num_folds=3)
     assert negatives is not None and "broken.jpg" in caplog.text
-    assert len(negatives.paths) == 40 + 6 * 8
+    assert len(negatives.paths) == 40 + 10 * 8
     assert {p.name for p in negatives.paths}.isdisjoint({"broken.jpg"})
     kinds = {
         p.parts[-2] if "other_genera" in p.parts else "nm": k
@@ -133,22 +133,23 @@ def test_negatives_are_split_by_genus_and_by_photo(tmp_path: Path, caplog: pytes
     assert kinds["nm"] == 1 and kinds["Russula"] == 0
     # A genus lies in one part only: its test photos are of genera never trained on.
     for genus in {p.parent.name for p in negatives.paths if "other_genera" in p.parts}:
-        assert (
-            len(
-                {
-                    part
-                    for p, part in zip(negatives.paths, negatives.parts, strict=True)
-                    if p.parent.name == genus
-                }
-            )
-            == 1
-        )
+        in_genus = negatives.parts[[p.parent.name == genus for p in negatives.paths]]
+        assert len(set(in_genus)) == 1
     # The non-mushroom photos are spread over all three parts, and the split follows the seed alone.
     assert set(negatives.parts[negatives.kinds == 1]) == {"train", "val", "test"}
-    again = scan_negatives(settings, seed=1)
+    again = scan_negatives(settings, seed=1, fold=0, num_folds=3)
     assert again is not None and again.parts.tolist() == negatives.parts.tolist()
-    other_seed = scan_negatives(settings, seed=2)
+    other_seed = scan_negatives(settings, seed=2, fold=0, num_folds=3)
     assert other_seed is not None and other_seed.parts.tolist() != negatives.parts.tolist()
+    # Over the folds of a cross-validation every negative is tested exactly once, like the known photos.
+    tested = np.zeros(len(negatives.paths), dtype=int)
+    for fold in range(3):
+        parted = scan_negatives(settings, seed=1, fold=fold, num_folds=3)
+        assert parted is not None and parted.paths == negatives.paths
+        tested += parted.parts == "test"
+        # val_fraction (0.2) of the other folds' groups validate, the rest train.
+        assert 0 < np.sum(parted.parts == "val") < np.sum(parted.parts == "train")
+    assert tested.tolist() == [1] * len(negatives.paths)
 
 
 def test_a_missing_negatives_folder_is_an_error_unless_optional(
@@ -156,11 +157,13 @@ def test_a_missing_negatives_folder_is_an_error_unless_optional(
 ) -> None:
     missing = str(tmp_path / "nowhere")
     with pytest.raises(MushroomError, match=r"data.open_set.root=.*nowhere is not a folder"):
-        scan_negatives(OpenSetSettings(root=missing), seed=0)
+        scan_negatives(OpenSetSettings(root=missing), seed=0, fold=0, num_folds=5)
     with caplog.at_level(logging.WARNING):
-        assert scan_negatives(OpenSetSettings(root=missing, required=False), seed=0) is None
+        assert (
+            scan_negatives(OpenSetSettings(root=missing, required=False), seed=0, fold=0, num_folds=5) is None
+        )
     assert "energy score" in caplog.text
-    assert scan_negatives(OpenSetSettings(root=None), seed=0) is None
+    assert scan_negatives(OpenSetSettings(root=None), seed=0, fold=0, num_folds=5) is None
     with pytest.raises(MushroomError, match="share"):
         OpenSetSettings(share=1.0)
 

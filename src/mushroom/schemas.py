@@ -136,17 +136,17 @@ class OpenSetSettings:
     required: bool = True
     # Share of each training epoch's draws that are negatives (the epoch grows to keep the known ones).
     share: float = 0.2
-    # Groups (a genus folder, or one non-mushroom photo) held out for calibration and for the report.
-    val_fraction: float = 0.15
-    test_fraction: float = 0.3
+    # Groups (a genus folder, or one non-mushroom photo) are held out by fold like the known photos (the
+    # test fold is data.fold of data.num_folds); this share of the other folds' groups validates.
+    val_fraction: float = 0.2
 
     def __post_init__(self) -> None:
         if not 0.0 < self.share < 1.0:
             raise MushroomError(f"data.open_set.share={self.share}: a share of each epoch, in (0, 1).")
-        if self.val_fraction < 0 or self.test_fraction < 0 or self.val_fraction + self.test_fraction >= 1:
+        if not 0.0 <= self.val_fraction < 1.0:
             raise MushroomError(
-                f"data.open_set.val_fraction={self.val_fraction} and test_fraction={self.test_fraction}: "
-                "each at least 0, and together below 1 (the rest trains)."
+                f"data.open_set.val_fraction={self.val_fraction}: a share of the groups outside the test "
+                "fold, in [0, 1) (the rest trains)."
             )
 
 

@@ -90,6 +90,7 @@ class MushroomDataModule(L.LightningDataModule):
         self.negatives: NegativeSet | None = None
         self.index: ImageFolderIndex | None = None
         self.split: Split | None = None
+        self.manifest: Manifest | None = None
         self.reads_cache = False
         self._prepared: PreparedData | None = None
 
@@ -134,7 +135,9 @@ class MushroomDataModule(L.LightningDataModule):
         else:
             if self.fixed_class_names is None:
                 self._check_trainable(self.index, self.split)
-            self.negatives = scan_negatives(self.open_set_settings, self.hparams["seed"])
+            self.negatives = scan_negatives(
+                self.open_set_settings, self.hparams["seed"], self.hparams["fold"], self.hparams["num_folds"]
+            )
         counts = {name: int(n) for name, n in zip(self.class_names, self.index.class_counts(), strict=True)}
         log.info(
             "Data %s: %d images in %d classes %s; split train/val/test = %d/%d/%d",
@@ -171,6 +174,7 @@ class MushroomDataModule(L.LightningDataModule):
         """Index and split as the manifest fixes them; images come from the resized cache if built."""
         self.reads_cache = cache_dir is not None
         index = manifest.index(source_dir, self.fixed_class_names, cache_dir)
+        self.manifest = manifest
         folds = np.asarray(manifest.column("fold"))
         # A set too small for k folds is dealt over them and may leave the last ones empty: only a fold
         # past data.num_folds says the manifest was made with other settings.
@@ -301,18 +305,31 @@ class MushroomDataModule(L.LightningDataModule):
         """Any photos, preprocessed for evaluation (e.g. a folder of negatives)."""
         return self._loader(self._images(list(paths), np.asarray(labels, np.int64), train=False), train=False)
 
-    def negatives_by_kind(self, part: str) -> dict[str, DataLoader]:
-        """The negatives of one part (``val``, ``test``), one loader per kind that has photos there."""
+    def negative_paths_by_kind(self, part: str) -> dict[str, list[Path]]:
+        """The negatives of one part (``val``, ``test``) by kind, for the kinds that have photos there."""
         if self.negatives is None:
             return {}
         paths, kinds = self.negatives.select(part)
-        return {
-            kind: self.images_dataloader(
-                [p for p, k in zip(paths, kinds, strict=True) if k == i], kinds[kinds == i]
-            )
+        by_kind = {
+            kind: [p for p, k in zip(paths, kinds, strict=True) if k == i]
             for i, kind in enumerate(NEGATIVE_KINDS)
-            if (kinds == i).any()
         }
+        return {kind: chosen for kind, chosen in by_kind.items() if chosen}
+
+    def negatives_by_kind(self, part: str) -> dict[str, DataLoader]:
+        """The negatives of one part (``val``, ``test``), one loader per kind that has photos there."""
+        return {
+            kind: self.images_dataloader(paths, [NEGATIVE_KINDS.index(kind)] * len(paths))
+            for kind, paths in self.negative_paths_by_kind(part).items()
+        }
+
+    def test_photo_keys(self) -> tuple[list[str], list[str]]:
+        """Per test photo, in the test loader's order: its path in the data folder (the same on every run
+        and fold) and its duplicate group (photos that are resampled together)."""
+        _, split = self.ready()
+        assert self.manifest is not None
+        paths, groups = self.manifest.column("path"), self.manifest.column("group")
+        return [str(paths[i]) for i in split.test], [f"group {groups[i]}" for i in split.test]
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()

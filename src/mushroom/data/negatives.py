@@ -6,9 +6,12 @@ Layout of ``data.open_set.root``::
     <root>/<anything else>/**/*.jpg   mushrooms of genera the model does not classify
 
 so ``../shared/data/open-set`` (``not_mushroom/``, ``other_genera/<Genus>/``) works as it is. Each photo
-goes to train, val or test by a hash of its *group* and the seed: a not-mushroom photo is its own group,
-a mushroom of another genus is grouped with its genus folder, so that the test photos of other genera
-are of genera never seen in training (the honest question: "a genus I have never seen?").
+goes to a fold by a hash of its *group* and the seed, as the known photos do: the test fold ``data.fold``
+holds out one of ``data.num_folds`` folds, so that k-fold cross-validation predicts every negative once,
+by the one fold model that never trained on it. Of the other folds' groups, ``val_fraction`` validate.
+A not-mushroom photo is its own group, a mushroom of another genus is grouped with its genus folder, so
+that the test photos of other genera are of genera never seen in training (the honest question: "a genus
+I have never seen?").
 """
 
 from __future__ import annotations
@@ -65,17 +68,28 @@ def negative_group(root: Path, path: Path) -> tuple[int, str]:
     return NEGATIVE_KINDS.index("other_genus"), group
 
 
-def _part(group: str, seed: int, settings: OpenSetSettings) -> str:
-    digest = hashlib.blake2b(f"{seed}/{group}".encode(), digest_size=8).digest()
-    draw = int.from_bytes(digest, "little") / 2**64
-    if draw < settings.test_fraction:
+def _draw(*key: object) -> float:
+    """A uniform number in [0, 1) from ``key`` alone: the same on every machine and in every run."""
+    digest = hashlib.blake2b("/".join(map(str, key)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64
+
+
+def negative_fold(group: str, seed: int, num_folds: int) -> int:
+    """The fold a group of negatives is held out in."""
+    return int(_draw(seed, group) * num_folds)
+
+
+def _part(group: str, seed: int, settings: OpenSetSettings, fold: int, num_folds: int) -> str:
+    if negative_fold(group, seed, num_folds) == fold:
         return "test"
-    return "val" if draw < settings.test_fraction + settings.val_fraction else "train"
+    return "val" if _draw(seed, "val", group) < settings.val_fraction else "train"
 
 
-def scan_negatives(settings: OpenSetSettings, seed: int) -> NegativeSet | None:
-    """The negatives under ``settings.root``, undecodable files left out with a warning; ``None`` when
-    no root is configured, or it is missing and not required."""
+def scan_negatives(
+    settings: OpenSetSettings, seed: int, fold: int, num_folds: int
+) -> NegativeSet | None:
+    """The negatives under ``settings.root``, parted for test fold ``fold`` of ``num_folds``, undecodable
+    files left out with a warning; ``None`` when no root is configured, or it is missing and not required."""
     if not settings.root:
         return None
     root = Path(settings.root).expanduser()
@@ -105,7 +119,7 @@ def scan_negatives(settings: OpenSetSettings, seed: int) -> NegativeSet | None:
     for path in paths:
         kind, group = negative_group(root, path)
         kinds.append(kind)
-        parts.append(_part(group, seed, settings))
+        parts.append(_part(group, seed, settings, fold, num_folds))
     negatives = NegativeSet(root, paths, np.asarray(kinds, np.int64), np.asarray(parts))
     log.info("Open-set negatives %s: %s", root, negatives.counts())
     return negatives
