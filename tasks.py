@@ -68,17 +68,30 @@ def lint(c: Context) -> None:
         "folds": "number of folds",
         "out": "multirun directory (one sub-folder per fold)",
         "overrides": "Hydra overrides for every fold, e.g. experiment=real_photos_cpu data.root=DIR",
+        "by_source": "hold out whole source families (data.prepare.split_by_source=true)",
+        "compare": "a second recipe's multirun directory: the paired comparison against it",
     }
 )
-def cv(c: Context, folds: int = 5, out: str = "logs/cv/latest", overrides: str = "") -> None:
-    """k-fold cross-validation: train every fold (Hydra multirun), then write mean ± std of each figure."""
+def cv(
+    c: Context,
+    folds: int = 5,
+    out: str = "logs/cv/latest",
+    overrides: str = "",
+    by_source: bool = False,
+    compare: str = "",
+) -> None:
+    """Out-of-fold evaluation: train every fold (Hydra multirun), then pool the folds' predictions into one
+    report with 95% bootstrap intervals (python -m mushroom.cv); with --compare, the paired comparison."""
     fold_list = ",".join(str(k) for k in range(folds))
+    source = " data.prepare.split_by_source=true" if by_source else ""
     c.run(
-        f"python -m mushroom.train -m data.num_folds={folds} data.fold={fold_list} "
-        f"hydra.sweep.dir={out} hydra.sweep.subdir=fold_${{data.fold}} {overrides}",
+        f"{PYTHON} -m mushroom.train -m data.num_folds={folds} data.fold={fold_list} "
+        f"hydra.sweep.dir={out} hydra.sweep.subdir=fold_${{data.fold}}{source} {overrides}",
         pty=False,
     )
     c.run(f"{PYTHON} -m mushroom.cv {out}", pty=False)
+    if compare:
+        c.run(f"{PYTHON} -m mushroom.cv {compare} --compare {out}", pty=False)
 
 
 @task(

@@ -140,27 +140,6 @@ def test_resume_with_other_classes_is_refused(trained_run: tuple[Path, dict], tm
 
 
 @pytest.mark.slow
-def test_cross_validation_summary_of_two_folds(toy_folder: Path, tmp_path: Path) -> None:
-    from mushroom.cv import summarize
-
-    for fold in (0, 1):
-        run_train(
-            [f"data.root={toy_folder}", "data.num_folds=2", f"data.fold={fold}", "trainer.max_epochs=1"],
-            tmp_path / f"fold_{fold}",
-        )
-    summary = summarize(tmp_path)
-    assert summary["folds"] == ["fold_0", "fold_1"]
-    values = [
-        json.loads((tmp_path / f"fold_{k}" / "test_metrics.json").read_text())["accuracy"] for k in (0, 1)
-    ]
-    accuracy = summary["metrics"]["accuracy"]
-    assert accuracy["values"] == values
-    assert accuracy["mean"] == pytest.approx(sum(values) / 2)
-    assert accuracy["std"] == pytest.approx(abs(values[0] - values[1]) / 2**0.5)
-    assert (tmp_path / "cv_summary.json").is_file()
-
-
-@pytest.mark.slow
 def test_wandb_offline_run_writes_its_files(toy_folder: Path, tmp_path: Path) -> None:
     run_train([f"data.root={toy_folder}", "trainer.max_epochs=1", "logger=wandb"], tmp_path)
     runs = list((tmp_path / "wandb").glob("offline-run-*"))

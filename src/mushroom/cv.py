@@ -1,10 +1,18 @@
-"""k-fold cross-validation summary: mean ± standard deviation of every test figure over the folds.
+"""Out-of-fold evaluation: k fold models, every photo predicted once by the model that never trained on
+it, one pooled report with 95% bootstrap confidence intervals; and the paired comparison of two recipes.
 
     python -m mushroom.train -m data.num_folds=5 data.fold=0,1,2,3,4 hydra.sweep.dir=logs/cv/lite0
-    python -m mushroom.cv logs/cv/lite0            # or both at once: invoke cv --folds 5
+    python -m mushroom.cv logs/cv/lite0                      # or both at once: invoke cv --folds 5
+    python -m mushroom.cv logs/cv/lite0 --compare logs/cv/lite1   # is lite1 better, on the same photos?
 
-Reads ``<dir>/*/test_metrics.json`` (one per fold, as a Hydra multirun writes them) and writes
-``<dir>/cv_summary.json``.
+Reads ``<dir>/*/test_predictions.csv`` (one per fold, as every training run writes it) and writes
+``<dir>/oof_predictions.csv`` (every photo once), ``<dir>/oof_metrics.json`` (the figures of
+``mushroom.evaluate`` on the pooled predictions, each with its interval, the pictures beside it) and
+``<dir>/cv_summary.json`` (mean and spread of each fold's own test figures). ``--compare`` writes
+``<dir>/comparison.json``: per figure the paired difference, its interval and a verdict.
+
+Photos are resampled in whole duplicate groups (``--unit group``, the default), source families
+(``--unit source``) or one by one (``--unit photo``), within each genus and each kind of negative.
 """
 
 from __future__ import annotations
@@ -12,17 +20,239 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from mushroom.core import bootstrap
+from mushroom.core.open_set import NOT_A_MUSHROOM, auroc
 from mushroom.errors import MushroomError
+from mushroom.predictions import KNOWN, Predictions
 
 log = logging.getLogger(__name__)
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "ece")
+UNITS = ("group", "source", "photo")
+#: Figures that improve as they fall; every other figure improves as it rises.
+LOWER_IS_BETTER = ("ece", "dangerous_rate", "dangerous_rate_answered", "said_not_a_mushroom", "said_open_set")
 
 
+def lower_is_better(name: str) -> bool:
+    return name in LOWER_IS_BETTER or name.endswith("/answered_with_genus")
+
+
+# -- pooling ----------------------------------------------------------------------------------------------
+def pool(folder: str | Path) -> Predictions:
+    """The fold tables under ``folder`` as one table; refused unless every photo is predicted exactly once."""
+    folder = Path(folder)
+    paths = sorted(folder.glob("*/test_predictions.csv"))
+    if not paths:
+        raise MushroomError(
+            f"No <fold>/test_predictions.csv under {folder}. Train the folds first: invoke cv --folds 5 "
+            f"--out {folder} (or python -m mushroom.train -m data.fold=0,1,2,3,4 hydra.sweep.dir={folder})."
+        )
+    table = Predictions.concat([Predictions.read(path) for path in paths])
+    keys = [f"{kind}:{photo}" for kind, photo in zip(table.kind, table.photo, strict=True)]
+    seen: dict[str, int] = {}
+    for key in keys:
+        seen[key] = seen.get(key, 0) + 1
+    twice = [key for key, count in seen.items() if count > 1]
+    if twice:
+        raise MushroomError(
+            f"{len(twice)} photos are predicted by more than one fold under {folder} (e.g. {twice[0]}): the "
+            "folds overlap. Pool only the folds of one cross-validation (same data.num_folds, data.seed)."
+        )
+    folds = sorted(set(table.fold.tolist()))
+    if len(folds) != len(paths):
+        raise MushroomError(f"The {len(paths)} tables under {folder} hold folds {folds}: one fold per table.")
+    return table
+
+
+# -- the figures ------------------------------------------------------------------------------------------
+def figures(table: Predictions, deadly: np.ndarray | None) -> dict[str, float | None]:
+    """Every figure of the pooled report, from the table alone (each photo answered by its own fold model,
+    at that model's thresholds)."""
+    from mushroom.calibration import expected_calibration_error
+    from mushroom.core.safety import dangerous_confusions
+    from mushroom.report import metrics_from_confusion
+
+    names = table.class_names
+    known = table.subset(table.known)
+    probs, labels = known.probs, known.label
+    predicted = probs.argmax(axis=1) if len(probs) else np.empty(0, np.int64)
+    confusion = np.zeros((len(names),) * 2, dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    metrics = metrics_from_confusion(confusion, names)
+    out: dict[str, float | None] = {name: metrics[name] for name in HEADLINE if name in metrics}
+    out["ece"] = expected_calibration_error(probs, labels) if len(labels) else None
+    for name, row in metrics["per_class"].items():
+        out[f"recall/{name}"] = row["recall"]
+        out[f"precision/{name}"] = row["precision"]
+    answered = known.answered_with_genus
+    out["answered"] = float(answered.mean()) if len(answered) else None
+    out["accuracy_answered"] = float((predicted == labels)[answered].mean()) if answered.any() else None
+    out["said_not_a_mushroom"] = float((known.answer == NOT_A_MUSHROOM).mean()) if len(answered) else None
+    rejected = ~np.isnan(known.open_set_threshold) & (known.open_set[:, 0] < known.open_set_threshold)
+    out["said_open_set"] = float(rejected.mean()) if len(answered) else None
+    if deadly is not None:
+        out["dangerous_rate"] = dangerous_confusions(probs, labels, deadly)["dangerous_confusion_rate"]
+        at_risk = deadly[labels]
+        dangerous = at_risk & answered & ~deadly[predicted]
+        out["dangerous_rate_answered"] = float(dangerous.sum() / at_risk.sum()) if at_risk.any() else None
+    for kind in sorted(set(table.kind.tolist()) - {KNOWN}):
+        negatives = table.subset(table.kind == kind)
+        out[f"{kind}/answered_with_genus"] = float(negatives.answered_with_genus.mean())
+        out[f"{kind}/auroc"] = auroc(known.open_set[:, 0], negatives.open_set[:, 0])
+    return out
+
+
+def _strata_and_units(table: Predictions, unit: str) -> tuple[list[str], list[str]]:
+    if unit not in UNITS:
+        raise MushroomError(f"--unit {unit}: resample by one of {', '.join(UNITS)}.")
+    strata = [f"{kind}/{label}" for kind, label in zip(table.kind, table.label, strict=True)]
+    column = {"group": table.group, "source": table.source, "photo": table.photo}[unit]
+    return strata, [f"{s}/{u}" for s, u in zip(strata, column, strict=True)]
+
+
+def intervals(
+    table: Predictions,
+    deadly: np.ndarray | None,
+    unit: str = "group",
+    n: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Every figure of :func:`figures` with its 95% percentile bootstrap interval."""
+    samples = bootstrap.resamples(*_strata_and_units(table, unit), n, seed)
+    return bootstrap.confidence_intervals(
+        lambda rows: figures(table.subset(rows), deadly), len(table), samples
+    )
+
+
+def paired_comparison(
+    before: Predictions,
+    after: Predictions,
+    deadly: np.ndarray | None,
+    unit: str = "group",
+    n: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Each figure of ``after`` against ``before`` on the same photos: the difference, its paired
+    interval and a verdict."""
+    after = aligned(before, after)
+    samples = bootstrap.resamples(*_strata_and_units(before, unit), n, seed)
+    return bootstrap.paired_differences(
+        lambda rows: figures(before.subset(rows), deadly),
+        lambda rows: figures(after.subset(rows), deadly),
+        len(before),
+        samples,
+        lower_is_better,
+    )
+
+
+def aligned(reference: Predictions, other: Predictions) -> Predictions:
+    """``other``'s rows in ``reference``'s order; refused unless both hold the same photos and classes."""
+    if other.class_names != reference.class_names:
+        raise MushroomError(
+            f"The recipes were trained on different classes ({reference.class_names} and "
+            f"{other.class_names}): a paired comparison needs the same photos and classes."
+        )
+    position = {(k, p): i for i, (k, p) in enumerate(zip(other.kind, other.photo, strict=True))}
+    keys = list(zip(reference.kind, reference.photo, strict=True))
+    missing = [key for key in keys if key not in position]
+    if missing or len(position) != len(keys):
+        raise MushroomError(
+            f"The two runs did not predict the same photos ({len(keys)} and {len(position)}"
+            f"{f'; e.g. {missing[0]} is in the first only' if missing else ''}). Compare runs of the same data, with the same "
+            "data.num_folds and data.seed (and the same negatives)."
+        )
+    order = np.asarray([position[key] for key in keys])
+    moved = int((other.fold[order] != reference.fold).sum())
+    if moved:
+        log.warning("%d photos lie in another fold in the second run: the folds differ.", moved)
+    return other.subset(order)
+
+
+# -- the reports --------------------------------------------------------------------------------------------
+def deadly_classes(class_names: Sequence[str], safety: str | None) -> np.ndarray | None:
+    from mushroom.core.safety import deadly_mask, load_table
+
+    return deadly_mask(class_names, load_table(safety)) if safety else None
+
+
+def pooled_report(
+    folder: str | Path, safety: str | None = "genus", unit: str = "group", n: int = 1000
+) -> dict[str, Any]:
+    """Pool the folds under ``folder``; write the out-of-fold table and the report with its intervals."""
+    from mushroom.report import write_evaluation_report
+
+    folder = Path(folder)
+    table = pool(folder)
+    table.write(folder / "oof_predictions.csv")
+    known = table.subset(table.known)
+    deadly = deadly_classes(table.class_names, safety)
+    from mushroom.core.safety import load_table
+
+    ci = intervals(table, deadly, unit, n)
+    report = write_evaluation_report(
+        known.probs,
+        known.label,
+        table.class_names,
+        folder / "oof_metrics.json",
+        safety_table=load_table(safety) if safety else None,
+        extra={
+            "folds": sorted(set(table.fold.tolist())),
+            "bootstrap": {"unit": unit, "resamples": n, "confidence": 0.95},
+            "negatives": {kind: int((table.kind == kind).sum()) for kind in sorted(set(table.kind.tolist()))},
+            "figures": ci,
+        },
+    )
+    log_figures(ci)
+    summarize(folder)
+    return report
+
+
+def log_figures(ci: Mapping[str, Mapping[str, Any]]) -> None:
+    for name, row in ci.items():
+        if row["estimate"] is not None:
+            log.info("%-34s %.3f  [%s, %s]", name, row["estimate"], _fmt(row["low"]), _fmt(row["high"]))
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def compare(
+    before_dir: str | Path,
+    after_dir: str | Path,
+    safety: str | None = "genus",
+    unit: str = "group",
+    n: int = 1000,
+) -> dict[str, Any]:
+    """The paired comparison of the cross-validations in two folders; written to ``after_dir``."""
+    before, after = pool(before_dir), pool(after_dir)
+    result = paired_comparison(before, after, deadly_classes(before.class_names, safety), unit, n)
+    out = Path(after_dir) / "comparison.json"
+    payload = {"before": str(before_dir), "after": str(after_dir), "unit": unit, "figures": result}
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    for name, row in result.items():
+        if row["difference"] is not None:
+            log.info(
+                "%-34s %.3f -> %.3f  %+.3f [%s, %s]  %s",
+                name,
+                row["before"],
+                row["after"],
+                row["difference"],
+                _fmt(row["low"]),
+                _fmt(row["high"]),
+                row["verdict"],
+            )
+    log.info("Wrote %s", out)
+    return payload
+
+
+# -- the folds' own figures ---------------------------------------------------------------------------------
 def fold_figures(report: dict) -> dict[str, float]:
     """The numbers of one fold's report worth averaging: headline metrics, per-class recall/F1, safety."""
     figures = {name: float(report[name]) for name in HEADLINE if report.get(name) is not None}
@@ -36,6 +266,8 @@ def fold_figures(report: dict) -> dict[str, float]:
 
 
 def summarize(folder: str | Path) -> dict:
+    """Mean and standard deviation over the folds of each fold's own test figures (``cv_summary.json``):
+    how much one split's figure moves, not how sure the pooled figure is."""
     folder = Path(folder)
     reports = sorted(folder.glob("*/test_metrics.json"))
     if not reports:
@@ -57,22 +289,28 @@ def summarize(folder: str | Path) -> dict:
     }
     summary = {"folds": [str(path.parent.name) for path in reports], "metrics": metrics}
     (folder / "cv_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    for name in (*HEADLINE, "dangerous_confusion_rate"):
-        if name in metrics:
-            m = metrics[name]
-            log.info("%-26s %.4f ± %.4f  (%d folds)", name, m["mean"], m["std"], m["n"])
     return summary
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m mushroom.cv",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("folder", type=Path, help="the multirun directory holding one sub-folder per fold")
-    args = parser.parse_args()
+    parser.add_argument("--compare", type=Path, metavar="OTHER", help="a second recipe's multirun directory")
+    parser.add_argument("--unit", choices=UNITS, default="group", help="what the bootstrap draws whole")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--safety", default="genus", help="safety table (configs/safety/NAME.yaml), or none")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    safety = None if args.safety == "none" else args.safety
     try:
-        summarize(args.folder)
+        if args.compare:
+            compare(args.folder, args.compare, safety, args.unit, args.resamples)
+        else:
+            pooled_report(args.folder, safety, args.unit, args.resamples)
     except MushroomError as error:
         raise SystemExit(str(error)) from error
 

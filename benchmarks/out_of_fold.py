@@ -1,0 +1,108 @@
+"""The yardstick: out-of-fold figures of a recipe on the shared real photos, in two views, with 95%
+bootstrap intervals, and (with --before) the paired comparison against another recipe's folds.
+
+    python benchmarks/out_of_fold.py --data ../shared/data/mushrooms-real \
+        --hf-cache ../shared/weights/hf-cache --out logs/oof/base   # the shipped recipe
+    python benchmarks/out_of_fold.py ... --out logs/oof/tpr99 --before logs/oof/base eval.open_set_tpr=0.99
+
+Views: ``random`` holds duplicate groups out at random (within sources); ``source`` holds whole source
+families out (``data.prepare.split_by_source=true``), which predicts what photos from new sources get.
+Each view trains ``--folds`` fold models of ``experiment=real_photos_cpu`` plus the overrides and times them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+VIEWS = {"random": [], "source": ["data.prepare.split_by_source=true"]}
+SHOWN = (
+    "accuracy",
+    "balanced_accuracy",
+    "recall/Agaricus",
+    "recall/Lactarius",
+    "dangerous_rate",
+    "answered",
+    "accuracy_answered",
+    "dangerous_rate_answered",
+    "said_not_a_mushroom",
+    "not_mushroom/answered_with_genus",
+    "other_genus/answered_with_genus",
+)
+
+
+def run(args: list[str], env: dict[str, str]) -> None:
+    print("$", " ".join(args), flush=True)
+    subprocess.run(args, check=True, env=env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, required=True, help="class folders of real photos")
+    parser.add_argument("--hf-cache", type=Path, help="Hugging Face hub cache with the pretrained weights")
+    parser.add_argument("--out", type=Path, default=Path("logs/oof/latest"))
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--views", default="random,source", help="comma-separated: random, source")
+    parser.add_argument("--before", type=Path, help="another recipe's --out: paired comparison per view")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every fold")
+    args = parser.parse_args()
+
+    env = dict(os.environ)
+    if args.hf_cache:
+        env.update(HF_HUB_CACHE=str(args.hf_cache.resolve()), HF_HUB_OFFLINE="1")
+    summary: dict[str, dict] = {}
+    for view in args.views.split(","):
+        out = (args.out / view).resolve()
+        start = time.perf_counter()
+        run(
+            [
+                sys.executable,
+                "-m",
+                "mushroom.train",
+                "-m",
+                "experiment=real_photos_cpu",
+                f"data.root={args.data.resolve()}",
+                f"data.name=oof-{view}",  # each view its own manifest and cache
+                f"data.num_folds={args.folds}",
+                "data.fold=" + ",".join(map(str, range(args.folds))),
+                f"hydra.sweep.dir={out}",
+                "hydra.sweep.subdir=fold_${data.fold}",
+                *VIEWS[view],
+                *args.overrides,
+            ],
+            env,
+        )
+        minutes = (time.perf_counter() - start) / 60
+        run([sys.executable, "-m", "mushroom.cv", str(out)], env)
+        pooled = json.loads((out / "oof_metrics.json").read_text())["figures"]
+        summary[view] = {
+            "minutes": round(minutes, 1),
+            "figures": {k: pooled[k] for k in SHOWN if k in pooled},
+        }
+        if args.before:
+            run(
+                [
+                    sys.executable,
+                    "-m",
+                    "mushroom.cv",
+                    str((args.before / view).resolve()),
+                    "--compare",
+                    str(out),
+                ],
+                env,
+            )
+            compared = json.loads((out / "comparison.json").read_text())["figures"]
+            summary[view]["paired"] = {k: compared[k] for k in SHOWN if k in compared}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

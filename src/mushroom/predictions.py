@@ -1,0 +1,205 @@
+"""The per-photo predictions table: one row per evaluated photo, what the model said and why.
+
+Every training run writes ``test_predictions.csv`` beside ``test_metrics.json``: the test photos of the
+known genera and the held-out negatives, each with its fold, duplicate group, source family, calibrated
+probabilities, open-set scores, the thresholds of the model that answered and the answer itself. The
+folds of a cross-validation concatenate into the out-of-fold table that :mod:`mushroom.cv` pools, and
+any analysis can start from it (``pandas.read_csv``).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from mushroom.core.answer import answer
+from mushroom.errors import MushroomError
+
+KNOWN = "known"
+#: Columns before the per-class probabilities (``p:<class>``).
+COLUMNS = (
+    "photo",
+    "kind",
+    "label",
+    "fold",
+    "group",
+    "source",
+    "known_score",
+    "not_mushroom_share",
+    "abstain_threshold",
+    "open_set_threshold",
+    "answer",
+)
+PROBABILITY_PREFIX = "p:"
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Columns of the table as arrays; ``label`` is -1 and ``kind`` the negative's kind for negatives,
+    ``open_set`` and the thresholds are NaN where the model has none."""
+
+    class_names: list[str]
+    photo: np.ndarray
+    kind: np.ndarray
+    label: np.ndarray
+    fold: np.ndarray
+    group: np.ndarray
+    source: np.ndarray
+    probs: np.ndarray
+    open_set: np.ndarray
+    abstain_threshold: np.ndarray
+    open_set_threshold: np.ndarray
+    answer: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.photo)
+
+    @property
+    def known(self) -> np.ndarray:
+        """Which rows are photos of the known genera."""
+        return self.kind == KNOWN
+
+    @property
+    def answered_with_genus(self) -> np.ndarray:
+        """Which rows got a genus (not "not sure", "not a mushroom" or "not a genus I know")."""
+        return np.isin(self.answer, self.class_names)
+
+    def subset(self, rows: np.ndarray) -> Predictions:
+        """The rows ``rows`` (a mask or indices, repeats allowed: a bootstrap sample)."""
+        return Predictions(
+            self.class_names,
+            **{f.name: getattr(self, f.name)[rows] for f in fields(self) if f.name != "class_names"},
+        )
+
+    @classmethod
+    def concat(cls, tables: Sequence[Predictions]) -> Predictions:
+        if not tables:
+            raise MushroomError("No predictions to pool.")
+        names = tables[0].class_names
+        for table in tables[1:]:
+            if table.class_names != names:
+                raise MushroomError(
+                    f"Predictions for classes {table.class_names} cannot be pooled with predictions for "
+                    f"{names}: every fold must be trained on the same classes."
+                )
+        return cls(
+            names,
+            **{
+                f.name: np.concatenate([getattr(t, f.name) for t in tables])
+                for f in fields(cls)
+                if f.name != "class_names"
+            },
+        )
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = [*COLUMNS, *(PROBABILITY_PREFIX + name for name in self.class_names)]
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            for i in range(len(self)):
+                label = self.class_names[self.label[i]] if self.label[i] >= 0 else ""
+                writer.writerow(
+                    [
+                        self.photo[i],
+                        self.kind[i],
+                        label,
+                        int(self.fold[i]),
+                        self.group[i],
+                        self.source[i],
+                        *(_number(v) for v in self.open_set[i]),
+                        _number(self.abstain_threshold[i]),
+                        _number(self.open_set_threshold[i]),
+                        self.answer[i],
+                        *(_number(p) for p in self.probs[i]),
+                    ]
+                )
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> Predictions:
+        path = Path(path)
+        with open(path, newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            rows = list(reader)
+        if header is None or tuple(header[: len(COLUMNS)]) != COLUMNS:
+            raise MushroomError(f"{path} is not a predictions table: its columns should start {COLUMNS}.")
+        names = [name.removeprefix(PROBABILITY_PREFIX) for name in header[len(COLUMNS) :]]
+        column = {name: [row[i] for row in rows] for i, name in enumerate(COLUMNS)}
+        return cls(
+            names,
+            photo=np.asarray(column["photo"], dtype=object),
+            kind=np.asarray(column["kind"], dtype=object),
+            label=np.asarray([names.index(v) if v else -1 for v in column["label"]], dtype=np.int64),
+            fold=np.asarray(column["fold"], dtype=np.int64),
+            group=np.asarray(column["group"], dtype=object),
+            source=np.asarray(column["source"], dtype=object),
+            probs=_floats([row[len(COLUMNS) :] for row in rows]).reshape(len(rows), len(names)),
+            open_set=_floats([[row[6], row[7]] for row in rows]).reshape(len(rows), 2),
+            abstain_threshold=_floats(column["abstain_threshold"]),
+            open_set_threshold=_floats(column["open_set_threshold"]),
+            answer=np.asarray(column["answer"], dtype=object),
+        )
+
+
+def _floats(cells: list) -> np.ndarray:
+    """Numbers as written by :func:`_number`: an empty cell is NaN (no such score or threshold)."""
+    return np.vectorize(lambda cell: float(cell) if cell != "" else np.nan, otypes=[np.float64])(
+        np.asarray(cells, dtype=object)
+    )
+
+
+def _number(value: float) -> str:
+    return "" if math.isnan(float(value)) else repr(float(value))
+
+
+def predictions_of(
+    class_names: Sequence[str],
+    photos: Sequence[str],
+    kind: str | Sequence[str],
+    labels: np.ndarray,
+    groups: Sequence[str],
+    sources: Sequence[str],
+    fold: int,
+    probs: np.ndarray,
+    open_set: np.ndarray | None,
+    thresholds: tuple[float | None, float | None],
+) -> Predictions:
+    """The table's rows for photos scored by one model, with the answer :func:`mushroom.core.answer.answer`
+    gives at that model's ``(abstain, open-set)`` thresholds: the answer a user would have read."""
+    n = len(photos)
+    probs = np.asarray(probs, dtype=np.float64).reshape(n, len(class_names))
+    scores = np.full((n, 2), np.nan) if open_set is None else np.asarray(open_set, dtype=np.float64)
+    abstain, open_threshold = thresholds
+    said = [
+        answer(
+            probs[i],
+            class_names,
+            k=1,
+            abstain_threshold=abstain,
+            open_set=None if open_set is None else scores[i],
+            open_set_threshold=open_threshold,
+        )["prediction"]
+        for i in range(n)
+    ]
+    return Predictions(
+        list(class_names),
+        photo=np.asarray(list(photos), dtype=object),
+        kind=np.asarray([kind] * n if isinstance(kind, str) else list(kind), dtype=object),
+        label=np.asarray(labels, dtype=np.int64).reshape(n),
+        fold=np.full(n, fold, dtype=np.int64),
+        group=np.asarray(list(groups), dtype=object),
+        source=np.asarray(list(sources), dtype=object),
+        probs=probs,
+        open_set=scores,
+        abstain_threshold=np.full(n, np.nan if abstain is None else abstain),
+        open_set_threshold=np.full(n, np.nan if open_threshold is None else open_threshold),
+        answer=np.asarray(said, dtype=object),
+    )

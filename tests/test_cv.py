@@ -1,0 +1,239 @@
+"""Out-of-fold evaluation: pooling the folds' predictions, bootstrap intervals, paired comparisons."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mushroom.core import bootstrap
+from mushroom.cv import compare, figures, intervals, paired_comparison, pool, pooled_report, summarize
+from mushroom.data.manifest import Manifest
+from mushroom.errors import MushroomError
+from mushroom.predictions import Predictions, predictions_of
+from mushroom.report import write_evaluation_report
+from tests.conftest import make_image_folder, make_negatives, run_train
+
+NAMES = ["Agaricus", "Amanita", "Boletus"]
+DEADLY = np.array([False, True, False])
+
+
+# -- tables made up in the test ------------------------------------------------------------------------------
+def made_up(n_per_class: int, right: float, seed: int = 0, groups_of: int = 1) -> Predictions:
+    """Known photos only, right with probability about ``right``; ``groups_of`` photos per duplicate group,
+    all right or all wrong (copies of one photo)."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(NAMES)), n_per_class)
+    n = len(labels)
+    hit = (rng.random(n) < right)[np.arange(n) // groups_of]
+    predicted = np.where(hit, labels, (labels + 1 + rng.integers(0, len(NAMES) - 1, n)) % len(NAMES))
+    probs = np.full((n, len(NAMES)), 0.1)
+    probs[np.arange(n), predicted] = 0.8
+    photos = [f"{NAMES[y]}/{i}.jpg" for i, y in enumerate(labels)]
+    groups = [f"group {i // groups_of}" for i in range(n)]
+    open_set = np.column_stack([np.full(n, 0.9), np.zeros(n)])
+    return predictions_of(NAMES, photos, "known", labels, groups, groups, 0, probs, open_set, (0.5, 0.5))
+
+
+def with_answers(table: Predictions, predicted: np.ndarray) -> Predictions:
+    """The same photos, answered ``predicted``."""
+    probs = np.full(table.probs.shape, 0.1)
+    probs[np.arange(len(table)), predicted] = 0.8
+    return predictions_of(
+        NAMES,
+        table.photo,
+        table.kind,
+        table.label,
+        table.group,
+        table.source,
+        0,
+        probs,
+        table.open_set,
+        (0.5, 0.5),
+    )
+
+
+def test_the_interval_holds_the_estimate_and_narrows_with_more_photos() -> None:
+    small, large = made_up(30, 0.8, seed=1), made_up(480, 0.8, seed=1)
+    ci_small = intervals(small, DEADLY, n=300)["balanced_accuracy"]
+    ci_large = intervals(large, DEADLY, n=300)["balanced_accuracy"]
+    for ci in (ci_small, ci_large):
+        assert ci["low"] < ci["estimate"] < ci["high"]
+    assert ci_large["high"] - ci_large["low"] < 0.5 * (ci_small["high"] - ci_small["low"])
+    # About 1.96 standard errors each side of a proportion near 0.8 over 90 photos (sd 0.042).
+    assert 0.10 < ci_small["high"] - ci_small["low"] < 0.25
+
+
+def test_resampling_draws_whole_groups_within_each_stratum() -> None:
+    strata = ["a"] * 6 + ["b"] * 4
+    units = ["a1", "a1", "a2", "a2", "a3", "a3", "b1", "b2", "b3", "b4"]
+    for sample in bootstrap.resamples(strata, units, 50, seed=3):
+        assert len(sample) == 10 and (sample < 6).sum() == 6  # each stratum keeps its size
+        drawn = [units[i] for i in sample]
+        for unit in ("a1", "a2", "a3"):
+            assert drawn.count(unit) % 2 == 0  # both photos of a group, or neither
+    # Grouped photos that agree make a wider interval than as many independent photos.
+    grouped = intervals(made_up(60, 0.7, seed=2, groups_of=6), DEADLY, n=300)["accuracy"]
+    single = intervals(made_up(60, 0.7, seed=2, groups_of=6), DEADLY, unit="photo", n=300)["accuracy"]
+    assert grouped["high"] - grouped["low"] > single["high"] - single["low"]
+
+
+def test_a_recipe_compared_with_itself_cannot_be_told_apart() -> None:
+    table = made_up(60, 0.7, seed=4)
+    result = paired_comparison(table, table, DEADLY, n=200)
+    assert {row["verdict"] for row in result.values()} == {bootstrap.CANT_TELL}
+    assert all(row["difference"] in (0.0, None) for row in result.values())
+
+
+def test_a_paired_comparison_sees_a_better_and_a_worse_recipe() -> None:
+    table = made_up(60, 0.7, seed=5)
+    perfect = with_answers(table, table.label)
+    # Every Amanita called Agaricus: worse on the Amanita recall and on the dangerous rate.
+    worse_amanita = np.where(table.label == 1, 0, table.probs.argmax(axis=1))
+    shuffled = np.random.default_rng(0).permutation(len(table))
+    better = paired_comparison(table, perfect.subset(shuffled), DEADLY, n=200)  # rows are matched by photo
+    assert better["balanced_accuracy"]["verdict"] == bootstrap.BETTER
+    assert better["dangerous_rate"]["verdict"] == bootstrap.BETTER  # it fell
+    worse = paired_comparison(table, with_answers(table, worse_amanita), DEADLY, n=200)
+    assert worse["recall/Amanita"]["verdict"] == bootstrap.WORSE
+    assert worse["dangerous_rate"]["verdict"] == bootstrap.WORSE
+    assert worse["recall/Boletus"]["verdict"] == bootstrap.CANT_TELL  # unchanged
+
+
+def test_comparing_runs_of_other_photos_is_refused() -> None:
+    table = made_up(20, 0.7)
+    with pytest.raises(MushroomError, match="same photos"):
+        paired_comparison(table, table.subset(np.arange(len(table) - 1)), DEADLY, n=10)
+
+
+def test_figures_at_the_fitted_thresholds_count_what_users_were_told() -> None:
+    table = made_up(20, 0.7, seed=6)
+    probs = table.probs.copy()
+    probs[:10] = 1 / 3  # below the abstain threshold 0.5: "not sure"
+    open_set = table.open_set.copy()
+    open_set[10:15, 0] = 0.1  # below the open-set threshold
+    open_set[10:13, 1] = 0.9  # ... and mostly "not a mushroom"
+    table = predictions_of(
+        NAMES, table.photo, "known", table.label, table.group, table.source, 0, probs, open_set, (0.5, 0.5)
+    )
+    got = figures(table, DEADLY)
+    assert got["answered"] == pytest.approx(45 / 60)
+    assert got["said_open_set"] == pytest.approx(5 / 60)
+    assert got["said_not_a_mushroom"] == pytest.approx(3 / 60)
+
+
+# -- a real cross-validation of the small CNN ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def three_folds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    data = make_image_folder(
+        tmp_path_factory.mktemp("cv-photos"),
+        per_class={"Amanita": 12, "Boletus": 9, "Lactarius": 6},
+        size=(40, 40),
+        seed=2,
+    )
+    negatives = make_negatives(tmp_path_factory.mktemp("cv-negatives"), not_mushrooms=9, per_genus=2, genera=6)
+    out = tmp_path_factory.mktemp("cv")
+    for fold in range(3):
+        run_train(
+            [
+                f"data.root={data}",
+                f"data.open_set.root={negatives}",
+                "data.num_folds=3",
+                f"data.fold={fold}",
+                "data.val_fraction=0.25",
+                "trainer.max_epochs=1",
+            ],
+            out / f"fold_{fold}",
+        )
+    return out, data
+
+
+@pytest.mark.slow
+def test_the_pooled_report_predicts_every_photo_once_with_the_figures_of_evaluate(
+    three_folds: tuple[Path, Path],
+) -> None:
+    out, data = three_folds
+    report = pooled_report(out, n=100)
+    table = Predictions.read(out / "oof_predictions.csv")
+    known = table.subset(table.known)
+    photos = sorted(str(p.relative_to(data)) for p in data.rglob("*.jpg"))
+    assert sorted(known.photo.tolist()) == photos  # every photo once
+    assert sorted(set(table.kind.tolist()) - {"known"}) == ["not_mushroom", "other_genus"]
+    assert (table.kind == "not_mushroom").sum() == 9 and (table.kind == "other_genus").sum() == 12
+    # Each fold's rows are that fold's test split, and give that fold's own test figures.
+    for fold in range(3):
+        fold_report = json.loads((out / f"fold_{fold}" / "test_metrics.json").read_text())
+        rows = known.subset(known.fold == fold)
+        assert len(rows) == fold_report["n_images"]
+        assert figures(rows, DEADLY)["accuracy"] == pytest.approx(fold_report["accuracy"])
+    # The pooled figures are evaluate's (write_evaluation_report) on the same predictions.
+    plain = write_evaluation_report(
+        known.probs, known.label, table.class_names, out / "again" / "metrics.json", safety_table=None
+    )
+    pooled = report["figures"]
+    for name in ("accuracy", "balanced_accuracy", "macro_f1", "ece"):
+        assert pooled[name]["estimate"] == pytest.approx(plain[name]) == pytest.approx(report[name])
+    for name, row in plain["per_class"].items():
+        assert pooled[f"recall/{name}"]["estimate"] == pytest.approx(row["recall"])
+    assert pooled["dangerous_rate"]["estimate"] == pytest.approx(
+        report["safety"]["without_abstaining"]["dangerous_confusion_rate"]
+    )
+    # The folds' own spread is still summarised.
+    summary = summarize(out)
+    assert summary["folds"] == ["fold_0", "fold_1", "fold_2"]
+    values = [json.loads((out / f"fold_{k}" / "test_metrics.json").read_text())["accuracy"] for k in range(3)]
+    assert summary["metrics"]["accuracy"]["mean"] == pytest.approx(np.mean(values))
+    assert summary["metrics"]["accuracy"]["std"] == pytest.approx(np.std(values, ddof=1))
+
+
+@pytest.mark.slow
+def test_overlapping_folds_are_not_pooled(three_folds: tuple[Path, Path], tmp_path: Path) -> None:
+    out, _ = three_folds
+    for name in ("fold_0", "fold_0_again"):
+        (tmp_path / name).mkdir()
+        shutil.copy(out / "fold_0" / "test_predictions.csv", tmp_path / name)
+    with pytest.raises(MushroomError, match="more than one fold"):
+        pool(tmp_path)
+    with pytest.raises(MushroomError, match=r"No <fold>/test_predictions\.csv"):
+        pool(tmp_path / "fold_0" / "nothing")
+
+
+@pytest.mark.slow
+def test_compare_writes_a_verdict_per_figure(three_folds: tuple[Path, Path]) -> None:
+    out, _ = three_folds
+    payload = compare(out, out, n=50)
+    assert (out / "comparison.json").is_file()
+    assert payload["figures"]["balanced_accuracy"]["verdict"] == bootstrap.CANT_TELL
+
+
+def test_the_manifest_groups_reach_the_table(tmp_path: Path) -> None:
+    """Photos of one duplicate group share the table's group (they are resampled together)."""
+    rows = [
+        {
+            "path": f"A/{i}.jpg",
+            "label": "A",
+            "group": i // 2,
+            "fold": 0,
+            "val_part": 0,
+            "split": "test",
+            "width": 1,
+            "height": 1,
+            "sha256": "",
+            "phash": "",
+        }
+        for i in range(4)
+    ]
+    manifest = Manifest(rows)
+    from mushroom.data import MushroomDataModule
+    from mushroom.data.splits import Split
+
+    module = MushroomDataModule(tmp_path, num_folds=2)
+    module.manifest = manifest
+    module.index = manifest.index(tmp_path)
+    module.split = Split(np.empty(0, np.int64), np.empty(0, np.int64), np.arange(4))
+    photos, groups = module.test_photo_keys()
+    assert photos == ["A/0.jpg", "A/1.jpg", "A/2.jpg", "A/3.jpg"]
+    assert groups[0] == groups[1] != groups[2] == groups[3]
