@@ -134,7 +134,9 @@ def three_folds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         size=(40, 40),
         seed=2,
     )
-    negatives = make_negatives(tmp_path_factory.mktemp("cv-negatives"), not_mushrooms=9, per_genus=2, genera=6)
+    negatives = make_negatives(
+        tmp_path_factory.mktemp("cv-negatives"), not_mushrooms=9, per_genus=2, genera=6
+    )
     out = tmp_path_factory.mktemp("cv")
     for fold in range(3):
         run_train(
@@ -157,12 +159,18 @@ def test_the_pooled_report_predicts_every_photo_once_with_the_figures_of_evaluat
 ) -> None:
     out, data = three_folds
     report = pooled_report(out, n=100)
-    table = Predictions.read(out / "oof_predictions.csv")
+    everything = Predictions.read(out / "oof_predictions.csv")
+    table = everything.tested
     known = table.subset(table.known)
     photos = sorted(str(p.relative_to(data)) for p in data.rglob("*.jpg"))
     assert sorted(known.photo.tolist()) == photos  # every photo once
     assert sorted(set(table.kind.tolist()) - {"known"}) == ["not_mushroom", "other_genus"]
     assert (table.kind == "not_mushroom").sum() == 9 and (table.kind == "other_genus").sum() == 12
+    # The validation rows (what each fold's thresholds were fitted on) are photos of the other folds.
+    val = everything.subset(everything.part == "val")
+    assert len(val) and set(val.photo.tolist()) <= set(table.photo.tolist())
+    for fold in range(3):
+        assert not set(val.photo[val.fold == fold]) & set(table.photo[table.fold == fold])
     # Each fold's rows are that fold's test split, and give that fold's own test figures.
     for fold in range(3):
         fold_report = json.loads((out / f"fold_{fold}" / "test_metrics.json").read_text())
@@ -234,6 +242,61 @@ def test_the_manifest_groups_reach_the_table(tmp_path: Path) -> None:
     module.manifest = manifest
     module.index = manifest.index(tmp_path)
     module.split = Split(np.empty(0, np.int64), np.empty(0, np.int64), np.arange(4))
-    photos, groups = module.test_photo_keys()
+    photos, groups = module.photo_keys("test")
     assert photos == ["A/0.jpg", "A/1.jpg", "A/2.jpg", "A/3.jpg"]
     assert groups[0] == groups[1] != groups[2] == groups[3]
+
+
+def two_folds_with_validation(seed: int = 7) -> Predictions:
+    """Two folds of made-up predictions, each with test rows and validation rows."""
+    parts = []
+    for fold in (0, 1):
+        for part in ("test", "val"):
+            table = made_up(20, 0.8, seed=seed + 2 * fold + (part == "val"))
+            rng = np.random.default_rng(fold)
+            scores = np.column_stack([rng.uniform(0.5, 1.0, len(table)), rng.uniform(0, 1, len(table))])
+            parts.append(
+                predictions_of(
+                    NAMES,
+                    [f"{fold}/{part}/{p}" for p in table.photo],
+                    "known",
+                    table.label,
+                    table.group,
+                    table.source,
+                    fold,
+                    table.probs,
+                    scores,
+                    (0.5, 0.9),
+                    part=part,
+                )
+            )
+    return Predictions.concat(parts)
+
+
+def test_a_refit_fits_each_folds_thresholds_on_its_validation_rows(tmp_path: Path) -> None:
+    from mushroom.core.open_set import fit_threshold
+    from mushroom.cv import refit, write_folds
+
+    table = two_folds_with_validation()
+    looser = refit(table, DEADLY, open_set_tpr=0.99)
+    for fold in (0, 1):
+        val = table.subset((table.fold == fold) & (table.part == "val"))
+        expected = fit_threshold(val.open_set[:, 0], 0.99)
+        assert set(looser.open_set_threshold[looser.fold == fold]) == {expected}
+    assert looser.open_set_threshold[0] != looser.open_set_threshold[-1]  # one threshold per fold
+    assert (looser.probs == table.probs).all() and (looser.abstain_threshold == 0.5).all()
+    # A threshold letting 99% of validation through rejects fewer test photos than the one given (0.9).
+    assert figures(looser, DEADLY)["said_open_set"] < figures(table, DEADLY)["said_open_set"]
+    # Written as folds, pooled and compared like a cross-validation.
+    write_folds(table, tmp_path / "before")
+    write_folds(looser, tmp_path / "after")
+    result = paired_comparison(pool(tmp_path / "before"), pool(tmp_path / "after"), DEADLY, n=200)
+    assert result["said_open_set"]["verdict"] == bootstrap.BETTER
+    assert result["accuracy"]["verdict"] == bootstrap.CANT_TELL
+
+
+def test_a_refit_needs_validation_rows() -> None:
+    from mushroom.cv import refit
+
+    with pytest.raises(MushroomError, match="no validation rows"):
+        refit(made_up(10, 0.8), DEADLY, open_set_tpr=0.99)

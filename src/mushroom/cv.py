@@ -45,7 +45,8 @@ def lower_is_better(name: str) -> bool:
 
 # -- pooling ----------------------------------------------------------------------------------------------
 def pool(folder: str | Path) -> Predictions:
-    """The fold tables under ``folder`` as one table; refused unless every photo is predicted exactly once."""
+    """The fold tables under ``folder`` as one table (test and validation rows); refused unless every
+    photo is tested exactly once."""
     folder = Path(folder)
     paths = sorted(folder.glob("*/test_predictions.csv"))
     if not paths:
@@ -54,7 +55,8 @@ def pool(folder: str | Path) -> Predictions:
             f"--out {folder} (or python -m mushroom.train -m data.fold=0,1,2,3,4 hydra.sweep.dir={folder})."
         )
     table = Predictions.concat([Predictions.read(path) for path in paths])
-    keys = [f"{kind}:{photo}" for kind, photo in zip(table.kind, table.photo, strict=True)]
+    tested = table.tested
+    keys = [f"{kind}:{photo}" for kind, photo in zip(tested.kind, tested.photo, strict=True)]
     seen: dict[str, int] = {}
     for key in keys:
         seen[key] = seen.get(key, 0) + 1
@@ -72,8 +74,9 @@ def pool(folder: str | Path) -> Predictions:
 
 # -- the figures ------------------------------------------------------------------------------------------
 def figures(table: Predictions, deadly: np.ndarray | None) -> dict[str, float | None]:
-    """Every figure of the pooled report, from the table alone (each photo answered by its own fold model,
-    at that model's thresholds)."""
+    """Every figure of the pooled report, from the table's test rows (each photo answered by its own fold
+    model, at that model's thresholds)."""
+    table = table.tested
     from mushroom.calibration import expected_calibration_error
     from mushroom.core.safety import dangerous_confusions
     from mushroom.report import metrics_from_confusion
@@ -124,6 +127,7 @@ def intervals(
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Every figure of :func:`figures` with its 95% percentile bootstrap interval."""
+    table = table.tested
     samples = bootstrap.resamples(*_strata_and_units(table, unit), n, seed)
     return bootstrap.confidence_intervals(
         lambda rows: figures(table.subset(rows), deadly), len(table), samples
@@ -140,7 +144,8 @@ def paired_comparison(
 ) -> dict[str, dict[str, Any]]:
     """Each figure of ``after`` against ``before`` on the same photos: the difference, its paired
     interval and a verdict."""
-    after = aligned(before, after)
+    before = before.tested
+    after = aligned(before, after.tested)
     samples = bootstrap.resamples(*_strata_and_units(before, unit), n, seed)
     return bootstrap.paired_differences(
         lambda rows: figures(before.subset(rows), deadly),
@@ -164,14 +169,51 @@ def aligned(reference: Predictions, other: Predictions) -> Predictions:
     if missing or len(position) != len(keys):
         raise MushroomError(
             f"The two runs did not predict the same photos ({len(keys)} and {len(position)}"
-            f"{f'; e.g. {missing[0]} is in the first only' if missing else ''}). Compare runs of the same data, with the same "
-            "data.num_folds and data.seed (and the same negatives)."
+            f"{f'; e.g. {missing[0]} is in the first only' if missing else ''}). Compare runs of the "
+            "same data, with the same data.num_folds and data.seed (and the same negatives)."
         )
     order = np.asarray([position[key] for key in keys])
     moved = int((other.fold[order] != reference.fold).sum())
     if moved:
         log.warning("%d photos lie in another fold in the second run: the folds differ.", moved)
     return other.subset(order)
+
+
+# -- decision rules fitted again, without training -----------------------------------------------------
+def refit(
+    table: Predictions,
+    deadly: np.ndarray | None,
+    open_set_tpr: float | None = None,
+    dangerous_target: float | None = None,
+) -> Predictions:
+    """Each fold's thresholds fitted again on that fold's validation rows, as training fits them
+    (:class:`mushroom.calibration.CalibrateBestCheckpoint`), and every row answered again: a decision
+    rule judged on the same predictions, with no model trained again. ``None`` keeps a threshold."""
+    from mushroom.core.open_set import fit_threshold
+    from mushroom.core.safety import threshold_for_target
+
+    abstain, open_threshold = table.abstain_threshold.copy(), table.open_set_threshold.copy()
+    for fold in sorted(set(table.fold.tolist())):
+        rows = table.fold == fold
+        val = table.subset(rows & (table.part == "val") & table.known)
+        if not len(val):
+            raise MushroomError(
+                f"Fold {fold} has no validation rows in its test_predictions.csv: it was written before "
+                "they were recorded, or trained with data.val_fraction=0. Train the folds again to refit."
+            )
+        if open_set_tpr is not None:
+            open_threshold[rows] = fit_threshold(val.open_set[:, 0], open_set_tpr)
+        if dangerous_target is not None and deadly is not None:
+            abstain[rows] = threshold_for_target(val.probs, val.label, deadly, dangerous_target)
+    return table.answered_at(abstain, open_threshold)
+
+
+def write_folds(table: Predictions, folder: str | Path) -> Path:
+    """``table`` as one ``fold_<k>/test_predictions.csv`` per fold, as a cross-validation writes it."""
+    folder = Path(folder)
+    for fold in sorted(set(table.fold.tolist())):
+        table.subset(table.fold == fold).write(folder / f"fold_{fold}" / "test_predictions.csv")
+    return folder
 
 
 # -- the reports --------------------------------------------------------------------------------------------
@@ -185,16 +227,16 @@ def pooled_report(
     folder: str | Path, safety: str | None = "genus", unit: str = "group", n: int = 1000
 ) -> dict[str, Any]:
     """Pool the folds under ``folder``; write the out-of-fold table and the report with its intervals."""
+    from mushroom.core.safety import load_table
     from mushroom.report import write_evaluation_report
 
     folder = Path(folder)
     table = pool(folder)
     table.write(folder / "oof_predictions.csv")
-    known = table.subset(table.known)
+    tested = table.tested
+    known = tested.subset(tested.known)
     deadly = deadly_classes(table.class_names, safety)
-    from mushroom.core.safety import load_table
-
-    ci = intervals(table, deadly, unit, n)
+    ci = intervals(tested, deadly, unit, n)
     report = write_evaluation_report(
         known.probs,
         known.label,
@@ -204,12 +246,13 @@ def pooled_report(
         extra={
             "folds": sorted(set(table.fold.tolist())),
             "bootstrap": {"unit": unit, "resamples": n, "confidence": 0.95},
-            "negatives": {kind: int((table.kind == kind).sum()) for kind in sorted(set(table.kind.tolist()))},
+            "photos": {kind: int((tested.kind == kind).sum()) for kind in sorted(set(tested.kind.tolist()))},
             "figures": ci,
         },
     )
     log_figures(ci)
-    summarize(folder)
+    if list(folder.glob("*/test_metrics.json")):
+        summarize(folder)
     return report
 
 
@@ -303,11 +346,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--unit", choices=UNITS, default="group", help="what the bootstrap draws whole")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--safety", default="genus", help="safety table (configs/safety/NAME.yaml), or none")
+    refits = parser.add_argument_group(
+        "refit", "fit the folds' thresholds again on their validation rows and answer again (needs --out)"
+    )
+    refits.add_argument("--open-set-tpr", type=float, help="share of known validation photos let through")
+    refits.add_argument(
+        "--dangerous-target", type=float, help="dangerous rate the 'not sure' threshold keeps"
+    )
+    refits.add_argument("--out", type=Path, help="where the refitted folds and their report go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     safety = None if args.safety == "none" else args.safety
     try:
-        if args.compare:
+        if args.open_set_tpr is not None or args.dangerous_target is not None:
+            if args.out is None:
+                raise MushroomError("A refit writes new folds: say where with --out DIR.")
+            table = pool(args.folder)
+            deadly = deadly_classes(table.class_names, safety)
+            write_folds(refit(table, deadly, args.open_set_tpr, args.dangerous_target), args.out)
+            pooled_report(args.out, safety, args.unit, args.resamples)
+            compare(args.folder, args.out, safety, args.unit, args.resamples)
+        elif args.compare:
             compare(args.folder, args.compare, safety, args.unit, args.resamples)
         else:
             pooled_report(args.folder, safety, args.unit, args.resamples)

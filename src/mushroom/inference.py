@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from mushroom.data.negatives import negative_group
+from mushroom.data.splits import source_family
 from mushroom.models import MushroomClassifier
+from mushroom.predictions import Predictions, predictions_of
+
+if TYPE_CHECKING:
+    from mushroom.data import MushroomDataModule
 
 
 @torch.no_grad()
@@ -43,3 +51,49 @@ def collect_scores(
     and labels, in the loader's order."""
     probs, open_set, labels = _run(model, loader, model.predict_scores)
     return probs, open_set, labels
+
+
+def fold_predictions(
+    model: MushroomClassifier,
+    datamodule: MushroomDataModule,
+    fold: int,
+    test: Mapping[str, tuple[np.ndarray, ...]],
+) -> Predictions:
+    """The per-photo table of one fold (:mod:`mushroom.predictions`): the test photos of the known genera
+    and the held-out negatives (``test``: the scores already collected for the report, ``"known"`` and one
+    entry per kind of negative), then the validation photos and negatives, scored here. Each row is
+    answered as a user would have been, at the model's fitted thresholds. The validation rows let a
+    decision rule be fitted again per fold without training (``python -m mushroom.cv --refit``)."""
+    names = datamodule.class_names
+    thresholds = model.fitted_abstain_threshold(), model.fitted_open_set_threshold()
+    root = datamodule.negatives.root if datamodule.negatives else Path()
+    tables = []
+    for part in ("test", "val"):
+        photos, groups = datamodule.photo_keys(part)
+        loader = datamodule.test_dataloader() if part == "test" else datamodule.val_dataloader()
+        probs, open_set, labels = test["known"] if part == "test" else collect_scores(model, loader)
+        sources = [source_family(p) for p in photos]
+        tables.append(
+            predictions_of(
+                names, photos, "known", labels, groups, sources, fold, probs, open_set, thresholds, part
+            )
+        )
+        loaders = datamodule.negatives_by_kind(part) if part == "val" else {}
+        for kind, paths in datamodule.negative_paths_by_kind(part).items():
+            scores = test[kind] if part == "test" else collect_scores(model, loaders[kind])
+            tables.append(
+                predictions_of(
+                    names,
+                    [str(p.relative_to(root)) for p in paths],
+                    kind,
+                    np.full(len(paths), -1),
+                    [negative_group(root, p)[1] for p in paths],
+                    [source_family(p) for p in paths],
+                    fold,
+                    scores[0],
+                    scores[1],
+                    thresholds,
+                    part,
+                )
+            )
+    return Predictions.concat(tables)

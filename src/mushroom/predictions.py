@@ -1,7 +1,8 @@
 """The per-photo predictions table: one row per evaluated photo, what the model said and why.
 
 Every training run writes ``test_predictions.csv`` beside ``test_metrics.json``: the test photos of the
-known genera and the held-out negatives, each with its fold, duplicate group, source family, calibrated
+known genera and the held-out negatives (part ``test``), then the validation ones (part ``val``, which
+the thresholds were fitted on), each with its fold, duplicate group, source family, calibrated
 probabilities, open-set scores, the thresholds of the model that answered and the answer itself. The
 folds of a cross-validation concatenate into the out-of-fold table that :mod:`mushroom.cv` pools, and
 any analysis can start from it (``pandas.read_csv``).
@@ -12,7 +13,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ KNOWN = "known"
 #: Columns before the per-class probabilities (``p:<class>``).
 COLUMNS = (
     "photo",
+    "part",
     "kind",
     "label",
     "fold",
@@ -36,6 +38,7 @@ COLUMNS = (
     "answer",
 )
 PROBABILITY_PREFIX = "p:"
+SCORES = COLUMNS.index("known_score")  # then not_mushroom_share
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Predictions:
 
     class_names: list[str]
     photo: np.ndarray
+    part: np.ndarray
     kind: np.ndarray
     label: np.ndarray
     fold: np.ndarray
@@ -65,9 +69,25 @@ class Predictions:
         return self.kind == KNOWN
 
     @property
+    def tested(self) -> Predictions:
+        """The rows of held-out (test) photos: what the figures are measured on."""
+        return self.subset(self.part == "test")
+
+    @property
     def answered_with_genus(self) -> np.ndarray:
         """Which rows got a genus (not "not sure", "not a mushroom" or "not a genus I know")."""
         return np.isin(self.answer, self.class_names)
+
+    def answered_at(self, abstain_threshold: np.ndarray, open_set_threshold: np.ndarray) -> Predictions:
+        """The same photos answered again at other thresholds (one per row; NaN: none)."""
+        return replace(
+            self,
+            abstain_threshold=abstain_threshold,
+            open_set_threshold=open_set_threshold,
+            answer=answers(
+                self.class_names, self.probs, self.open_set, abstain_threshold, open_set_threshold
+            ),
+        )
 
     def subset(self, rows: np.ndarray) -> Predictions:
         """The rows ``rows`` (a mask or indices, repeats allowed: a bootstrap sample)."""
@@ -108,6 +128,7 @@ class Predictions:
                 writer.writerow(
                     [
                         self.photo[i],
+                        self.part[i],
                         self.kind[i],
                         label,
                         int(self.fold[i]),
@@ -136,13 +157,14 @@ class Predictions:
         return cls(
             names,
             photo=np.asarray(column["photo"], dtype=object),
+            part=np.asarray(column["part"], dtype=object),
             kind=np.asarray(column["kind"], dtype=object),
             label=np.asarray([names.index(v) if v else -1 for v in column["label"]], dtype=np.int64),
             fold=np.asarray(column["fold"], dtype=np.int64),
             group=np.asarray(column["group"], dtype=object),
             source=np.asarray(column["source"], dtype=object),
             probs=_floats([row[len(COLUMNS) :] for row in rows]).reshape(len(rows), len(names)),
-            open_set=_floats([[row[6], row[7]] for row in rows]).reshape(len(rows), 2),
+            open_set=_floats([[row[SCORES], row[SCORES + 1]] for row in rows]).reshape(len(rows), 2),
             abstain_threshold=_floats(column["abstain_threshold"]),
             open_set_threshold=_floats(column["open_set_threshold"]),
             answer=np.asarray(column["answer"], dtype=object),
@@ -171,6 +193,7 @@ def predictions_of(
     probs: np.ndarray,
     open_set: np.ndarray | None,
     thresholds: tuple[float | None, float | None],
+    part: str = "test",
 ) -> Predictions:
     """The table's rows for photos scored by one model, with the answer :func:`mushroom.core.answer.answer`
     gives at that model's ``(abstain, open-set)`` thresholds: the answer a user would have read."""
@@ -178,20 +201,12 @@ def predictions_of(
     probs = np.asarray(probs, dtype=np.float64).reshape(n, len(class_names))
     scores = np.full((n, 2), np.nan) if open_set is None else np.asarray(open_set, dtype=np.float64)
     abstain, open_threshold = thresholds
-    said = [
-        answer(
-            probs[i],
-            class_names,
-            k=1,
-            abstain_threshold=abstain,
-            open_set=None if open_set is None else scores[i],
-            open_set_threshold=open_threshold,
-        )["prediction"]
-        for i in range(n)
-    ]
+    abstain_column = np.full(n, np.nan if abstain is None else abstain)
+    open_set_column = np.full(n, np.nan if open_threshold is None else open_threshold)
     return Predictions(
         list(class_names),
         photo=np.asarray(list(photos), dtype=object),
+        part=np.full(n, part, dtype=object),
         kind=np.asarray([kind] * n if isinstance(kind, str) else list(kind), dtype=object),
         label=np.asarray(labels, dtype=np.int64).reshape(n),
         fold=np.full(n, fold, dtype=np.int64),
@@ -199,7 +214,36 @@ def predictions_of(
         source=np.asarray(list(sources), dtype=object),
         probs=probs,
         open_set=scores,
-        abstain_threshold=np.full(n, np.nan if abstain is None else abstain),
-        open_set_threshold=np.full(n, np.nan if open_threshold is None else open_threshold),
-        answer=np.asarray(said, dtype=object),
+        abstain_threshold=abstain_column,
+        open_set_threshold=open_set_column,
+        answer=answers(class_names, probs, scores, abstain_column, open_set_column),
+    )
+
+
+def answers(
+    class_names: Sequence[str],
+    probs: np.ndarray,
+    open_set: np.ndarray,
+    abstain_threshold: np.ndarray,
+    open_set_threshold: np.ndarray,
+) -> np.ndarray:
+    """Per row, the prediction :func:`mushroom.core.answer.answer` gives at that row's thresholds (NaN:
+    none; NaN open-set scores: a model without them): the answer a user would have read."""
+
+    def given(value: float) -> float | None:
+        return None if math.isnan(value) else float(value)
+
+    return np.asarray(
+        [
+            answer(
+                probs[i],
+                class_names,
+                k=1,
+                abstain_threshold=given(abstain_threshold[i]),
+                open_set=None if np.isnan(open_set[i]).any() else open_set[i],
+                open_set_threshold=given(open_set_threshold[i]),
+            )["prediction"]
+            for i in range(len(probs))
+        ],
+        dtype=object,
     )

@@ -20,7 +20,6 @@ from mushroom.runtime import exit_on_user_error
 if TYPE_CHECKING:
     from mushroom.data import MushroomDataModule
     from mushroom.models import MushroomClassifier
-    from mushroom.predictions import Predictions
 
 # PyTorch, Lightning and the rest are imported where they are used: a misspelt override, `--help` or
 # `--cfg job` answers in a second instead of after the ~8 s those imports take.
@@ -150,7 +149,7 @@ def report_on_test_split(
     sent to the loggers; from the best checkpoint's weights as :meth:`Trainer.test` left them."""
     from mushroom.core.open_set import open_set_view
     from mushroom.core.safety import table_from_config
-    from mushroom.inference import collect_scores
+    from mushroom.inference import collect_scores, fold_predictions
     from mushroom.model_card import write_model_card
     from mushroom.report import write_evaluation_report
     from mushroom.tracking import send_report_to_loggers
@@ -163,9 +162,8 @@ def report_on_test_split(
     thresholds = model.fitted_abstain_threshold(), model.fitted_open_set_threshold()
     index, split = datamodule.ready()
     test_paths = [index.paths[i] for i in split.test]
-    write_test_predictions(
-        datamodule, int(cfg.data.fold), (probs, open_set, labels), negatives, thresholds
-    ).write(output_dir / "test_predictions.csv")
+    scored = {"known": (probs, open_set, labels), **negatives}
+    fold_predictions(model, datamodule, int(cfg.data.fold), scored).write(output_dir / "test_predictions.csv")
     report = write_evaluation_report(
         probs,
         labels,
@@ -183,59 +181,6 @@ def report_on_test_split(
     write_model_card(report, cfg, datamodule, Path(best).parent if best else output_dir)
     send_report_to_loggers(loggers, report, report_path, probs, labels, test_paths)
     return report
-
-
-def write_test_predictions(
-    datamodule: MushroomDataModule,
-    fold: int,
-    known: tuple[Any, Any, Any],
-    negatives: dict[str, tuple[Any, Any]],
-    thresholds: tuple[float | None, float | None],
-) -> Predictions:
-    """The per-photo table of the test fold (:mod:`mushroom.predictions`): known photos, then the held-out
-    negatives by kind, each answered as the user would have been answered."""
-    import numpy as np
-
-    from mushroom.data.negatives import negative_group
-    from mushroom.data.splits import source_family
-    from mushroom.predictions import Predictions, predictions_of
-
-    names = datamodule.class_names
-    photos, groups = datamodule.test_photo_keys()
-    probs, open_set, labels = known
-    tables = [
-        predictions_of(
-            names,
-            photos,
-            "known",
-            labels,
-            groups,
-            [source_family(p) for p in photos],
-            fold,
-            probs,
-            open_set,
-            thresholds,
-        )
-    ]
-    paths_by_kind = datamodule.negative_paths_by_kind("test")
-    root = datamodule.negatives.root if datamodule.negatives else Path()
-    for kind, (neg_probs, neg_open_set) in negatives.items():
-        paths = paths_by_kind[kind]
-        tables.append(
-            predictions_of(
-                names,
-                [str(p.relative_to(root)) for p in paths],
-                kind,
-                np.full(len(paths), -1),
-                [negative_group(root, p)[1] for p in paths],
-                [source_family(p) for p in paths],
-                fold,
-                neg_probs,
-                neg_open_set,
-                thresholds,
-            )
-        )
-    return Predictions.concat(tables)
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")

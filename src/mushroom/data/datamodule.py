@@ -323,13 +323,14 @@ class MushroomDataModule(L.LightningDataModule):
             for kind, paths in self.negative_paths_by_kind(part).items()
         }
 
-    def test_photo_keys(self) -> tuple[list[str], list[str]]:
-        """Per test photo, in the test loader's order: its path in the data folder (the same on every run
-        and fold) and its duplicate group (photos that are resampled together)."""
+    def photo_keys(self, part: str) -> tuple[list[str], list[str]]:
+        """Per photo of one part (``val``, ``test``), in its loader's order: its path in the data folder
+        (the same on every run and fold) and its duplicate group (photos that are resampled together)."""
         _, split = self.ready()
         assert self.manifest is not None
         paths, groups = self.manifest.column("path"), self.manifest.column("group")
-        return [str(paths[i]) for i in split.test], [f"group {groups[i]}" for i in split.test]
+        chosen = getattr(split, part)
+        return [str(paths[i]) for i in chosen], [f"group {groups[i]}" for i in chosen]
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()

@@ -85,9 +85,7 @@ def _part(group: str, seed: int, settings: OpenSetSettings, fold: int, num_folds
     return "val" if _draw(seed, "val", group) < settings.val_fraction else "train"
 
 
-def scan_negatives(
-    settings: OpenSetSettings, seed: int, fold: int, num_folds: int
-) -> NegativeSet | None:
+def scan_negatives(settings: OpenSetSettings, seed: int, fold: int, num_folds: int) -> NegativeSet | None:
     """The negatives under ``settings.root``, parted for test fold ``fold`` of ``num_folds``, undecodable
     files left out with a warning; ``None`` when no root is configured, or it is missing and not required."""
     if not settings.root:
