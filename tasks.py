@@ -86,7 +86,7 @@ def cv(
     source = " data.prepare.split_by_source=true" if by_source else ""
     c.run(
         f"{PYTHON} -m mushroom.train -m data.num_folds={folds} data.fold={fold_list} "
-        f"hydra.sweep.dir={out} hydra.sweep.subdir=fold_${{data.fold}}{source} {overrides}",
+        f"hydra.sweep.dir={out} 'hydra.sweep.subdir=fold_${{data.fold}}'{source} {overrides}",
         pty=False,
     )
     c.run(f"{PYTHON} -m mushroom.cv {out}", pty=False)

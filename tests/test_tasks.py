@@ -48,3 +48,20 @@ def test_user_tasks_run_where_the_user_is_with_this_interpreter(task: list[str],
     (command,) = dry_run(task, cwd=tmp_path)
     assert not command.startswith("cd ")
     assert command.split()[:3] == [sys.executable, "-m", f"mushroom.{task[0]}"]
+
+
+def test_cv_trains_the_folds_then_pools_and_compares_them(tmp_path: Path) -> None:
+    import shlex
+
+    train, pool, compare = dry_run(
+        ["cv", "--folds", "3", "--out", "cv/new", "--by-source", "--compare", "cv/base"], cwd=tmp_path
+    )
+    # The words as bash reads them (invoke runs the line in a shell): ${data.fold} must reach Hydra.
+    words = subprocess.run(
+        ["bash", "-c", f'set -- {train}; printf "%s\\n" "$@"'], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert words[:4] == [sys.executable, "-m", "mushroom.train", "-m"]
+    assert {"data.num_folds=3", "data.fold=0,1,2", "hydra.sweep.subdir=fold_${data.fold}"} <= set(words)
+    assert "data.prepare.split_by_source=true" in words
+    assert shlex.split(pool) == [sys.executable, "-m", "mushroom.cv", "cv/new"]
+    assert shlex.split(compare) == [sys.executable, "-m", "mushroom.cv", "cv/base", "--compare", "cv/new"]
