@@ -49,6 +49,7 @@ ALTERNATIVES: dict[str, Any] = {
     "model.name": "resnet18",
     "model.freeze": ["features"],
     "model.cnn_channels": [4, 8],
+    "model.layer_decay": 0.5,
     "trainer.accelerator": "cpu",
     "trainer.precision": "bf16-mixed",
     "trainer.gradient_clip_val": 0.5,

@@ -57,9 +57,12 @@ def test_data_options_compose(data: str, tmp_path: Path, toy_folder: Path) -> No
 @pytest.mark.parametrize("model", options("model"))
 def test_model_options_build_a_network(model: str, tmp_path: Path) -> None:
     cfg = compose_config("train", [f"model={model}", "model.pretrained=false"], tmp_path)
-    module = instantiate(cfg.model, class_names=["a", "b"], _convert_="all").eval()
+    # Built for the data's size, as training builds it (a ViT's input size is fixed when it is built).
+    module = instantiate(
+        cfg.model, class_names=["a", "b"], preprocessing={"image_size": 56}, _convert_="all"
+    ).eval()
     with torch.no_grad():
-        assert module(torch.rand(1, 3, 64, 64)).shape == (1, 2)
+        assert module(torch.rand(1, 3, 56, 56)).shape == (1, 2)
 
 
 @pytest.mark.usefixtures("hydra_init")

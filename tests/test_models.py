@@ -59,6 +59,32 @@ def test_pretrained_weights_load_offline_from_a_hub_cache(hub_cache: Callable[[P
     assert net.get_classifier().out_features == 4
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (HF_CACHE / "models--timm--vit_small_patch14_dinov2.lvd142m").is_dir(),
+    reason="needs the DINOv2 weights",
+)
+def test_dinov2_loads_its_weights_at_the_training_size_and_trains(
+    hub_cache: Callable[[Path], None], toy_folder: Path, tmp_path: Path
+) -> None:
+    """model=dinov2_vits14 on the CPU: pretrained at 518 px, built at 56 px (its position embeddings
+    resampled), and one real training step and test through mushroom.train."""
+    import safetensors.torch
+
+    from tests.conftest import run_train
+
+    hub_cache(HF_CACHE)
+    net = create_network("vit_small_patch14_dinov2.lvd142m", num_classes=3, pretrained=True, image_size=56)
+    root = HF_CACHE / "models--timm--vit_small_patch14_dinov2.lvd142m"
+    reference = safetensors.torch.load_file(next(root.glob("snapshots/*/model.safetensors")))
+    assert torch.equal(net.blocks[0].attn.qkv.weight, reference["blocks.0.attn.qkv.weight"])
+    assert net.pos_embed.shape[1] == 1 + 4 * 4  # 56 px / 14 = 4 x 4 patches (and the class token)
+    run_train(
+        [f"data.root={toy_folder}", "model=dinov2_vits14", "data.image_size=56", "+trainer.fast_dev_run=1"],
+        tmp_path,
+    )
+
+
 def test_preprocessing_comes_from_the_pretrained_config() -> None:
     lite0 = network_preprocessing("tf_efficientnet_lite0.in1k")
     assert lite0["mean"] == (0.5, 0.5, 0.5) and lite0["image_size"] == 224

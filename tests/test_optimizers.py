@@ -11,6 +11,7 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, TensorDataset
 
+from mushroom.errors import MushroomError
 from tests.conftest import compose_config
 
 STEPS_PER_EPOCH, EPOCHS = 5, 2
@@ -119,3 +120,39 @@ def test_warm_up_leaves_at_least_one_step_of_decay_and_none_on_a_one_step_run() 
         optimizer, total_steps=1, steps_per_epoch=1, pct_start=0.3, div_factor=25, final_div_factor=1e4
     )
     assert schedule.total_steps == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_the_dinov2_option_decays_the_learning_rate_layer_by_layer(tmp_path: Path) -> None:
+    cfg = compose_config(
+        "train", ["model=dinov2_vits14", "model.pretrained=false", "model.optimizer.lr=0.001"], tmp_path
+    )
+    model = instantiate(cfg.model, class_names=["a", "b"], preprocessing={"image_size": 28}, _convert_="all")
+    optimizer = model.build_optimizer()
+    lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    decay_of = {id(p): group.get("weight_decay") for group in optimizer.param_groups for p in group["params"]}
+    named = dict(model.net.named_parameters())
+    assert lr_of[id(named["head.weight"])] == pytest.approx(0.001)
+    blocks = [lr_of[id(named[f"blocks.{i}.attn.qkv.weight"])] for i in range(12)]
+    for lower, upper in itertools.pairwise(blocks):
+        assert lower == pytest.approx(0.75 * upper)  # each block 0.75x the one above it
+    assert blocks[-1] == pytest.approx(0.001 * 0.75)  # the head's layer is the top one
+    assert lr_of[id(named["patch_embed.proj.weight"])] < blocks[0]
+    # The position embedding and the class token are not decayed; the blocks' weights are.
+    assert decay_of[id(named["pos_embed"])] == 0.0 and decay_of[id(named["cls_token"])] == 0.0
+    assert decay_of[id(named["blocks.0.attn.qkv.weight"])] != 0.0
+    # Built at the data's size (28 px: 2 x 2 patches of 14), as the photos will arrive.
+    assert model.net(torch.rand(1, 3, 28, 28)).shape == (1, 2)
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_without_layer_decay_the_backbone_learns_at_one_rate(tmp_path: Path) -> None:
+    cfg = compose_config("train", ["model=cnn", "model.backbone_lr_scale=0.1"], tmp_path)
+    model = instantiate(cfg.model, class_names=["a", "b"], _convert_="all")
+    head = {id(p) for p in model.net.get_classifier().parameters()}
+    rates = {(id(group["params"][0]) in head, group["lr"]) for group in model.build_optimizer().param_groups}
+    lr = cfg.model.optimizer.lr
+    assert sorted(rate for is_head, rate in rates if not is_head) == pytest.approx([0.1 * lr])
+    assert sorted(rate for is_head, rate in rates if is_head) == pytest.approx([lr])
+    with pytest.raises(MushroomError, match="layer_decay"):
+        instantiate(cfg.model, class_names=["a", "b"], layer_decay=1.5, _convert_="all").build_optimizer()

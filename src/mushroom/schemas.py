@@ -242,6 +242,9 @@ class ModelConfig:
     scheduler: Any = MISSING
     # The pretrained backbone learns at lr * backbone_lr_scale; the new head at lr.
     backbone_lr_scale: float = 0.1
+    # Layer-wise lr decay (ViT fine-tuning): each layer below the head learns layer_decay times slower than
+    # the one above it (e.g. 0.75); null = off.
+    layer_decay: float | None = None
     label_smoothing: float = 0.1
     # Mixup / CutMix: Beta(alpha, alpha) blend strength, 0 = off (e.g. 0.2 and 1.0); mix_prob = share of
     # batches mixed (CutMix or Mixup, half each when both are on). Not applied during head_only_epochs.

@@ -17,7 +17,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from mushroom.errors import MushroomError
 from mushroom.models.mixing import Mixing
-from mushroom.models.networks import classifier_head, create_network
+from mushroom.models.networks import classifier_head, create_network, layer_lr_scales
 from mushroom.schemas import LEGACY_MODEL_KEYS, ModelConfig, from_mapping, settings_dict
 
 
@@ -81,6 +81,7 @@ class MushroomClassifier(L.LightningModule):
             drop_rate=config.drop_rate,
             drop_path_rate=config.drop_path_rate,
             cnn_channels=tuple(config.cnn_channels),
+            image_size=(preprocessing or {}).get("image_size"),
         )
         if config.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -307,23 +308,28 @@ class MushroomClassifier(L.LightningModule):
 
     # -- optimisation -------------------------------------------------------------------------------
     def parameter_groups(self) -> list[dict]:
-        """Trainable parameters by (head or backbone, decays or not); norms and biases get no weight decay.
+        """Trainable parameters by (head or backbone, decays or not, layer); norms, biases and what the
+        network names in ``no_weight_decay()`` (a ViT's position embedding) get no weight decay.
 
-        ``lr_scale`` (1 for the head, ``backbone_lr_scale`` for the backbone) is applied to the
-        optimizer's lr by :meth:`build_optimizer`.
+        ``lr_scale`` (1 for the head, ``backbone_lr_scale`` for the backbone, times
+        ``layer_decay ** (layers above)`` with ``model.layer_decay``) is applied to the optimizer's lr by
+        :meth:`build_optimizer`.
         """
         head_ids = {id(p) for p in classifier_head(self.net).parameters()}
-        groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-        for parameter in self.net.parameters():
+        layer_scale = layer_lr_scales(self.net, self.hparams.get("layer_decay"))
+        no_decay = set(getattr(self.net, "no_weight_decay", lambda: ())())
+        groups: dict[tuple[bool, bool, float], list[nn.Parameter]] = {}
+        for name, parameter in self.net.named_parameters():
             if not parameter.requires_grad:
                 continue
-            key = (id(parameter) in head_ids, parameter.ndim > 1)
+            decays = parameter.ndim > 1 and name not in no_decay
+            key = (id(parameter) in head_ids, decays, layer_scale.get(name, 1.0))
             groups.setdefault(key, []).append(parameter)
         scale = self.hparams["backbone_lr_scale"]
         return [
-            {"params": params, "lr_scale": 1.0 if is_head else scale}
+            {"params": params, "lr_scale": (1.0 if is_head else scale) * layer}
             | ({} if decays else {"weight_decay": 0.0})
-            for (is_head, decays), params in groups.items()
+            for (is_head, decays, layer), params in groups.items()
         ]
 
     def build_optimizer(self) -> torch.optim.Optimizer:

@@ -41,9 +41,11 @@ def create_network(
     drop_rate: float = 0.0,
     drop_path_rate: float = 0.0,
     cnn_channels: Sequence[int] = (),
+    image_size: int | None = None,
 ) -> nn.Module:
     """Create ``name`` with a fresh ``num_classes``-way head; ImageNet weights when ``pretrained``.
-    ``cnn_channels``: the stages of our small CNN (``model.cnn_channels``)."""
+    ``cnn_channels``: the stages of our small CNN (``model.cnn_channels``). ``image_size``: the input size,
+    for networks built for one size (a ViT's position embeddings; timm resamples the pretrained ones)."""
     if name == SMALL_CNN:
         if not cnn_channels:
             raise MushroomError(f"{SMALL_CNN} needs its stages' channels (model.cnn_channels).")
@@ -52,6 +54,9 @@ def create_network(
     kwargs: dict = {"num_classes": num_classes, "drop_rate": drop_rate}
     if drop_path_rate:
         kwargs["drop_path_rate"] = drop_path_rate
+    cfg = timm.get_pretrained_cfg(name)
+    if image_size and cfg is not None and getattr(cfg, "fixed_input_size", False):
+        kwargs["img_size"] = image_size
     if not pretrained:
         return timm.create_model(name, pretrained=False, **kwargs)
     from huggingface_hub import constants
@@ -117,6 +122,23 @@ def zero_init_head(net: nn.Module) -> None:
 def classifier_head(net: nn.Module) -> nn.Module:
     """The final classification layer (timm's ``get_classifier()``; SmallCNN offers the same)."""
     return cast(nn.Module, net.get_classifier())  # type: ignore[operator]
+
+
+def layer_lr_scales(net: nn.Module, layer_decay: float | None) -> dict[str, float]:
+    """Layer-wise learning-rate decay (BEiT; the usual way to fine-tune a ViT): per parameter name,
+    ``layer_decay ** (layers between it and the head)``, layers as timm groups them (a ViT's blocks).
+    Empty (every scale 1) without ``layer_decay``."""
+    if not layer_decay:
+        return {}
+    if not 0.0 < layer_decay <= 1.0:
+        raise MushroomError(f"model.layer_decay={layer_decay}: a factor in (0, 1], e.g. 0.75 (null = off).")
+    from timm.optim import param_groups_layer_decay
+
+    scales: dict[str, float] = {}
+    by_id = {id(p): name for name, p in net.named_parameters()}
+    for group in param_groups_layer_decay(net, weight_decay=0.0, layer_decay=layer_decay):
+        scales |= {by_id[id(p)]: float(group["lr_scale"]) for p in group["params"]}
+    return scales
 
 
 def network_preprocessing(name: str) -> dict:
