@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,20 @@ def test_a_value_of_the_wrong_type_is_refused_before_training(
     assert_one_clear_line(
         "mushroom.train", "experiment=smoke", f"data.root={photos}", override, cwd=tmp_path, expected=expected
     )
+
+
+def test_a_default_that_follows_another_value_can_be_overridden(photos: Path, tmp_path: Path) -> None:
+    """real_photos_cpu's data.open_set.root is ${data.root}/../open-set: switching the negatives off must not
+    trip the type check over the interpolation (it raised InterpolationToMissingValueError)."""
+    fast = ["model=cnn", "model.pretrained=false", "model.freeze=[]", "model.head_only_epochs=0"]
+    command = [sys.executable, "-m", "mushroom.train", "experiment=real_photos_cpu", f"data.root={photos}"]
+    done = subprocess.run(
+        [*command, *fast, "data.open_set.root=null", "data.image_size=32", "+trainer.fast_dev_run=1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_predict_top_k_of_the_wrong_type(tmp_path: Path) -> None:

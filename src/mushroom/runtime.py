@@ -21,7 +21,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 import mushroom.schemas  # registers the config schemas before any entry point composes
 from mushroom.errors import MushroomError
@@ -152,7 +152,10 @@ def check_override_types(cfg: DictConfig) -> None:
             if not _fits(value, hint):
                 raise OverrideTypeError(f"{key}={value}: expected {_describe(hint)}.")
             continue
-        default = OmegaConf.select(defaults, key, throw_on_missing=False)
+        try:
+            default = OmegaConf.select(defaults, key, throw_on_missing=False)
+        except InterpolationResolutionError:
+            continue  # its default follows a value not given (${data.root}/../open-set): nothing to match
         if not _same_kind(value, default):
             raise OverrideTypeError(
                 f"{key}={value}: expected {TYPE_NAMES[type(default)]}, like its default {key}={default}."
