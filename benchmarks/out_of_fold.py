@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from real_photos import hub_env, run  # beside this script
 
 VIEWS = {"random": [], "source": ["data.prepare.split_by_source=true"]}
 SHOWN = (
@@ -36,11 +36,6 @@ SHOWN = (
 )
 
 
-def run(args: list[str], env: dict[str, str]) -> None:
-    print("$", " ".join(args), flush=True)
-    subprocess.run(args, check=True, env=env)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -54,9 +49,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every fold")
     args = parser.parse_args()
 
-    env = dict(os.environ)
-    if args.hf_cache:
-        env.update(HF_HUB_CACHE=str(args.hf_cache.resolve()), HF_HUB_OFFLINE="1")
+    env = hub_env(args.hf_cache)
     summary: dict[str, dict] = {}
     for view in args.views.split(","):
         out = (args.out / view).resolve()

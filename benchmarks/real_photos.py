@@ -21,6 +21,14 @@ def run(args: list[str], env: dict[str, str]) -> None:
     subprocess.run(args, check=True, env=env)
 
 
+def hub_env(hf_cache: Path | None) -> dict[str, str]:
+    """This environment, reading pretrained weights offline from ``hf_cache`` when given."""
+    env = dict(os.environ)
+    if hf_cache:
+        env.update(HF_HUB_CACHE=str(hf_cache.resolve()), HF_HUB_OFFLINE="1")
+    return env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -32,9 +40,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the training run")
     args = parser.parse_args()
 
-    env = dict(os.environ)
-    if args.hf_cache:
-        env.update(HF_HUB_CACHE=str(args.hf_cache.resolve()), HF_HUB_OFFLINE="1")
+    env = hub_env(args.hf_cache)
     out = args.out.resolve()
     start = time.perf_counter()
     run(

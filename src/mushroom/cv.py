@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,23 +44,26 @@ def lower_is_better(name: str) -> bool:
     return name in LOWER_IS_BETTER or name.endswith("/answered_with_genus")
 
 
+def fold_files(folder: Path, name: str) -> list[Path]:
+    """``<folder>/<fold>/<name>`` of every fold, as a Hydra multirun writes them; refused if there is none."""
+    paths = sorted(folder.glob(f"*/{name}"))
+    if not paths:
+        raise MushroomError(
+            f"No <fold>/{name} under {folder}. Train the folds first: invoke cv --folds 5 --out {folder} "
+            f"(or python -m mushroom.train -m data.fold=0,1,2,3,4 hydra.sweep.dir={folder})."
+        )
+    return paths
+
+
 # -- pooling ----------------------------------------------------------------------------------------------
 def pool(folder: str | Path) -> Predictions:
     """The fold tables under ``folder`` as one table (test and validation rows); refused unless every
     photo is tested exactly once."""
     folder = Path(folder)
-    paths = sorted(folder.glob("*/test_predictions.csv"))
-    if not paths:
-        raise MushroomError(
-            f"No <fold>/test_predictions.csv under {folder}. Train the folds first: invoke cv --folds 5 "
-            f"--out {folder} (or python -m mushroom.train -m data.fold=0,1,2,3,4 hydra.sweep.dir={folder})."
-        )
+    paths = fold_files(folder, "test_predictions.csv")
     table = Predictions.concat([Predictions.read(path) for path in paths])
     tested = table.tested
-    keys = [f"{kind}:{photo}" for kind, photo in zip(tested.kind, tested.photo, strict=True)]
-    seen: dict[str, int] = {}
-    for key in keys:
-        seen[key] = seen.get(key, 0) + 1
+    seen = Counter(f"{kind}:{photo}" for kind, photo in zip(tested.kind, tested.photo, strict=True))
     twice = [key for key, count in seen.items() if count > 1]
     if twice:
         raise MushroomError(
@@ -312,12 +316,7 @@ def summarize(folder: str | Path) -> dict:
     """Mean and standard deviation over the folds of each fold's own test figures (``cv_summary.json``):
     how much one split's figure moves, not how sure the pooled figure is."""
     folder = Path(folder)
-    reports = sorted(folder.glob("*/test_metrics.json"))
-    if not reports:
-        raise MushroomError(
-            f"No <fold>/test_metrics.json under {folder}. Run the folds first: python -m mushroom.train -m "
-            f"data.fold=0,1,2,3,4 hydra.sweep.dir={folder}"
-        )
+    reports = fold_files(folder, "test_metrics.json")
     per_fold = [fold_figures(json.loads(path.read_text())) for path in reports]
     names = sorted(set().union(*per_fold))
     metrics = {

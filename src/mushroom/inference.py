@@ -70,8 +70,8 @@ def fold_predictions(
     tables = []
     for part in ("test", "val"):
         photos, groups = datamodule.photo_keys(part)
-        loader = datamodule.test_dataloader() if part == "test" else datamodule.val_dataloader()
-        probs, open_set, labels = test["known"] if part == "test" else collect_scores(model, loader)
+        scored = test["known"] if part == "test" else collect_scores(model, datamodule.val_dataloader())
+        probs, open_set, labels = scored
         sources = [source_family(p) for p in photos]
         tables.append(
             predictions_of(
