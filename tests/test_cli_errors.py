@@ -57,6 +57,38 @@ def test_a_value_of_the_wrong_type_is_refused_before_training(
     )
 
 
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("data.batch_size=-3", "data.batch_size=-3: must be at least 1."),
+        ("model.optimizer.lr=-1", "model.optimizer.lr=-1: must be above 0."),
+        ("data.augment.hflip=2", "data.augment.hflip=2.0: must be in [0, 1]."),
+    ],
+)
+def test_a_value_out_of_range_is_refused_in_one_line(
+    photos: Path, tmp_path: Path, override: str, expected: str
+) -> None:
+    """They ended in 68- and 86-line tracebacks from PyTorch's DataLoader and AdamW."""
+    assert_one_clear_line(
+        "mushroom.train", "experiment=smoke", f"data.root={photos}", override, cwd=tmp_path, expected=expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "override", "expected"),
+    [
+        ("mushroom.train", "model.lrr=1", "model.lrr: no such key. Did you mean model.optimizer.lr?"),
+        ("mushroom.train", "model=resnet5", "model=resnet5: no such option. Did you mean model=resnet50?"),
+        ("mushroom.evaluate", "model_pth=best.ckpt", "model_pth: no such key. Did you mean model_path?"),
+    ],
+)
+def test_a_misspelt_key_or_option_is_one_line_with_the_closest_ones(
+    tmp_path: Path, module: str, override: str, expected: str
+) -> None:
+    """Hydra's own report was 7 lines and named no valid key."""
+    assert_one_clear_line(module, override, cwd=tmp_path, expected=expected)
+
+
 def test_a_default_that_follows_another_value_can_be_overridden(photos: Path, tmp_path: Path) -> None:
     """real_photos_cpu's data.open_set.root is ${data.root}/../open-set: switching the negatives off must not
     trip the type check over the interpolation (it raised InterpolationToMissingValueError)."""

@@ -23,7 +23,7 @@ from mushroom.core.open_set import (
 )
 from mushroom.data.negatives import scan_negatives
 from mushroom.errors import MushroomError
-from mushroom.schemas import OpenSetSettings
+from mushroom.schemas import OpenSetSettings, from_mapping
 from tests.conftest import make_image_folder, make_negatives
 
 NAMES = ["Amanita", "Boletus", "Lactarius"]
@@ -164,8 +164,8 @@ def test_a_missing_negatives_folder_is_an_error_unless_optional(
         )
     assert "energy score" in caplog.text
     assert scan_negatives(OpenSetSettings(root=None), seed=0, fold=0, num_folds=5) is None
-    with pytest.raises(MushroomError, match="share"):
-        OpenSetSettings(share=1.0)
+    with pytest.raises(MushroomError, match=r"data.open_set.share=1.0: must be in \(0, 1\)"):
+        from_mapping(OpenSetSettings, {"share": 1.0}, "data.open_set")
 
 
 # -- trained with negatives ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,16 @@ from omegaconf.errors import MissingMandatoryValue
 
 from mushroom.calibration import warn_about_calibration
 from mushroom.errors import MushroomError
-from mushroom.runtime import _fits, _same_kind, _target_hint, user_error_message
+from mushroom.runtime import (
+    ValueRangeError,
+    _fits,
+    _same_kind,
+    _target_hint,
+    check_value_ranges,
+    command_line_error,
+    user_error_message,
+)
+from mushroom.schemas import COUNT, POSITIVE, PROBABILITY, DataConfig, Range, from_mapping
 
 
 def raised(error: BaseException, cause: BaseException | None = None) -> BaseException:
@@ -118,3 +128,75 @@ def test_types_come_from_the_class_a_config_node_builds(tmp_path: Path) -> None:
     lr = _target_hint(defaults, "model.optimizer.lr")  # torch.optim's float | Tensor: a number, not text
     assert _fits(3e-4, lr) and _fits(1, lr) and not _fits("fast", lr)
     assert _target_hint(defaults, "seed") is None  # no class builds the top level: its default decides
+
+
+# -- value ranges and misspelt keys -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("allowed", "inside", "outside", "text"),
+    [
+        (COUNT, [1, 10**6], [0, -3], "at least 1"),
+        (POSITIVE, [1e-9, 3], [0, -1.0], "above 0"),
+        (PROBABILITY, [0, 0.5, 1], [-0.01, 1.01, float("nan")], "in [0, 1]"),
+        (Range(0, 1, low_open=True, high_open=True), [0.2], [0, 1], "in (0, 1)"),
+        (Range(high=5, high_open=True), [4.9, -100], [5], "below 5"),
+    ],
+)
+def test_a_range_holds_its_ends_as_written(allowed: Range, inside: list, outside: list, text: str) -> None:
+    assert all(value in allowed for value in [*inside, None, "text", True])  # not numbers: not its job
+    assert not any(value in allowed for value in outside)
+    assert str(allowed) == text
+
+
+@pytest.mark.usefixtures("hydra_init")
+@pytest.mark.parametrize(
+    ("config", "override", "expected"),
+    [
+        ("train", "data.num_folds=1", "data.num_folds=1: must be at least 2."),
+        ("train", "data.prepare.near_duplicate_distance=65", "must be in [0, 64]"),  # nested schema
+        ("train", "model.scheduler.min_lr_ratio=2", "model.scheduler.min_lr_ratio=2: must be in [0, 1]."),
+        ("train", "eval.open_set_tpr=0", "eval.open_set_tpr=0: must be in (0, 1]."),
+        ("serve", "server.max_connections=0", "server.max_connections=0: must be at least 1."),
+    ],
+)
+def test_every_ranged_setting_is_checked_where_it_is_composed(
+    tmp_path: Path, config: str, override: str, expected: str
+) -> None:
+    from tests.conftest import compose_config
+
+    base = ["model_path=m.onnx"] if config == "serve" else []
+    check_value_ranges(compose_config(config, base, tmp_path))  # the defaults are all in range
+    with pytest.raises(ValueRangeError) as raised_error:
+        check_value_ranges(compose_config(config, [*base, override], tmp_path))
+    assert expected in str(raised_error.value)
+
+
+def test_a_schema_built_in_code_checks_its_ranges_too() -> None:
+    with pytest.raises(MushroomError, match=r"^data.batch_size=0: must be at least 1.$"):
+        from_mapping(DataConfig, {"root": "photos", "batch_size": 0}, "data")
+    with pytest.raises(MushroomError, match=r"data.augment.rotate=181.0: must be in \[0, 180\]"):
+        from_mapping(DataConfig, {"root": "photos", "augment": {"rotate": 181.0}}, "data")
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("model.lrr", ["model.optimizer.lr"]),
+        ("trainer.max_epoch", ["trainer.max_epochs"]),
+        ("data.open_set.shar", ["data.open_set.share"]),
+        ("modle", ["model"]),
+        ("data.balanced_samplin", ["data.balanced_sampling"]),
+        ("data.zzzz", []),
+    ],
+)
+def test_a_misspelt_key_is_answered_with_the_closest_keys(tmp_path: Path, typed: str, expected: list) -> None:
+    message = command_line_error("train", [typed + "=1"])
+    assert message is not None and message.startswith(f"{typed}: no such key.")
+    suggested = re.findall(r"[\w.]+", message.partition("Did you mean")[2].partition("?")[0])
+    assert [word for word in suggested if word != "or"] == expected
+
+
+def test_a_command_line_that_composes_is_left_to_hydra() -> None:
+    assert command_line_error("train", ["data.batch_size=8", "model=cnn", "hydra.run.dir=x"]) is None
+    assert command_line_error("train", ["-m", "data.fold=0,1,2"]) is None  # sweeps: Hydra expands them
+    assert command_line_error("train", ["--cfg", "job", "model.optimizer.lr=1e-3"]) is None
+    assert "no such option" in (command_line_error("train", ["callbacks=[default,emma]"]) or "")

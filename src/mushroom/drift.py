@@ -30,7 +30,7 @@ from mushroom.core.preprocessing import resize_and_crop
 from mushroom.core.stats import FEATURES, image_stats
 from mushroom.data.hashing import file_sha256, folder_fingerprint
 from mushroom.errors import MushroomError
-from mushroom.runtime import exit_on_user_error
+from mushroom.runtime import checked_command_line, exit_on_user_error
 
 log = logging.getLogger(__name__)
 MIN_RECORDED = 30
@@ -185,6 +185,7 @@ def drift(cfg: DictConfig) -> dict[str, Any]:
     return report
 
 
+@checked_command_line("drift")
 @hydra.main(version_base="1.3", config_path="configs", config_name="drift")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:

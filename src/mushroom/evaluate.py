@@ -23,7 +23,7 @@ from mushroom.data import MushroomDataModule
 from mushroom.errors import MushroomError
 from mushroom.inference import collect_scores
 from mushroom.report import write_evaluation_report
-from mushroom.runtime import exit_on_user_error
+from mushroom.runtime import checked_command_line, exit_on_user_error
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ def evaluate(cfg: DictConfig) -> dict:
     )
 
 
+@checked_command_line("evaluate")
 @hydra.main(version_base="1.3", config_path="configs", config_name="evaluate")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:

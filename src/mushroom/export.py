@@ -30,7 +30,7 @@ from mushroom.core.preprocessing import eval_preprocess
 from mushroom.core.safety import table_from_config
 from mushroom.errors import MushroomError
 from mushroom.models import MushroomClassifier
-from mushroom.runtime import exit_on_user_error
+from mushroom.runtime import checked_command_line, exit_on_user_error
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+@checked_command_line("export")
 @hydra.main(version_base="1.3", config_path="configs", config_name="export")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:

@@ -28,7 +28,7 @@ from mushroom.core.model import ModelInfo, OnnxClassifier
 from mushroom.core.preprocessing import eval_preprocess
 from mushroom.core.safety import table_from_config
 from mushroom.errors import MushroomError
-from mushroom.runtime import exit_on_user_error
+from mushroom.runtime import checked_command_line, exit_on_user_error
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     return results
 
 
+@checked_command_line("predict")
 @hydra.main(version_base="1.3", config_path="configs", config_name="predict")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import functools
 import inspect
 import logging
@@ -15,15 +17,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hydra import compose
+from hydra import compose, initialize_config_module
+from hydra._internal.utils import get_args_parser
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import InstantiationException
+from hydra.errors import ConfigCompositionException, InstantiationException, MissingConfigException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 import mushroom.schemas  # registers the config schemas before any entry point composes
+from mushroom.configs import CONFIG_DIR
 from mushroom.errors import MushroomError
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,7 @@ def exit_on_user_error(task: Callable[[DictConfig], T]) -> Callable[[DictConfig]
         quiet_library_noise()
         try:
             check_override_types(cfg)
+            check_value_ranges(cfg)
             apply_renamed_keys(cfg)
             return task(cfg)
         except Exception as error:  # sorted below: the user's mistakes, or re-raised as a bug
@@ -65,6 +71,129 @@ def exit_on_user_error(task: Callable[[DictConfig], T]) -> Callable[[DictConfig]
             sys.exit(1)
 
     return wrapper
+
+
+def checked_command_line(config_name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Put above ``@hydra.main``: a command line that names a key or an option the config does not have,
+    or a value its schema cannot hold, ends in one line that names it and the closest valid ones, and
+    exit 1, instead of Hydra's multi-line report.
+
+    The overrides are composed once here, as Hydra is about to; a command line that composes, or that
+    fails in a way this does not explain, goes on to Hydra unchanged.
+    """
+
+    def decorate(hydra_main: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(hydra_main)
+        def run(*args: Any, **kwargs: Any) -> T:
+            if not args and not kwargs:
+                message = command_line_error(config_name, sys.argv[1:])
+                if message:
+                    logging.basicConfig(
+                        format="[%(asctime)s][%(name)s][%(levelname)s] %(message)s", datefmt="%H:%M:%S"
+                    )
+                    log.error("%s", message)
+                    sys.exit(1)
+            return hydra_main(*args, **kwargs)
+
+        return run
+
+    return decorate
+
+
+def command_line_error(config_name: str, argv: list[str]) -> str | None:
+    """One line explaining why ``argv``'s overrides do not compose into ``config_name``, or ``None``."""
+    try:
+        args = get_args_parser().parse_args(argv)
+    except SystemExit:  # argparse said what was wrong already
+        return None
+    if args.config_path or args.config_name or args.config_dir or args.experimental_rerun or args.info:
+        return None  # another config than ours: Hydra reports
+    if args.shell_completion or GlobalHydra.instance().is_initialized():
+        return None
+    parser = OverridesParser.create()
+    try:
+        parsed = parser.parse_overrides(args.overrides)
+    except Exception:  # a syntax error: Hydra's message shows where
+        return None
+    overrides = [
+        override.input_line
+        for override in parsed
+        if not override.is_sweep_override() and not override.key_or_group.startswith("hydra")
+    ]
+    with initialize_config_module("mushroom.configs", version_base="1.3"):
+        try:
+            compose(config_name=config_name, overrides=overrides)
+        except MissingConfigException as error:
+            return _missing_option_message(error)
+        except ConfigCompositionException as error:
+            chosen = [o.input_line for o in parsed if _is_group_choice(o) and not o.is_sweep_override()]
+            return _composition_message(error, config_name, chosen)
+        except Exception:
+            return None
+    return None
+
+
+def _is_group_choice(override: Any) -> bool:
+    """``model=cnn``, ``callbacks=[default,ema]``: a config group (a folder of the shipped configs)."""
+    group = override.key_or_group.partition("@")[0]
+    return bool((CONFIG_DIR / group).is_dir())
+
+
+def _missing_option_message(error: MissingConfigException) -> str | None:
+    """``model=resnet5``, ``callbacks=[default,emma]``: the option, the closest ones, and all of a group's."""
+    found = re.search(r"Could not (?:find|load) '([^']+)'", str(error))
+    if not found:
+        return None
+    group, _, option = found[1].rpartition("/")
+    folder = CONFIG_DIR / group
+    options = sorted(path.stem for path in folder.glob("*.yaml")) if folder.is_dir() else []
+    close = difflib.get_close_matches(option, options, n=3, cutoff=0.4)
+    hint = f" Did you mean {' or '.join(f'{group}={name}' for name in close)}?" if close else ""
+    return f"{group}={option}: no such option.{hint} Options: {', '.join(options)}."
+
+
+def _composition_message(
+    error: ConfigCompositionException, config_name: str, chosen: list[str]
+) -> str | None:
+    """A key the config lacks (with the closest ones it has), or a value its schema cannot hold."""
+    text = str(error)
+    unknown = re.search(r"Could not override '([^']+)'", text)
+    if unknown:
+        key = unknown[1]
+        keys = _known_keys(compose(config_name=config_name, overrides=chosen))
+        close = _closest_keys(key, keys)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        return f"{key}: no such key.{hint} (`--cfg job` prints every key; +{key}=... adds a new one.)"
+    merging = re.search(r"Error merging override (\S+)", text)
+    cause = error.__cause__
+    if merging and cause is not None:
+        return f"{merging[1]}: {str(cause).splitlines()[0]}."
+    return None
+
+
+def _known_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    keys = []
+    for key in cfg.keys():  # noqa: SIM118 (iterating the node itself resolves the values)
+        dotted = f"{prefix}{key}"
+        keys.append(dotted)
+        child = cfg._get_node(key)
+        if isinstance(child, DictConfig):
+            keys.extend(_known_keys(child, f"{dotted}."))
+    return keys
+
+
+def _closest_keys(key: str, keys: list[str]) -> list[str]:
+    """Up to three keys like ``key``: a close last part (``lrr`` -> ``lr``) at about the same depth, the
+    ones under the same parent first; else a close whole dotted name."""
+    depth, parent, leaf = key.count("."), key.rpartition(".")[0], key.rpartition(".")[2]
+    by_leaf: dict[str, list[str]] = {}
+    for candidate in keys:
+        if abs(candidate.count(".") - depth) <= 1:
+            by_leaf.setdefault(candidate.rpartition(".")[2], []).append(candidate)
+    close = difflib.get_close_matches(leaf, list(by_leaf), n=3, cutoff=0.75)
+    found = [candidate for name in close for candidate in by_leaf[name]]
+    found.sort(key=lambda candidate: not candidate.startswith(parent + "."))  # stable: closeness within
+    return found[:3] or difflib.get_close_matches(key, keys, n=3, cutoff=0.75)
 
 
 #: Old key -> new key; an entry point whose config has the new key reads the old one for one more release.
@@ -229,6 +358,40 @@ def _describe(hint: Any) -> str:
     if typing.get_origin(hint) is typing.Literal:
         return "one of " + ", ".join(str(arg) for arg in typing.get_args(hint))
     return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+class ValueRangeError(MushroomError):
+    """A setting outside the values it may take (``data.batch_size=-3``)."""
+
+
+def check_value_ranges(cfg: DictConfig) -> None:
+    """Refuse, in one line naming the key and its range, a number outside the range its schema gives
+    (:class:`mushroom.schemas.Range`; nested schemas too) or :data:`~mushroom.schemas.OTHER_RANGES` gives
+    for the groups other libraries' classes take. Without this, ``data.batch_size=-3`` or
+    ``model.optimizer.lr=-1`` failed after the data was read, deep inside PyTorch."""
+    checks = list(_schema_ranges(cfg, ""))
+    for key, allowed in mushroom.schemas.OTHER_RANGES.items():
+        checks.append((key, allowed))
+    for key, allowed in checks:
+        try:
+            value = OmegaConf.select(cfg, key, throw_on_missing=False)
+        except InterpolationResolutionError:
+            continue  # follows a value not given: judged where that value is
+        if value not in allowed:
+            raise ValueRangeError(mushroom.schemas.range_message(key, value, allowed))
+
+
+def _schema_ranges(node: DictConfig, prefix: str) -> typing.Iterator[tuple[str, Any]]:
+    """(dotted key, range) of every ranged field of the typed nodes under ``node``."""
+    schema = OmegaConf.get_type(node)
+    if schema is not None and dataclasses.is_dataclass(schema):
+        for spec in dataclasses.fields(schema):
+            if "range" in spec.metadata:
+                yield prefix + spec.name, spec.metadata["range"]
+    for key in node.keys():  # noqa: SIM118 (iterating the node itself resolves the values)
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            yield from _schema_ranges(child, f"{prefix}{key}.")
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:

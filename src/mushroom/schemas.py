@@ -10,6 +10,7 @@ same dataclasses. Torch-free on purpose: composing a config (``--help``, a typo)
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,90 @@ def check_safety_policy(policy: str) -> None:
             f"data.prepare.safety_conflicts={policy!r} is not a policy; "
             f"use one of {', '.join(SAFETY_POLICIES)}."
         )
+
+
+@dataclass(frozen=True)
+class Range:
+    """The numbers a setting may take: from ``low`` to ``high`` (``None``: unbounded), each end included
+    unless ``low_open``/``high_open``. ``None`` values (a setting left to its default rule) always fit."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: object) -> bool:
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            return True  # not a number: the type check, not the range, judges it
+        if math.isnan(value):
+            return False
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"in {left}{self.low:g}, {self.high:g}{right}"
+        if self.low is not None:
+            return f"above {self.low:g}" if self.low_open else f"at least {self.low:g}"
+        assert self.high is not None, "a range bounds at least one end"
+        return f"below {self.high:g}" if self.high_open else f"at most {self.high:g}"
+
+
+#: The usual ranges, named by what the setting holds.
+COUNT = Range(1)
+NON_NEGATIVE = Range(0)
+POSITIVE = Range(0, low_open=True)
+PROBABILITY = Range(0, 1)
+SHARE_BELOW_ONE = Range(0, 1, high_open=True)
+
+
+def ranged(default: Any, allowed: Range) -> Any:
+    """A schema field with its default and the range its values must lie in (checked at composition)."""
+    return field(default=default, metadata={"range": allowed})
+
+
+#: Ranges of settings that other libraries' classes take (the optimizer, schedule and Trainer groups, the
+#: decision targets of train.yaml): dotted key -> range; keys a config lacks are not checked.
+OTHER_RANGES: dict[str, Range] = {
+    "model.optimizer.lr": POSITIVE,
+    "model.optimizer.weight_decay": NON_NEGATIVE,
+    "model.optimizer.momentum": SHARE_BELOW_ONE,
+    "model.scheduler.warmup_epochs": NON_NEGATIVE,
+    "model.scheduler.min_lr_ratio": PROBABILITY,
+    "model.scheduler.pct_start": Range(0, 1, low_open=True, high_open=True),
+    "model.scheduler.div_factor": POSITIVE,
+    "model.scheduler.final_div_factor": POSITIVE,
+    "trainer.max_epochs": Range(-1),
+    "trainer.min_epochs": NON_NEGATIVE,
+    "trainer.accumulate_grad_batches": COUNT,
+    "trainer.log_every_n_steps": COUNT,
+    "trainer.check_val_every_n_epoch": COUNT,
+    "trainer.num_nodes": COUNT,
+    "eval.dangerous_target": PROBABILITY,
+    "eval.open_set_tpr": Range(0, 1, low_open=True),
+}
+
+
+def out_of_range(settings: Any, where: str) -> str | None:
+    """The first setting of a schema instance (nested ones too) outside its range, as one line naming
+    the key and the range; ``None`` when all fit."""
+    for spec in dataclasses.fields(settings):
+        value = getattr(settings, spec.name)
+        allowed = spec.metadata.get("range")
+        if allowed is not None and value not in allowed:
+            return range_message(f"{where}.{spec.name}", value, allowed)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            found = out_of_range(value, f"{where}.{spec.name}")
+            if found:
+                return found
+    return None
+
+
+def range_message(key: str, value: Any, allowed: Range) -> str:
+    """``data.batch_size=-3: must be at least 1.``"""
+    return f"{key}={value}: must be {allowed}."
 
 
 def from_mapping(
@@ -62,7 +147,11 @@ def from_mapping(
         for key, value in given.items()
         if key in names and dataclasses.is_dataclass(hints[key]) and isinstance(value, Mapping)
     }
-    return cls(**{key: value for key, value in given.items() if key in names} | nested)
+    settings = cls(**{key: value for key, value in given.items() if key in names} | nested)
+    wrong = out_of_range(settings, where)
+    if wrong:
+        raise MushroomError(wrong)
+    return settings
 
 
 def settings_dict(settings: Any) -> dict[str, Any]:
@@ -77,14 +166,14 @@ class Augmentation:
 
     scale: list[float] = field(default_factory=lambda: [0.25, 1.0])
     ratio: list[float] = field(default_factory=lambda: [0.75, 1.3333])
-    hflip: float = 0.5
-    vflip: float = 0.0
-    rotate: float = 15.0
-    brightness: float = 0.3
-    contrast: float = 0.3
-    saturation: float = 0.3
-    hue: float = 0.03
-    color_jitter_p: float = 0.8
+    hflip: float = ranged(0.5, PROBABILITY)
+    vflip: float = ranged(0.0, PROBABILITY)
+    rotate: float = ranged(15.0, Range(0, 180))
+    brightness: float = ranged(0.3, NON_NEGATIVE)
+    contrast: float = ranged(0.3, NON_NEGATIVE)
+    saturation: float = ranged(0.3, NON_NEGATIVE)
+    hue: float = ranged(0.03, Range(0, 0.5))
+    color_jitter_p: float = ranged(0.8, PROBABILITY)
 
 
 @dataclass
@@ -95,15 +184,15 @@ class PrepareSettings:
     enabled: bool = False
     dir: str | None = None
     # Shorter side of the cached copies (null = no cache, read the originals).
-    cache_size: int | None = 256
+    cache_size: int | None = ranged(256, COUNT)
     # Images with a shorter side below this are excluded.
-    min_size: int = 32
+    min_size: int = ranged(32, NON_NEGATIVE)
     # Perceptual hashes (64 bits) this close are near-duplicates.
-    near_duplicate_distance: int = 10
+    near_duplicate_distance: int = ranged(10, Range(0, 64))
     # Leave out duplicate groups whose copies carry different labels.
     drop_conflicting: bool = True
     # Keep at most this many images per class (whole duplicate groups are dropped; rare classes keep all).
-    max_per_class: int | None = None
+    max_per_class: int | None = ranged(None, COUNT)
     # Name the genus behind each image folder ("Genus species", "Genus_species", a bare genus, or a common
     # name of the 215-species set); names that none of these resolves are listed, not guessed.
     genus_names: bool = False
@@ -118,7 +207,7 @@ class PrepareSettings:
     # Keep each source family (the file-name stem before its number, e.g. amanita_vaginata_*) on one side
     # of the split where it holds at most source_max_share of its class: test figures on unseen sources.
     split_by_source: bool = False
-    source_max_share: float = 0.5
+    source_max_share: float = ranged(0.5, Range(0, 1, low_open=True))
 
     def __post_init__(self) -> None:
         check_safety_policy(self.safety_conflicts)  # at composition, not after the audit
@@ -135,19 +224,10 @@ class OpenSetSettings:
     # false: a missing root is a warning (train without negatives), not an error.
     required: bool = True
     # Share of each training epoch's draws that are negatives (the epoch grows to keep the known ones).
-    share: float = 0.2
+    share: float = ranged(0.2, Range(0, 1, low_open=True, high_open=True))
     # Groups (a genus folder, or one non-mushroom photo) are held out by fold like the known photos (the
     # test fold is data.fold of data.num_folds); this share of the other folds' groups validates.
-    val_fraction: float = 0.2
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.share < 1.0:
-            raise MushroomError(f"data.open_set.share={self.share}: a share of each epoch, in (0, 1).")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise MushroomError(
-                f"data.open_set.val_fraction={self.val_fraction}: a share of the groups outside the test "
-                "fold, in [0, 1) (the rest trains)."
-            )
+    val_fraction: float = ranged(0.2, SHARE_BELOW_ONE)
 
 
 @dataclass(frozen=True)
@@ -170,28 +250,28 @@ class DataConfig:
     # Name of the processed-data folder (null = the name of data.root).
     name: str | None = None
     # null = what the network's pretrained weights expect (timm pretrained_cfg).
-    image_size: int | None = None
-    crop_pct: float | None = None
+    image_size: int | None = ranged(None, COUNT)
+    crop_pct: float | None = ranged(None, Range(0, 1, low_open=True))
     mean: list[float] | None = None
     std: list[float] | None = None
-    batch_size: int = 32
+    batch_size: int = ranged(32, COUNT)
     # null = batch_size.
-    eval_batch_size: int | None = None
+    eval_batch_size: int | None = ranged(None, COUNT)
     # null = one per CPU core but one, at most 8; none on two cores or fewer (loading in the main process
     # is faster there, see benchmarks/train_throughput.py).
-    num_workers: int | None = None
+    num_workers: int | None = ranged(None, NON_NEGATIVE)
     # null = when CUDA is available.
     pin_memory: bool | None = None
     persistent_workers: bool = True
     # Test split = fold `fold` of a stratified `num_folds`-fold split (5 -> 4:1), grouped so that
     # duplicates stay on one side; val = val_fraction of the rest.
-    num_folds: int = 5
-    fold: int = 0
-    val_fraction: float = 0.1
+    num_folds: int = ranged(5, Range(2))
+    fold: int = ranged(0, NON_NEGATIVE)
+    val_fraction: float = ranged(0.1, SHARE_BELOW_ONE)
     seed: int = 42
     balanced_sampling: bool = False
     # With balanced_sampling: 1 = every class equally often, 0.5 = halfway to natural frequencies.
-    balance_power: float = 1.0
+    balance_power: float = ranged(1.0, PROBABILITY)
     decode_at_size: bool = True
     # A Kaggle dataset (owner/name[/versions/N]) that kagglehub downloads when data.root is empty.
     kaggle_handle: str | None = None
@@ -241,28 +321,28 @@ class ModelConfig:
     optimizer: Any = MISSING
     scheduler: Any = MISSING
     # The pretrained backbone learns at lr * backbone_lr_scale; the new head at lr.
-    backbone_lr_scale: float = 0.1
+    backbone_lr_scale: float = ranged(0.1, NON_NEGATIVE)
     # Layer-wise lr decay (ViT fine-tuning): each layer below the head learns layer_decay times slower than
     # the one above it (e.g. 0.75); null = off.
-    layer_decay: float | None = None
-    label_smoothing: float = 0.1
+    layer_decay: float | None = ranged(None, Range(0, 1, low_open=True))
+    label_smoothing: float = ranged(0.1, SHARE_BELOW_ONE)
     # Mixup / CutMix: Beta(alpha, alpha) blend strength, 0 = off (e.g. 0.2 and 1.0); mix_prob = share of
     # batches mixed (CutMix or Mixup, half each when both are on). Not applied during head_only_epochs.
-    mixup_alpha: float = 0.0
-    cutmix_alpha: float = 0.0
-    mix_prob: float = 1.0
+    mixup_alpha: float = ranged(0.0, NON_NEGATIVE)
+    cutmix_alpha: float = ranged(0.0, NON_NEGATIVE)
+    mix_prob: float = ranged(1.0, PROBABILITY)
     class_weighted_loss: bool = False
     # Extra loss on photos of genera with deadly species for the probability put on harmless genera
     # (needs the safety table to cover the classes); 0 = plain cross-entropy.
-    danger_weight: float = 0.0
-    drop_rate: float = 0.2
-    drop_path_rate: float = 0.05
+    danger_weight: float = ranged(0.0, NON_NEGATIVE)
+    drop_rate: float = ranged(0.2, SHARE_BELOW_ONE)
+    drop_path_rate: float = ranged(0.05, SHARE_BELOW_ONE)
     # Channels of our small CNN's stages (model=cnn).
     cnn_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     # Sub-modules (by name, e.g. conv1 or layer1) whose weights and BatchNorm statistics stay fixed.
     freeze: list[str] = field(default_factory=list)
     # Train only the new head for this many epochs first (linear probe), then fine-tune the rest.
-    head_only_epochs: int = 0
+    head_only_epochs: int = ranged(0, NON_NEGATIVE)
     # Test-time mirroring: average the prediction of each image and its mirror image.
     tta_hflip: bool = False
     channels_last: bool = True
@@ -285,10 +365,10 @@ class ServerLimits:
     """``server``: open connections (more get 503), request line + headers (more get 431/400), idle
     keep-alive connections closed after keep_alive_s, how long a shutdown waits for open requests."""
 
-    max_connections: int = 200
-    max_header_kb: int = 64
-    keep_alive_s: float = 5.0
-    shutdown_s: float = 10.0
+    max_connections: int = ranged(200, COUNT)
+    max_header_kb: int = ranged(64, COUNT)
+    keep_alive_s: float = ranged(5.0, NON_NEGATIVE)
+    shutdown_s: float = ranged(10.0, NON_NEGATIVE)
 
 
 @dataclass
@@ -297,13 +377,13 @@ class ServeSettings:
 
     # An ONNX file written by mushroom.export (class names, preprocessing and safety notes are inside it).
     model_path: str = MISSING
-    top_k: int = 3
+    top_k: int = ranged(3, COUNT)
     # Uploads above this size get 413; so do images with more pixels than max_megapixels (decompression
     # bombs).
-    max_upload_mb: float = 10.0
-    max_megapixels: float = 64.0
+    max_upload_mb: float = ranged(10.0, POSITIVE)
+    max_megapixels: float = ranged(64.0, POSITIVE)
     # Images with one side more than max_aspect_ratio times the other get 422: they are not photos.
-    max_aspect_ratio: float = 10.0
+    max_aspect_ratio: float = ranged(10.0, Range(1))
     # Answer "not sure" below this probability; null = the threshold fitted on validation, stored in the
     # model.
     abstain_threshold: float | None = None
@@ -313,22 +393,22 @@ class ServeSettings:
     # Each answered photo's statistics (JSON lines), for python -m mushroom.drift; null = not recorded.
     stats_path: str | None = None
     # The statistics file is renamed to <name>.1 (replacing the previous one) when it reaches this size.
-    stats_max_mb: float = 100.0
+    stats_max_mb: float = ranged(100.0, POSITIVE)
     # ONNX Runtime threads per photo (null = one per core) and photos in ONNX Runtime at once (1 is fastest
     # on a CPU, where one photo already uses every core).
-    threads: int | None = None
-    concurrent_inferences: int = 1
+    threads: int | None = ranged(None, COUNT)
+    concurrent_inferences: int = ranged(1, COUNT)
     # All requests together: pixels being decoded at once (more waits, up to queue_timeout_s, then 503) and
     # upload bytes held in memory while arriving (more gets 503 at once).
-    decode_megapixels: float = 80.0
-    uploads_in_memory_mb: float = 256.0
-    queue_timeout_s: float = 30.0
+    decode_megapixels: float = ranged(80.0, POSITIVE)
+    uploads_in_memory_mb: float = ranged(256.0, POSITIVE)
+    queue_timeout_s: float = ranged(30.0, POSITIVE)
     # An upload must arrive within this time (408), however slowly its client sends it.
-    upload_timeout_s: float = 30.0
+    upload_timeout_s: float = ranged(30.0, POSITIVE)
     # The OpenAPI document (/openapi.json) and its pages (/docs, /redoc); false hides them on a public host.
     api_docs: bool = True
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = ranged(8000, Range(0, 65535))
     log_level: str = "info"
     server: ServerLimits = field(default_factory=ServerLimits)
 

@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mushroom.errors import MushroomError
-from mushroom.runtime import exit_on_user_error
+from mushroom.runtime import checked_command_line, exit_on_user_error
 
 if TYPE_CHECKING:
     import optuna
@@ -190,6 +190,7 @@ def search(cfg: DictConfig, overrides: list[str] | None = None) -> optuna.Study:
     return study
 
 
+@checked_command_line("search")
 @hydra.main(version_base="1.3", config_path="configs", config_name="search")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:

@@ -13,7 +13,7 @@ import logging
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from mushroom.runtime import exit_on_user_error
+from mushroom.runtime import checked_command_line, exit_on_user_error
 from mushroom.schemas import ServeSettings, from_mapping
 from mushroom.serving.app import create_app
 from mushroom.serving.protocol import http_protocol
@@ -31,6 +31,7 @@ def settings_from_config(cfg: DictConfig) -> ServeSettings:
     )
 
 
+@checked_command_line("serve")
 @hydra.main(version_base="1.3", config_path="configs", config_name="serve")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:

@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from mushroom.errors import MushroomError
-from mushroom.runtime import exit_on_user_error
+from mushroom.runtime import checked_command_line, exit_on_user_error
 
 if TYPE_CHECKING:
     from mushroom.data import MushroomDataModule
@@ -183,6 +183,7 @@ def report_on_test_split(
     return report
 
 
+@checked_command_line("train")
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | None:

@@ -38,7 +38,7 @@ from mushroom.data.hashing import (
 from mushroom.data.kaggle import DataSource, locate_dataset
 from mushroom.data.taxonomy import deadly_genera, folder_genus, known_genera, path_genus
 from mushroom.errors import MushroomError
-from mushroom.runtime import exit_on_user_error
+from mushroom.runtime import checked_command_line, exit_on_user_error
 from mushroom.schemas import PrepareSettings, data_config
 
 log = logging.getLogger(__name__)
@@ -488,6 +488,7 @@ def _listing(items: Iterable[str], limit: int = 12) -> str:
     return ", ".join(items[:limit]) + more
 
 
+@checked_command_line("prepare")
 @hydra.main(version_base="1.3", config_path="../configs", config_name="prepare")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:

@@ -28,7 +28,7 @@ from mushroom.data.folder import ImageFolderIndex
 from mushroom.data.kaggle import DataSource, locate_dataset, obtain_dataset
 from mushroom.data.manifest import Manifest, build_manifest
 from mushroom.errors import MushroomError
-from mushroom.runtime import exit_on_user_error
+from mushroom.runtime import checked_command_line, exit_on_user_error
 from mushroom.schemas import DataConfig, PrepareSettings, SplitSettings, data_config
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ def prepare_dataset(data: DataConfig) -> PreparedData:
     return prepared
 
 
+@checked_command_line("prepare")
 @hydra.main(version_base="1.3", config_path="../configs", config_name="prepare")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
