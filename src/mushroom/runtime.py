@@ -116,7 +116,7 @@ def command_line_error(config_name: str, argv: list[str]) -> str | None:
     except Exception:  # a syntax error: Hydra's message shows where
         return None
     overrides = [
-        override.input_line
+        str(override.input_line)
         for override in parsed
         if not override.is_sweep_override() and not override.key_or_group.startswith("hydra")
     ]
@@ -126,7 +126,7 @@ def command_line_error(config_name: str, argv: list[str]) -> str | None:
         except MissingConfigException as error:
             return _missing_option_message(error)
         except ConfigCompositionException as error:
-            chosen = [o.input_line for o in parsed if _is_group_choice(o) and not o.is_sweep_override()]
+            chosen = [str(o.input_line) for o in parsed if _is_group_choice(o) and not o.is_sweep_override()]
             return _composition_message(error, config_name, chosen)
         except Exception:
             return None
@@ -174,7 +174,7 @@ def _composition_message(
 def _known_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
     keys = []
     for key in cfg.keys():  # noqa: SIM118 (iterating the node itself resolves the values)
-        dotted = f"{prefix}{key}"
+        dotted = f"{prefix}{key!s}"
         keys.append(dotted)
         child = cfg._get_node(key)
         if isinstance(child, DictConfig):
@@ -391,7 +391,7 @@ def _schema_ranges(node: DictConfig, prefix: str) -> typing.Iterator[tuple[str, 
     for key in node.keys():  # noqa: SIM118 (iterating the node itself resolves the values)
         child = node._get_node(key)
         if isinstance(child, DictConfig):
-            yield from _schema_ranges(child, f"{prefix}{key}.")
+            yield from _schema_ranges(child, f"{prefix}{key!s}.")
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
