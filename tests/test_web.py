@@ -6,6 +6,7 @@ Uses a real mushroom photo from ``../shared`` when present, otherwise a generate
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +62,15 @@ def real_or_generated_photo(tmp_path: Path) -> Path:
     return folder / "Amanita" / "amanita_000.jpg"
 
 
+def shown_percent(probability: float, digits: int) -> str:
+    """How the page writes a probability: rounded down, and "over 99%" near certainty."""
+    top = 100 - 10**-digits
+    if 100 * probability >= top:
+        return f"over {top:.{digits}f}%"
+    step = 10**digits
+    return f"{math.floor(100 * probability * step + 1e-9) / step:.{digits}f}%"
+
+
 def test_upload_a_photo_and_see_a_genus_and_the_warning(browser_page, server: str, tmp_path: Path) -> None:
     page = browser_page
     page.goto(server + "/")
@@ -75,9 +85,9 @@ def test_upload_a_photo_and_see_a_genus_and_the_warning(browser_page, server: st
         f"{server}/predict", files={"file": (photo.name, photo.read_bytes(), "image/jpeg")}, timeout=30
     ).json()
     assert page.inner_text("#genus") == direct["prediction"]
-    assert page.inner_text("#confidence") == f"{100 * direct['confidence']:.0f}%"
+    assert page.inner_text("#confidence") == shown_percent(direct["confidence"], 0)
     rows = [row.inner_text().strip() for row in page.locator("#ranking .row").all()]
-    assert rows == [f"{row['name']}: {100 * row['probability']:.1f}%" for row in direct["top_k"]]
+    assert rows == [f"{row['name']}: {shown_percent(row['probability'], 1)}" for row in direct["top_k"]]
     assert len(rows) == 3
     # The details list every one-value field of the answer, so a new field shows without page changes.
     # (text_content: the details are folded, so their text is not rendered until opened)
@@ -157,6 +167,8 @@ def test_not_a_mushroom_is_shown_apart_from_not_sure(
         page.wait_for_selector("#result[data-verdict='not_a_mushroom']", state="visible", timeout=30_000)
         assert page.inner_text("#genus") == "Not a mushroom"
         assert page.inner_text("#confidence") == ""
+        shown = page.inner_text("#result")  # no known genus named, deadly or not, for a non-mushroom
+        assert not [name for name in OnnxClassifier(open_set_model).info.class_names if name in shown], shown
         assert "non-mushroom" in page.inner_text("#note")
         assert not page.locator("#ranking").is_visible()
         assert page.locator("#warning").is_visible()
@@ -165,3 +177,53 @@ def test_not_a_mushroom_is_shown_apart_from_not_sure(
         page.wait_for_selector("#result[data-verdict='genus']", state="visible", timeout=30_000)
         assert page.inner_text("#genus") == "Boletus"
         assert page.locator("#ranking").is_visible()
+
+
+def crafted_answer(verdict: str, prediction: str, top: list[tuple[str, float]]) -> dict:
+    """An answer as the service sends it, with an Amanita (deadly) among the top k."""
+    return {
+        "prediction": prediction,
+        "verdict": verdict,
+        "reason": None if verdict == "genus" else "The photo is unlike the genera this model knows.",
+        "confidence": top[0][1],
+        "not_sure": False,
+        "abstain_threshold": 0.5,
+        "known_score": 1.0,
+        "open_set_threshold": 2.0,
+        "top_k": [{"name": name, "probability": p} for name, p in top],
+        "note": None,
+        "dangerous": [
+            {"name": "Amanita", "probability": top[0][1], "deadly": True, "poisonous": True, "note": ""}
+        ],
+        "warning": "Never eat a mushroom because of this answer.",
+    }
+
+
+@pytest.mark.parametrize(
+    ("verdict", "prediction", "headline", "names_amanita", "danger"),
+    [
+        ("genus", "Amanita", "Amanita", True, "Possible deadly genus: Amanita."),
+        ("not_a_mushroom", "not a mushroom", "Not a mushroom", False, "Never eat"),
+        ("unknown_genus", "not a genus I know", "Not a genus I know", False, "Many genera this model does"),
+    ],
+)
+def test_each_verdict_reads_right_and_no_answer_is_100_percent(
+    browser_page, server: str, verdict: str, prediction: str, headline: str, names_amanita: bool, danger: str
+) -> None:
+    """A goldfish was "Not a mushroom" with "Possible deadly genus: Amanita" under it, and 99.5% read
+    "Amanita 100%". The page renders answers crafted at those edges."""
+    page = browser_page
+    page.goto(server + "/")
+    top = [("Amanita", 0.995), ("Boletus", 0.0046), ("Lactarius", 0.0004)]
+    page.evaluate("answer => render(answer)", crafted_answer(verdict, prediction, top))
+    assert page.inner_text("#genus") == headline
+    visible = page.inner_text("#result")
+    assert ("Amanita" in visible) is names_amanita, visible
+    assert danger in page.inner_text("#dangerous")
+    if verdict == "genus":
+        assert page.inner_text("#confidence") == "over 99%"
+        rows = [row.inner_text().strip() for row in page.locator("#ranking .row").all()]
+        assert rows == ["Amanita: 99.5%", "Boletus: 0.4%", "Lactarius: 0.0%"]
+        page.evaluate("answer => render(answer)", crafted_answer(verdict, prediction, [("Amanita", 0.99996)]))
+        assert page.inner_text("#ranking .row") == "Amanita: over 99.9%"
+    assert "100" not in visible

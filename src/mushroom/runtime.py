@@ -47,6 +47,20 @@ def quiet_library_noise() -> None:
         logging.getLogger(name).addFilter(_DropAdverts())
 
 
+def lightning_logs_once() -> None:
+    """Print Lightning's log lines once, through the entry point's (Hydra's) handlers.
+
+    Importing ``lightning`` gives its logger a console handler of its own, and its records also reach the
+    root logger's console handler, so every line (``Seed set to 42``) was printed twice. Call after
+    importing Lightning: its own console handler goes, the root's (which also writes the run's log) stays.
+    """
+    lightning = logging.getLogger("lightning")
+    if logging.getLogger().handlers:
+        for handler in list(lightning.handlers):
+            if type(handler) is logging.StreamHandler:
+                lightning.removeHandler(handler)
+
+
 def exit_on_user_error(task: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
     """Run an entry point so that every mistake a user can fix ends in one clear line and exit 1.
 

@@ -73,8 +73,9 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
     from mushroom.calibration import CalibrateBestCheckpoint
     from mushroom.checkpoints import best_checkpoint, checkpoint_class_names
     from mushroom.data.sampling import EpochSeeds
-    from mushroom.runtime import instantiate_all, prepare_wandb
+    from mushroom.runtime import instantiate_all, lightning_logs_once, prepare_wandb
 
+    lightning_logs_once()
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
