@@ -158,20 +158,51 @@ def test_old_key_names_still_work_for_one_release_with_a_warning(
     assert train.ckpt_path == "last"
 
 
-def test_help_lists_the_groups_a_user_can_choose_and_nothing_else(tmp_path: Path) -> None:
-    """The schemas and the W&B sweep file are not config groups: --help must not offer them."""
+ENTRY_POINTS = {
+    "train": "train",
+    "evaluate": "evaluate",
+    "predict": "predict",
+    "export": "export",
+    "serve": "serve",
+    "drift": "drift",
+    "search": "search",
+    "data.prepare": "prepare",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", sorted(ENTRY_POINTS))
+def test_help_lists_its_own_groups_and_examples_that_run(module: str, tmp_path: Path) -> None:
+    """Each entry point's --help lists the groups it composes (serve's once listed the trainer and the
+    optimizer), with their options, and examples whose keys and options exist; train does not offer
+    hparams_search, which it refuses."""
     import subprocess
     import sys
 
+    from hydra import compose, initialize_config_module
+
+    from mushroom.configs import group_options
+    from mushroom.runtime import command_line_error
+
+    config = ENTRY_POINTS[module]
     result = subprocess.run(
-        [sys.executable, "-m", "mushroom.train", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=True,
+        [sys.executable, "-m", f"mushroom.{module}", "--help"], capture_output=True, text=True, cwd=tmp_path
     )
-    groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
-    listed = {line.split(":")[0] for line in groups.splitlines() if ": " in line}
-    chosen = "callbacks data experiment hparams_search logger model optimizer paths safety scheduler trainer"
-    assert listed == set(chosen.split())
-    assert "optimizer: adamw, sgd" in groups and "scheduler: cosine, none, onecycle" in groups
+    assert result.returncode == 0, result.stderr[-2000:]
+    header, _, rest = result.stdout.partition("== Groups (group=option) ==")
+    groups_text = rest.partition("== Keys (key=value) ==")[0]
+    listed = {line.split("=")[0].strip(): line for line in groups_text.splitlines() if "options:" in line}
+    with initialize_config_module("mushroom.configs", version_base="1.3"):
+        choices = compose(config, return_hydra_config=True).hydra.runtime.choices
+    expected = {group for group in choices if not group.startswith("hydra")} - (
+        {"hparams_search"} if config == "train" else set()
+    )
+    assert set(listed) == expected
+    for group, line in listed.items():
+        assert line.rstrip().endswith(", ".join(group_options(group)))
+    examples = [line.strip() for line in header.splitlines() if line.startswith("  python -m mushroom.")]
+    assert examples and header.startswith(f"python -m mushroom.{module}: ")
+    for example in examples:
+        words = example.split("#")[0].split()[3:]
+        if example.split()[2] == f"mushroom.{module}" and "..." not in words:  # a search example on train
+            assert command_line_error(config, words) is None, example

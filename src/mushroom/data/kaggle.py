@@ -129,8 +129,8 @@ def obtain_dataset(handle: str | None, root: str | Path) -> DataSource:
 def download_dataset(handle: str, target: str | Path) -> Path:
     """Download Kaggle dataset ``handle`` into ``target`` unless images are already there.
 
-    Credentials come from ``~/.kaggle/kaggle.json`` or ``KAGGLE_USERNAME``/``KAGGLE_KEY``, as kagglehub
-    reads them.
+    Public datasets (all the ones the package's configs name) need no Kaggle account; for private ones
+    kagglehub reads credentials from ``~/.kaggle/kaggle.json`` or ``KAGGLE_USERNAME``/``KAGGLE_KEY``.
     """
     target = Path(target).expanduser()
     if has_images(target):
@@ -145,8 +145,9 @@ def download_dataset(handle: str, target: str | Path) -> Path:
     except Exception as error:
         raise MushroomError(
             f"Could not download the Kaggle dataset '{handle}' ({type(error).__name__}: {error}).\n"
-            "Either make kagglehub work (network access plus credentials in ~/.kaggle/kaggle.json or "
-            "the KAGGLE_USERNAME and KAGGLE_KEY variables), or download the archive by hand from "
+            "Either let kagglehub reach www.kaggle.com (public datasets need no account; a private one needs "
+            "~/.kaggle/kaggle.json or the KAGGLE_USERNAME and KAGGLE_KEY variables), or download the "
+            "archive by hand from "
             f"https://www.kaggle.com/datasets/{KaggleHandle.parse(handle).slug}, unpack it and place the "
             f"class folders under {target} (either {target}/<Genus>/<image>.jpg or the archive's own "
             f"{target}/Mushrooms/<Genus>/<image>.jpg), or point data.root at where they are. A copy "
