@@ -41,16 +41,16 @@ def my_configs(tmp_path: Path) -> str:
 def test_the_howto_has_a_model_an_optimizer_and_a_dataset() -> None:
     assert sorted(howto_files()) == [
         "configs/data/my_mushrooms.yaml",
-        "configs/model/convnext_tiny.yaml",
+        "configs/model/efficientnet_b0.yaml",
         "configs/optimizer/radam.yaml",
     ]
 
 
 @pytest.mark.usefixtures("hydra_init")
 def test_a_timm_model_added_by_one_file(my_configs: str, tmp_path: Path) -> None:
-    cfg = compose_config("train", [my_configs, "model=convnext_tiny", "model.pretrained=false"], tmp_path)
+    cfg = compose_config("train", [my_configs, "model=efficientnet_b0", "model.pretrained=false"], tmp_path)
     model = instantiate(cfg.model, class_names=["Amanita", "Boletus"], _convert_="all")
-    assert type(model.net).__name__ == "ConvNeXt" and model.hparams["drop_path_rate"] == 0.1
+    assert type(model.net).__name__ == "EfficientNet" and model.hparams["drop_path_rate"] == 0.1
     assert model.net(torch.zeros(1, 3, 64, 64)).shape == (1, 2)
     assert model.hparams["optimizer"]["lr"] == 5e-4  # the recipe's lr, with the default AdamW
     assert model.hparams["label_smoothing"] == 0.1  # what the file leaves out keeps the schema's default

@@ -17,7 +17,7 @@ from tests.replicas import build_genus
 SLUG = "maysee/mushrooms-classification-common-genuss-images"
 
 
-def fill_cache(cache: Path, version: int, complete: bool = True) -> Path:
+def fill_cache(cache: Path, version: int, complete: bool = True, per_class: int = 2) -> Path:
     """What kagglehub leaves after downloading ``SLUG`` version ``version``."""
     folder = (
         cache
@@ -27,7 +27,7 @@ def fill_cache(cache: Path, version: int, complete: bool = True) -> Path:
         / "versions"
         / str(version)
     )
-    build_genus(folder, per_class=2, seed=version)
+    build_genus(folder, per_class=per_class, seed=version)
     if complete:
         (folder.parent.parent / f"{version}.complete").touch()
     return folder

@@ -26,9 +26,10 @@ from mushroom.core.answer import SAFETY_WARNING, answer, chosen_threshold, scala
 from mushroom.core.images import find_images, load_rgb
 from mushroom.core.model import ModelInfo, OnnxClassifier
 from mushroom.core.preprocessing import eval_preprocess
-from mushroom.core.safety import table_from_config
+from mushroom.core.safety import load_table, table_from_config
 from mushroom.errors import MushroomError
 from mushroom.runtime import checked_command_line, exit_on_user_error
+from mushroom.schemas import ServeSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +40,32 @@ class Classifier(Protocol):
     def predict_scores(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
-def load_any(path: str | Path, safety: dict[str, Any] | None) -> Classifier:
-    """An exported ``.onnx`` file (ONNX Runtime), else a training checkpoint (PyTorch, imported only here)."""
+def load_any(path: str | Path, safety: dict[str, Any] | None = None) -> Classifier:
+    """An exported ``.onnx`` file (ONNX Runtime; its safety notes are inside), else a training checkpoint
+    (PyTorch, imported only here) with the notes of ``safety`` (default: the shipped genus table)."""
     if Path(path).suffix == ".onnx":
         return OnnxClassifier(path)
     from mushroom.checkpoints import TorchClassifier
 
-    return TorchClassifier(path, safety)
+    return TorchClassifier(path, load_table("genus") if safety is None else safety)
 
 
-def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
+def _batches(items: Sequence[str | Path], size: int) -> Iterator[Sequence[str | Path]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
 def predict_files(
     model: Classifier,
-    paths: Sequence[Path],
-    top_k: int,
-    abstain_threshold: float | None,
-    batch_size: int,
-    open_set: bool,
+    paths: Sequence[str | Path],
+    top_k: int = ServeSettings.top_k,
+    abstain_threshold: float | None = ServeSettings.abstain_threshold,
+    batch_size: int = 16,
+    open_set: bool = ServeSettings.open_set,
 ) -> list[dict[str, Any]]:
-    """One result per path, in order: the answer, or ``{"path", "error"}`` for a file that cannot be read.
-    ``open_set=False``: never "not a mushroom" / "not a genus I know"."""
+    """One result per path, in order: the answer (:class:`mushroom.core.answer.Answer`'s fields), or
+    ``{"path", "error"}`` for a file that cannot be read. Defaults as the service answers: the top 3, the
+    model's fitted thresholds; ``open_set=False``: never "not a mushroom" / "not a genus I know"."""
     info, pre = model.info, model.info.pre
     threshold = chosen_threshold(abstain_threshold, info.abstain_threshold)
     open_set_threshold = info.open_set_threshold if open_set else None
@@ -72,7 +75,7 @@ def predict_files(
         arrays, readable = [], []
         for path, row in zip(chunk, rows, strict=True):
             try:
-                arrays.append(eval_preprocess(load_rgb(path, pre.resize_size), pre))
+                arrays.append(eval_preprocess(load_rgb(Path(path), pre.resize_size), pre))
                 readable.append(row)
             except Exception as error:  # PIL raises many types for a broken file
                 row["error"] = f"cannot decode ({type(error).__name__}: {error})"
