@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from pathlib import Path
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "mushroom" / "configs"
@@ -45,12 +46,26 @@ def render_schemas() -> list[str]:
         "## Schemas",
         "",
         "The option files below start from these dataclasses (`src/mushroom/schemas.py`): every default is "
-        "written there once, and a value of the wrong type is refused when the config is composed.",
+        "written there once, and a value of the wrong type, or outside the range written beside it, is "
+        "refused when the config is composed.",
         "",
     ]
     for cls in schema_classes():
-        parts += [f"### `{cls.__name__}`", "", "```python", inspect.getsource(cls).rstrip(), "```", ""]
+        parts += [f"### `{cls.__name__}`", "", "```python", readable_source(cls), "```", ""]
     return parts
+
+
+def readable_source(cls: type) -> str:
+    """The schema's source with ``x: int = ranged(32, COUNT)`` shown as ``x: int = 32  # at least 1``."""
+    fields = {spec.name: spec for spec in dataclasses.fields(cls) if "range" in spec.metadata}
+
+    def plain(match: re.Match[str]) -> str:
+        indent, name, hint = match.groups()
+        spec = fields[name]
+        return f"{indent}{name}: {hint} = {spec.default!r}  # {spec.metadata['range']}"
+
+    pattern = re.compile(r"^(\s+)(\w+): (.+?) = ranged\(.*\)$", flags=re.M)
+    return pattern.sub(plain, inspect.getsource(cls).rstrip())
 
 
 def render_config_reference() -> str:
