@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -99,7 +100,6 @@ def test_a_checkpoint_remembers_its_optimizer_and_schedule(tmp_path: Path) -> No
 def test_an_optimizer_option_without_its_package_line_is_a_clear_error() -> None:
     """A file in configs/optimizer/ without `# @package model.optimizer` leaves model.optimizer with keys
     but no _target_: say so instead of 'DictConfig object is not callable'."""
-    from mushroom.errors import MushroomError
     from mushroom.models import MushroomClassifier
 
     model = MushroomClassifier(["a", "b"], name="small_cnn", pretrained=False, optimizer={"lr": 0.1})
@@ -154,5 +154,5 @@ def test_without_layer_decay_the_backbone_learns_at_one_rate(tmp_path: Path) -> 
     lr = cfg.model.optimizer.lr
     assert sorted(rate for is_head, rate in rates if not is_head) == pytest.approx([0.1 * lr])
     assert sorted(rate for is_head, rate in rates if is_head) == pytest.approx([lr])
-    with pytest.raises(MushroomError, match="layer_decay"):
-        instantiate(cfg.model, class_names=["a", "b"], layer_decay=1.5, _convert_="all").build_optimizer()
+    with pytest.raises(InstantiationException, match=r"model.layer_decay=1.5: must be in \(0, 1\]"):
+        instantiate(cfg.model, class_names=["a", "b"], layer_decay=1.5, _convert_="all")  # its schema's range
