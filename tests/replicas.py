@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -402,4 +403,41 @@ def build_species215(root: Path, copy_outside: bool = True, seed: int = 2) -> Re
             for i in range(per_class[name]):
                 replica.excluded[f"data/data/{name}/{i}.png"] = "copy"
         replica.excluded["mushrooms.txt"] = "unlabelled"
+    return replica
+
+
+#: Caltech-256 categories the replica holds (``<NNN>.<name>``), one of them mushrooms.
+CALTECH_CATEGORIES = (
+    "001.ak47",
+    "010.beer-mug",
+    "045.computer-keyboard",
+    "056.dog",
+    "084.giraffe",
+    "104.homer-simpson",
+    "121.kayak",
+    "147.mushroom",
+    "159.people",
+    "257.clutter",
+)
+
+
+def build_caltech256(root: Path, per_category: int = 4, seed: int = 3) -> Replica:
+    """``256_ObjectCategories/<NNN>.<name>/<NNN>_<NNNN>.jpg``, as jessicali9530/caltech256 unpacks: objects,
+    animals, people and clutter, and the ``147.mushroom`` category a not-mushroom set must not give."""
+    rng = np.random.default_rng(seed)
+    replica = Replica(root)
+    for tint, category in enumerate(CALTECH_CATEGORIES):
+        number = category.split(".")[0]
+        for i in range(per_category):
+            relative = f"256_ObjectCategories/{category}/{number}_{i + 1:04d}.jpg"
+            _write(rng, root / relative, (80, 60), tint)
+            replica.add(category, relative, "mushroom" if "mushroom" in category else None)
+    return replica
+
+
+def in_kagglehub_cache(cache: Path, handle: str, version: int, build: Callable[[Path], Replica]) -> Replica:
+    """A replica where kagglehub leaves a download of ``owner/name`` version ``version`` (complete)."""
+    folder = cache / "datasets" / handle / "versions" / str(version)
+    replica = build(folder)
+    (folder.parent.parent / f"{version}.complete").touch()
     return replica

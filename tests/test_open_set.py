@@ -156,7 +156,7 @@ def test_a_missing_negatives_folder_is_an_error_unless_optional(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     missing = str(tmp_path / "nowhere")
-    with pytest.raises(MushroomError, match=r"data.open_set.root=.*nowhere is not a folder"):
+    with pytest.raises(MushroomError, match=r"data.open_set.root: .*nowhere is not a folder"):
         scan_negatives(OpenSetSettings(root=missing), seed=0, fold=0, num_folds=5)
     with caplog.at_level(logging.WARNING):
         assert (

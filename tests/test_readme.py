@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port, make_image_folder
+from tests.replicas import build_caltech256, build_species215, in_kagglehub_cache
 from tests.test_kaggle import fill_cache
+from tests.test_negatives import CALTECH, SPECIES
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -160,14 +162,19 @@ QUICK = ["model.pretrained=false", "data.image_size=32", "trainer.max_epochs=1",
 @pytest.mark.slow
 def test_the_quickstart_runs_as_written(tmp_path: Path) -> None:
     """In an empty directory, with a replica of the Kaggle genus archive in kagglehub's cache (as a first
-    download leaves it) and no network: train, predict on a photo, export, serve the page."""
+    download leaves it, with the negatives' archives) and no network: train, predict on a photo, export,
+    serve the page."""
     import httpx
 
     commands = quickstart()
     assert [command.split()[:3] for command in commands] == [
         ["python", "-m", f"mushroom.{name}"] for name in ("train", "predict", "export", "serve")
     ]
-    fill_cache(tmp_path / "kagglehub", version=1, per_class=6)
+    cache = tmp_path / "kagglehub"
+    fill_cache(cache, version=1, per_class=6)
+    # The negatives experiment=genus_cpu downloads with the photos: other genera, and non-mushrooms.
+    in_kagglehub_cache(cache, SPECIES, 2, lambda root: build_species215(root, copy_outside=False))
+    in_kagglehub_cache(cache, CALTECH, 1, build_caltech256)
     photo = make_image_folder(tmp_path / "mine", classes=("Boletus",), per_class=1, size=(96, 72))
     work = tmp_path / "fresh"
     work.mkdir()
@@ -186,6 +193,8 @@ def test_the_quickstart_runs_as_written(tmp_path: Path) -> None:
         assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
         if "mushroom.predict" in command:
             assert "my_photo.jpg" in done.stdout
+        if "mushroom.train" in command:  # with the negatives that come with the data, as the README says
+            assert "Open-set negatives from kaggle:" in done.stderr + done.stdout, done.stderr[-3000:]
     assert (work / "logs" / "quickstart" / "checkpoints" / "best.ckpt").is_file()
     assert (work / "models" / "quickstart.onnx").is_file()
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from mushroom.data.negatives import negative_group
 from mushroom.data.splits import source_family
 from mushroom.models import MushroomClassifier
 from mushroom.predictions import Predictions, predictions_of
@@ -66,7 +64,6 @@ def fold_predictions(
     decision rule be fitted again per fold without training (``python -m mushroom.cv --refit``)."""
     names = datamodule.class_names
     thresholds = model.fitted_abstain_threshold(), model.fitted_open_set_threshold()
-    root = datamodule.negatives.root if datamodule.negatives else Path()
     tables = []
     for part in ("test", "val"):
         photos, groups = datamodule.photo_keys(part)
@@ -81,13 +78,15 @@ def fold_predictions(
         loaders = datamodule.negatives_by_kind(part) if part == "val" else {}
         for kind, paths in datamodule.negative_paths_by_kind(part).items():
             scores = test[kind] if part == "test" else collect_scores(model, loaders[kind])
+            assert datamodule.negatives is not None
+            neg_keys, neg_groups = zip(*map(datamodule.negatives.key_and_group, paths), strict=True)
             tables.append(
                 predictions_of(
                     names,
-                    [str(p.relative_to(root)) for p in paths],
+                    list(neg_keys),
                     kind,
                     np.full(len(paths), -1),
-                    [negative_group(root, p)[1] for p in paths],
+                    list(neg_groups),
                     [source_family(p) for p in paths],
                     fold,
                     scores[0],

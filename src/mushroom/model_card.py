@@ -67,6 +67,17 @@ def _open_set_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _negative_lines(datamodule: MushroomDataModule) -> list[str]:
+    """Where the open-set negatives came from (Kaggle versions included) and how many each part held."""
+    negatives = datamodule.negatives
+    if negatives is None:
+        return ["- Negatives (open set): none."]
+    named = [(s["source"], f" v{s['version']}" if s["version"] else "", s["kind"]) for s in negatives.sources]
+    sources = "; ".join(f"`{source}`{version} ({kind})" for source, version, kind in named)
+    left_out = ", ".join(f"{n} {why}" for why, n in negatives.left_out.items()) or "nothing"
+    return [f"- Negatives (open set): {sources}; per part {negatives.counts()}; left out: {left_out}."]
+
+
 def write_model_card(
     report: dict[str, Any],
     cfg: DictConfig,
@@ -85,7 +96,8 @@ def write_model_card(
         CARD_WARNING,
         "",
         "## Model",
-        f"- Network: `{cfg.model.name}` (timm; pretrained={cfg.model.get('pretrained')}), "
+        f"- Network: `{cfg.model.name}` ({'ours' if cfg.model.name == 'small_cnn' else 'timm'}; "
+        f"pretrained={cfg.model.get('pretrained')}), "
         f"{len(index.class_names)} classes: {', '.join(index.class_names)}.",
         f"- Input: {pre.image_size} px, normalised with mean {list(pre.mean)} and std {list(pre.std)}.",
         f"- Temperature (fitted on validation): {calibration.get('temperature', 1.0):.3f}.",
@@ -95,6 +107,7 @@ def write_model_card(
         f"- Split: train {len(split.train)}, validation {len(split.val)}, test {len(split.test)} "
         f"(test = fold {cfg.data.fold} of {cfg.data.num_folds}, seed {cfg.data.seed}"
         + (", grouped by duplicate group from the audit)." if cfg.data.prepare.enabled else ")."),
+        *_negative_lines(datamodule),
         "",
         "## Test figures",
         f"Accuracy {report['accuracy']:.3f}, balanced accuracy {report['balanced_accuracy']:.3f}, macro F1 "

@@ -216,17 +216,31 @@ class PrepareSettings:
 @dataclass
 class OpenSetSettings:
     """``data.open_set``: photos that are none of the classes, for outlier exposure
-    (``mushroom.core.open_set``): ``<root>/not_mushroom/`` for non-mushrooms, any other folder for
-    mushrooms of other genera. ``root: null`` = no negatives: the model says "not a genus I know" from
-    its energy score alone."""
+    (``mushroom.core.open_set``) and for measuring "not a mushroom" / "not a genus I know"
+    (``mushroom.data.negatives``). No negatives: the model says "not a genus I know" from its energy score
+    alone."""
 
+    # A folder of both kinds: <root>/not_mushroom/ for non-mushrooms, any other folder for other genera.
     root: str | None = None
-    # false: a missing root is a warning (train without negatives), not an error.
+    # Mushroom photos whose genus (named by their folders) is none of the classes: folders, or Kaggle
+    # datasets as kaggle:owner/name[/versions/N] (found in kagglehub's cache or downloaded into
+    # download_dir, the version recorded). Photos of a known genus, or of no genus a rule names, are left out.
+    other_genera: list[str] = field(default_factory=list)
+    # Photos that are not mushrooms, folders or kaggle:... datasets; folders named mushroom or fungus are
+    # left out.
+    not_mushroom: list[str] = field(default_factory=list)
+    download_dir: str = "data/raw/negatives"
+    # At most this many photos of each other genus, and of non-mushrooms from each source (chosen by a
+    # seeded hash): a 100,000-photo archive costs minutes, and no genus swamps the others.
+    max_per_genus: int | None = ranged(200, COUNT)
+    max_not_mushroom: int | None = ranged(3000, COUNT)
+    # false: a missing folder is a warning (train without it), not an error.
     required: bool = True
     # Share of each training epoch's draws that are negatives (the epoch grows to keep the known ones).
     share: float = ranged(0.2, Range(0, 1, low_open=True, high_open=True))
-    # Groups (a genus folder, or one non-mushroom photo) are held out by fold like the known photos (the
-    # test fold is data.fold of data.num_folds); this share of the other folds' groups validates.
+    # Groups (another genus, across sources; a non-mushroom category or photo) are held out by fold like
+    # the known photos (the test fold is data.fold of data.num_folds); this share of the other folds'
+    # groups validates.
     val_fraction: float = ranged(0.2, SHARE_BELOW_ONE)
 
 

@@ -3,6 +3,7 @@ batches."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from mushroom.data.dataset import ImageDataset, seed_worker_transform
 from mushroom.data.folder import ImageFolderIndex
 from mushroom.data.kaggle import DataSource, locate_dataset, obtain_dataset
 from mushroom.data.manifest import Manifest
-from mushroom.data.negatives import NegativeSet, scan_negatives
+from mushroom.data.negatives import NegativeSet, negative_sources, scan_negatives
 from mushroom.data.prepare import PreparedData, audit_and_split, prepare_dataset, wait_for_prepared
 from mushroom.data.sampling import EpochSampler
 from mushroom.data.splits import Split, split_from_partitions
@@ -96,11 +97,14 @@ class MushroomDataModule(L.LightningDataModule):
 
     # -- data on disk -------------------------------------------------------------------------------
     def prepare_data(self) -> None:
-        """Rank 0 only: download the Kaggle dataset if needed; audit, manifest and cache if enabled."""
+        """Rank 0 only: download the Kaggle datasets if needed (the photos, and negatives from Kaggle);
+        audit, manifest and cache if enabled."""
         if self.prepare_settings.enabled:
             self.prepared()
         elif self.hparams["kaggle_handle"]:
             obtain_dataset(self.hparams["kaggle_handle"], self.root)
+        if not self.hparams["test_on_all"]:
+            negative_sources(self.open_set_settings)
 
     def prepared(self) -> PreparedData:
         """Run (or find up to date) the download -> audit -> manifest -> cache steps, once per instance."""
@@ -136,8 +140,13 @@ class MushroomDataModule(L.LightningDataModule):
             if self.fixed_class_names is None:
                 self._check_trainable(self.index, self.split)
             self.negatives = scan_negatives(
-                self.open_set_settings, self.hparams["seed"], self.hparams["fold"], self.hparams["num_folds"]
+                self.open_set_settings,
+                self.hparams["seed"],
+                self.hparams["fold"],
+                self.hparams["num_folds"],
+                known=self.index.class_names,
             )
+            self._record_negatives()
         counts = {name: int(n) for name, n in zip(self.class_names, self.index.class_counts(), strict=True)}
         log.info(
             "Data %s: %d images in %d classes %s; split train/val/test = %d/%d/%d",
@@ -167,6 +176,23 @@ class MushroomDataModule(L.LightningDataModule):
                 f"Class(es) {', '.join(missing)} have no image in the training split of {index.root}. "
                 "Add images to them (a few per split at least) or remove them."
             )
+
+    def _record_negatives(self) -> None:
+        """``negatives.json`` beside the manifest: where the negatives came from (Kaggle versions included),
+        how many of each kind each part holds, and what was left out, so that a result names them."""
+        from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+        on_rank_zero = int(getattr(rank_zero_only, "rank", 0)) == 0
+        if self.negatives is None or not self.prepare_settings.enabled or not on_rank_zero:
+            return
+        record = {
+            "fold": self.hparams["fold"],
+            "num_folds": self.hparams["num_folds"],
+            **self.negatives.describe(),
+        }
+        path = self.settings.processed_dir / "negatives.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1))
 
     def _from_manifest(
         self, manifest: Manifest, source_dir: Path, cache_dir: Path | None

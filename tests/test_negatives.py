@@ -1,0 +1,163 @@
+"""Negatives that come with the data: other genera from the 215-species and safety archives and non-mushrooms
+from Caltech-256, found in kagglehub's cache (replicas; no network), never a photo of a known genus, held out
+by fold and recorded with their versions."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from mushroom.core.open_set import NEGATIVE_KINDS
+from mushroom.data.negatives import names_mushrooms, negative_genus, scan_negatives
+from mushroom.data.taxonomy import known_genera
+from mushroom.errors import MushroomError
+from mushroom.schemas import OpenSetSettings
+from tests.conftest import FAST_TRAIN, run_train
+from tests.replicas import (
+    GENERA,
+    Replica,
+    build_caltech256,
+    build_genus,
+    build_safety,
+    build_species215,
+    in_kagglehub_cache,
+)
+
+SPECIES = "daniilonishchenko/mushrooms-images-classification-215"
+SAFETY = "zedsden/mushroom-classification-dataset"
+CALTECH = "jessicali9530/caltech256"
+GENUS = "maysee/mushrooms-classification-common-genuss-images"
+
+
+def with_known_genera_planted(root: Path) -> Replica:
+    """The safety replica with two more folders of known genera, in two naming styles."""
+    replica = build_safety(root)
+    for folder, name in (("edible/Suillus_luteus", "Suillus_luteus0.png"), ("poisonous/Hygrocybe", "0.jpg")):
+        source = sorted((root / "edible" / "Cantharellus cibarius").iterdir())[0]
+        (root / folder).mkdir(parents=True)
+        (root / folder / name).write_bytes(source.read_bytes())
+    return replica
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """kagglehub's cache holding the three archives the genus task's negatives come from; no network."""
+    cache = tmp_path / "kagglehub"
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(cache))
+    in_kagglehub_cache(cache, SPECIES, 2, lambda root: build_species215(root, copy_outside=False))
+    in_kagglehub_cache(cache, SAFETY, 3, with_known_genera_planted)
+    in_kagglehub_cache(cache, CALTECH, 1, build_caltech256)
+    return cache
+
+
+def kaggle_settings(tmp_path: Path, **changes: object) -> OpenSetSettings:
+    values: dict = {
+        "other_genera": [f"kaggle:{SPECIES}/versions/2", f"kaggle:{SAFETY}"],
+        "not_mushroom": [f"kaggle:{CALTECH}"],
+        "download_dir": str(tmp_path / "negatives"),
+        **changes,
+    }
+    return OpenSetSettings(**values)
+
+
+def test_a_folder_names_its_genus_and_a_not_mushroom_set_its_mushrooms() -> None:
+    genera = known_genera(GENERA)
+    assert negative_genus(["deadly", "Amanita phalloides"], genera) == "Amanita"
+    assert negative_genus(["data", "data", "deathcap"], genera) == "Amanita"  # a common name
+    assert negative_genus(["edible", "horn_of_plenty"], genera) == "Craterellus"
+    assert negative_genus(["other_genera", "Xylaria"], genera) == "Xylaria"  # a bare genus
+    assert negative_genus(["conditionally_edible", "Mushrooms"], genera) is None  # an archive folder
+    assert negative_genus(["edible", "some_unknown_thing"], genera) is None
+    assert names_mushrooms("147.mushroom") and names_mushrooms("Fungi") and names_mushrooms("toadstools")
+    assert not names_mushrooms("not_mushroom") and not names_mushrooms("056.dog")
+
+
+def test_kaggle_negatives_hold_no_known_genus_and_record_their_versions(cache: Path, tmp_path: Path) -> None:
+    offline = ConnectionError("no network")
+    with mock.patch("kagglehub.dataset_download", side_effect=offline) as download:
+        negatives = scan_negatives(kaggle_settings(tmp_path), seed=42, fold=0, num_folds=5, known=GENERA)
+    download.assert_not_called()
+    assert negatives is not None
+    other = [i for i, kind in enumerate(negatives.kinds) if kind == NEGATIVE_KINDS.index("other_genus")]
+    genera = Counter(negatives.groups[i] for i in other)
+    # Every photo of one of the nine genera is left out, the planted ones too; the others stay.
+    assert not {group.removeprefix("genus:") for group in genera} & set(GENERA)
+    for known in ("Amanita", "Boletus", "Suillus", "Hygrocybe", "Russula", "Entoloma", "Lactarius"):
+        assert negatives.left_out.get(f"a known genus ({known})", 0) > 0, (known, negatives.left_out)
+    assert {"genus:Craterellus", "genus:Cantharellus"} <= set(genera) and len(genera) >= 50
+    # One genus from two archives (horn of plenty in both) is one group, in one part.
+    craterellus = [i for i in other if negatives.groups[i] == "genus:Craterellus"]
+    assert {negatives.keys[i].split("/")[0] for i in craterellus} == {
+        SPECIES.split("/")[1],
+        SAFETY.split("/")[1],
+    }
+    for group in genera:
+        assert len({negatives.parts[i] for i in other if negatives.groups[i] == group}) == 1
+    # Non-mushrooms: every Caltech category but its mushrooms, grouped by category.
+    not_mushroom = NEGATIVE_KINDS.index("not_mushroom")
+    things = [negatives.keys[i] for i, kind in enumerate(negatives.kinds) if kind == not_mushroom]
+    assert len(things) == 9 * 4 and not [key for key in things if "mushroom" in key]
+    assert negatives.left_out["mushroom folders in a not-mushroom set"] == 4
+    sources = {source["source"]: source for source in negatives.sources}
+    assert sources[f"kaggle:{SPECIES}/versions/2"]["version"] == 2
+    assert sources[f"kaggle:{SAFETY}"]["version"] == 3  # unpinned: the newest cached, recorded
+    assert sources[f"kaggle:{CALTECH}"]["kaggle_handle"] == CALTECH
+
+
+def test_the_cap_keeps_each_genus_small_and_follows_the_seed(cache: Path, tmp_path: Path) -> None:
+    capped = scan_negatives(kaggle_settings(tmp_path, max_per_genus=2, max_not_mushroom=6), 42, 0, 5, GENERA)
+    # (the replica's 215 species are 4 to 7 photos each, so most genera hold more than 2)
+    assert capped is not None
+    per_group = Counter(capped.groups)
+    assert max(n for group, n in per_group.items() if group.startswith("genus:")) == 2
+    assert sum(capped.kinds == NEGATIVE_KINDS.index("not_mushroom")) == 6
+    again = scan_negatives(kaggle_settings(tmp_path, max_per_genus=2, max_not_mushroom=6), 42, 0, 5, GENERA)
+    assert again is not None and again.keys == capped.keys
+
+
+def test_a_kaggle_source_not_on_disk_and_unreachable_says_so(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "empty"))
+    settings = kaggle_settings(tmp_path, other_genera=[], not_mushroom=[f"kaggle:{CALTECH}"])
+    with (
+        mock.patch("kagglehub.dataset_download", side_effect=ConnectionError("no network")),
+        pytest.raises(MushroomError, match=r"jessicali9530/caltech256.*no network"),
+    ):
+        scan_negatives(settings, seed=0, fold=0, num_folds=5, known=GENERA)
+
+
+# -- data=genus end to end ------------------------------------------------------------------------------
+QUICK = [
+    *[override for override in FAST_TRAIN if not override.startswith("data=")],
+    "data.image_size=32",
+    "data.prepare.cache_size=null",
+    "trainer.max_epochs=1",
+]
+
+
+@pytest.mark.slow
+def test_data_genus_trains_with_its_kaggle_negatives_by_default(cache: Path, tmp_path: Path) -> None:
+    """The default open set of data=genus: negatives from the replicas, every known genus left out, the
+    versions recorded beside the manifest and in the model card, and open-set figures in the report.
+    Switched off, the same run trains without negatives."""
+    in_kagglehub_cache(cache, GENUS, 1, lambda root: build_genus(root, per_class=6))
+    base = [*QUICK, f"paths.data_dir={tmp_path / 'data'}"]
+    with mock.patch("kagglehub.dataset_download", side_effect=ConnectionError("no network")):
+        run_train(["data=genus", *base], tmp_path / "with")
+        run_train(["data=genus", *base, "data.open_set.other_genera=[]", "data.open_set.not_mushroom=[]",
+                   "data.name=genus_off"], tmp_path / "without")  # fmt: skip
+    record = json.loads((tmp_path / "data" / "processed" / "genus" / "negatives.json").read_text())
+    versions = {source["source"]: source["version"] for source in record["sources"]}
+    assert versions == {f"kaggle:{SPECIES}/versions/2": 2, f"kaggle:{SAFETY}": 3, f"kaggle:{CALTECH}": 1}
+    assert record["counts"]["test"]["not_mushroom"] > 0 and record["counts"]["train"]["other_genus"] > 0
+    assert any(reason.startswith("a known genus") for reason in record["left_out"])
+    report = json.loads((tmp_path / "with" / "test_metrics.json").read_text())
+    assert report["open_set"]["folders"]["not_mushroom"]["images"] == record["counts"]["test"]["not_mushroom"]
+    card = (tmp_path / "with" / "checkpoints" / "model_card.md").read_text()
+    assert f"kaggle:{SAFETY}` v3 (other_genus)" in card
+    without = json.loads((tmp_path / "without" / "test_metrics.json").read_text())
+    assert not (without.get("open_set") or {}).get("folders")
+    assert not (tmp_path / "data" / "processed" / "genus_off" / "negatives.json").exists()
