@@ -176,6 +176,19 @@ def compose_config(name: str, overrides: Sequence[str], output_dir: Path) -> Dic
     return cfg
 
 
+#: python -m mushroom.<module> -> the config it composes.
+ENTRY_POINTS = {
+    "train": "train",
+    "evaluate": "evaluate",
+    "predict": "predict",
+    "export": "export",
+    "serve": "serve",
+    "drift": "drift",
+    "search": "search",
+    "data.prepare": "prepare",
+    "data.audit": "audit",
+}
+
 # Quick settings for training tests: tiny images, the small CNN, no rich bar, 1 worker.
 FAST_TRAIN = [
     "data=folder",

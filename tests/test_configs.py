@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 
 from mushroom.configs import CONFIG_DIR
 from mushroom.runtime import instantiate_all, prepare_wandb
-from tests.conftest import compose_config
+from tests.conftest import ENTRY_POINTS, compose_config
 from tests.test_audit import make_distinct_folder
 
 
@@ -47,6 +47,7 @@ def test_data_options_compose(data: str, tmp_path: Path, toy_folder: Path) -> No
         root = make_distinct_folder(tmp_path / "safety" / "Classes", {"Edible": 10, "Deadly": 10}).parent
         expected = ["deadly", "edible"]
     overrides = [f"data={data}", f"data.root={root}", "data.num_workers=0", f"paths.root_dir={tmp_path}"]
+    overrides += ["data.open_set.other_genera=[]", "data.open_set.not_mushroom=[]"]  # (test_negatives.py)
     dm = instantiate(compose_config("train", overrides, tmp_path).data, _convert_="all")
     dm.prepare_data()
     dm.setup()
@@ -156,18 +157,6 @@ def test_old_key_names_still_work_for_one_release_with_a_warning(
     train = compose_config("train", ["ckpt_path=last"], tmp_path)
     apply_renamed_keys(train)
     assert train.ckpt_path == "last"
-
-
-ENTRY_POINTS = {
-    "train": "train",
-    "evaluate": "evaluate",
-    "predict": "predict",
-    "export": "export",
-    "serve": "serve",
-    "drift": "drift",
-    "search": "search",
-    "data.prepare": "prepare",
-}
 
 
 @pytest.mark.slow

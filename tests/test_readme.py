@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, make_image_folder
+from tests.conftest import ENTRY_POINTS, free_port, make_image_folder
 from tests.replicas import build_caltech256, build_species215, in_kagglehub_cache
 from tests.test_kaggle import fill_cache
 from tests.test_negatives import CALTECH, SPECIES
@@ -21,18 +21,6 @@ from tests.test_negatives import CALTECH, SPECIES
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 MARKDOWN = [README, ROOT / "CONTRIBUTING.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
-#: python -m mushroom.<module> -> the config it composes.
-ENTRY_CONFIGS = {
-    "train": "train",
-    "evaluate": "evaluate",
-    "predict": "predict",
-    "export": "export",
-    "serve": "serve",
-    "drift": "drift",
-    "search": "search",
-    "data.prepare": "prepare",
-    "data.audit": "prepare",
-}
 
 
 def shell_commands(text: str) -> list[str]:
@@ -85,11 +73,11 @@ def test_every_command_the_docs_show_exists() -> None:
                 if module == "cv":
                     assert (ROOT / "src" / "mushroom" / "cv.py").is_file(), where
                     continue
-                assert module in ENTRY_CONFIGS, where
+                assert module in ENTRY_POINTS, where
                 if "..." in command or "<" in command or "--config-dir" in arguments:
                     continue  # an elided or templated line: its module is checked, its keys cannot be
                 overrides = [word for word in arguments if word not in ("-m", "--multirun")]
-                error = command_line_error(ENTRY_CONFIGS[module], overrides)
+                error = command_line_error(ENTRY_POINTS[module], overrides)
                 wrong += [f"{where}\n  {error}"] if error else []
                 checked += 1
             elif command.startswith("python benchmarks/"):

@@ -488,8 +488,8 @@ def _listing(items: Iterable[str], limit: int = 12) -> str:
     return ", ".join(items[:limit]) + more
 
 
-@checked_command_line("prepare")
-@hydra.main(version_base="1.3", config_path="../configs", config_name="prepare")
+@checked_command_line("audit")
+@hydra.main(version_base="1.3", config_path="../configs", config_name="audit")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     """``python -m mushroom.data.audit``: the audit step alone, always run afresh."""
