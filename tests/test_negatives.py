@@ -161,3 +161,19 @@ def test_data_genus_trains_with_its_kaggle_negatives_by_default(cache: Path, tmp
     without = json.loads((tmp_path / "without" / "test_metrics.json").read_text())
     assert not (without.get("open_set") or {}).get("folders")
     assert not (tmp_path / "data" / "processed" / "genus_off" / "negatives.json").exists()
+
+
+@pytest.mark.slow
+def test_prepare_finds_the_negatives_too(cache: Path, tmp_path: Path) -> None:
+    """python -m mushroom.data.prepare (run once before a multi-node job) gets the negatives' archives too,
+    here from kagglehub's cache, and says which versions."""
+    from tests.test_cli import run_module
+
+    in_kagglehub_cache(cache, GENUS, 1, lambda root: build_genus(root, per_class=3))
+    done = run_module(
+        "mushroom.data.prepare", "data=genus", f"paths.root_dir={tmp_path}", "data.prepare.cache_size=null",
+        cwd=tmp_path, measured=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    logged = done.stdout + done.stderr
+    assert "Negatives on disk" in logged and f'"kaggle_handle": "{SAFETY}", "version": 3' in logged

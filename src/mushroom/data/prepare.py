@@ -27,6 +27,7 @@ from mushroom.data.cache import build_cache
 from mushroom.data.folder import ImageFolderIndex
 from mushroom.data.kaggle import DataSource, locate_dataset, obtain_dataset
 from mushroom.data.manifest import Manifest, build_manifest
+from mushroom.data.negatives import negative_sources
 from mushroom.errors import MushroomError
 from mushroom.runtime import checked_command_line, exit_on_user_error
 from mushroom.schemas import DataConfig, PrepareSettings, SplitSettings, data_config
@@ -166,8 +167,14 @@ def prepare_dataset(data: DataConfig) -> PreparedData:
 @hydra.main(version_base="1.3", config_path="../configs", config_name="prepare")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
-    prepared = prepare_dataset(data_config(cfg))
+    """Prepare the photos, and download the Kaggle datasets of the negatives (``data.open_set``), so that
+    training (on every node) finds everything on disk."""
+    data = data_config(cfg)
+    prepared = prepare_dataset(data)
     log.info("Prepared data: %s", json.dumps(asdict(prepared), default=str))
+    sources = negative_sources(data.open_set)
+    if sources:
+        log.info("Negatives on disk: %s", json.dumps([source.describe() for source in sources]))
 
 
 if __name__ == "__main__":
