@@ -14,16 +14,30 @@ from PIL import Image
 from mushroom.core.preprocessing import Preprocessing
 from mushroom.serving.budget import Budget
 from mushroom.serving.recorder import StatsRecorder
-from mushroom.serving.uploads import UploadError, UploadLimits, open_upload
+from mushroom.serving.uploads import (
+    MAX_HEAD_SEGMENTS,
+    MAX_SCANS,
+    UploadError,
+    UploadLimits,
+    jpeg_structure,
+    open_upload,
+)
 from tests.conftest import plain_png
 
 LIMITS = UploadLimits(max_bytes=10 * 2**20, max_pixels=64_000_000, max_aspect_ratio=10.0)
 
 
-def jpeg(width: int, height: int) -> bytes:
+def jpeg(width: int, height: int, progressive: bool = False) -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (90, 60, 30)).save(buffer, format="JPEG")
+    Image.new("RGB", (width, height), (90, 60, 30)).save(buffer, format="JPEG", progressive=progressive)
     return buffer.getvalue()
+
+
+def with_scans(data: bytes, extra: int) -> bytes:
+    """A progressive JPEG with ``extra`` more scans: its last scan header and data, repeated (legal enough
+    for a header check; what counts is that each one costs the decoder a pass)."""
+    last = data.rindex(b"\xff\xda")
+    return data[:last] + data[last:-2] * (extra + 1) + b"\xff\xd9"
 
 
 @pytest.mark.parametrize(
@@ -52,6 +66,34 @@ def test_decoding_cost_counts_the_pixels_the_decoder_will_hold() -> None:
     assert open_upload(jpeg(4096, 2048), LIMITS, 256).decode_pixels == 512 * 256  # by 8, at most
     assert open_upload(jpeg(2048, 1536), LIMITS, 700).decode_pixels == 1024 * 768  # by 2 only
     assert open_upload(jpeg(300, 200), LIMITS, 256).decode_pixels == 300 * 200
+    # Progressive: the decoder holds every coefficient at full size whatever the scale it decodes at.
+    assert open_upload(jpeg(2048, 1536, progressive=True), LIMITS, 256).decode_pixels == 2048 * 1536
+
+
+def test_a_marker_flood_is_refused_in_bounded_time() -> None:
+    """Two million empty APPn segments before the image took seconds to parse, on the event loop."""
+    import time
+
+    photo = jpeg(640, 480)
+    flood = photo[:2] + b"\xff\xe1\x00\x02" * 2_000_000 + photo[2:]
+    start = time.perf_counter()
+    with pytest.raises(UploadError) as error:
+        open_upload(flood, LIMITS, 256)
+    assert (error.value.status_code, error.value.reason) == (422, "too_many_segments")
+    assert time.perf_counter() - start < 0.5
+    few = photo[:2] + b"\xff\xe1\x00\x02" * (MAX_HEAD_SEGMENTS - 10) + photo[2:]  # EXIF-heavy but a photo
+    assert open_upload(few, LIMITS, 256).size == (640, 480)
+
+
+def test_a_jpeg_with_hundreds_of_scans_is_refused() -> None:
+    photo = jpeg(640, 480, progressive=True)
+    assert jpeg_structure(photo) and not jpeg_structure(jpeg(640, 480))
+    scans = photo.count(b"\xff\xda")
+    assert open_upload(with_scans(photo, MAX_SCANS - scans), LIMITS, 256).size == (640, 480)
+    with pytest.raises(UploadError) as error:
+        open_upload(with_scans(photo, MAX_SCANS - scans + 1), LIMITS, 256)
+    assert (error.value.status_code, error.value.reason) == (422, "too_many_scans")
+    assert f"{MAX_SCANS + 1} scans" in error.value.message
 
 
 def test_a_small_request_passes_large_ones_waiting_for_room() -> None:

@@ -376,11 +376,16 @@ LEGACY_MODEL_KEYS = ("lr", "weight_decay", "warmup_epochs", "min_lr_ratio")
 # -- service ------------------------------------------------------------------------------------------
 @dataclass
 class ServerLimits:
-    """``server``: open connections (more get 503), request line + headers (more get 431/400), idle
-    keep-alive connections closed after keep_alive_s, how long a shutdown waits for open requests."""
+    """``server``: what a connection may cost. A connection must send its request line and headers within
+    head_timeout_s (idle and trickling clients are closed) and in at most max_header_kb (more gets 431);
+    past max_requests being answered at once, or max_connections open, a request gets 503 (idle
+    connections do not count towards max_requests); idle keep-alive connections close after keep_alive_s;
+    a shutdown waits shutdown_s for open requests."""
 
-    max_connections: int = ranged(200, COUNT)
+    max_requests: int = ranged(200, COUNT)
+    max_connections: int = ranged(1000, COUNT)
     max_header_kb: int = ranged(64, COUNT)
+    head_timeout_s: float = ranged(10.0, POSITIVE)
     keep_alive_s: float = ranged(5.0, NON_NEGATIVE)
     shutdown_s: float = ranged(10.0, NON_NEGATIVE)
 

@@ -40,15 +40,19 @@ def main(cfg: DictConfig) -> None:
     app = create_app(settings_from_config(cfg))
     log.info("Open http://%s:%d/ (web page) or POST a photo to /predict", cfg.host, cfg.port)
     server = cfg.server
+    protocol = http_protocol(
+        int(server.max_header_kb * 1024), server.head_timeout_s, server.max_requests, server.max_connections
+    )
     uvicorn.run(
         app,
         host=cfg.host,
         port=int(cfg.port),
         log_level=cfg.log_level,
         log_config=None,
-        http=http_protocol(int(server.max_header_kb * 1024)),
+        http=protocol,
         h11_max_incomplete_event_size=int(server.max_header_kb * 1024),
-        limit_concurrency=server.max_connections,
+        # httptools (the shipped protocol) applies the limits itself; h11 only has uvicorn's connection count.
+        limit_concurrency=server.max_connections if protocol == "h11" else None,
         timeout_keep_alive=int(server.keep_alive_s),
         timeout_graceful_shutdown=int(server.shutdown_s),
     )

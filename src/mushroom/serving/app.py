@@ -40,6 +40,7 @@ from mushroom.schemas import ServeSettings
 from mushroom.serving.budget import Budget, give_back_free_memory
 from mushroom.serving.form import read_photo
 from mushroom.serving.metrics import ServiceMetrics
+from mushroom.serving.protocol import SECURITY_HEADERS
 from mushroom.serving.recorder import StatsRecorder
 from mushroom.serving.schema import (
     METRICS_RESPONSE,
@@ -104,11 +105,7 @@ class SecurityHeaders:
         common = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
         no_frames = [(b"x-frame-options", b"DENY")]
         self.page = [*common, *no_frames, (b"content-security-policy", page_policy.encode())]
-        self.api = [
-            *common,
-            *no_frames,
-            (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
-        ]
+        self.api = SECURITY_HEADERS
         self.docs = common
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -192,13 +189,13 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, error: Exception) -> JSONResponse:
-        """A bug, not the user's fault: still the documented JSON, so clients and the page can show it."""
+        """A bug, not the user's fault: still the documented JSON, so clients and the page can show it, and
+        nothing of the code's inside (exception names, library text) for a prober to read."""
         log.exception("Internal error answering %s %s", request.method, request.url.path)
-        body = {
-            "error": "internal",
-            "detail": f"The service failed ({type(error).__name__}); please report it.",
-        }
-        return JSONResponse(body, status_code=500)
+        body = {"error": "internal", "detail": "The service failed to answer; please try again or report it."}
+        # Answered outside the middlewares (by Starlette's outermost one): the headers are added here.
+        headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
+        return JSONResponse(body, status_code=500, headers=headers)
 
     def answer_photo(upload: OpenedUpload) -> tuple[dict[str, Any], BackgroundTask]:
         rgb = decode_checked(upload, model_side)
@@ -236,9 +233,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         "not a genus I know", safety."""
         try:
             data = await read_photo(request, limits.max_bytes, settings.upload_timeout_s, uploads)
-            upload = open_upload(data, limits, model_side)  # the header only: cheap, on the event loop
+            loop = asyncio.get_running_loop()
+            # The header only, but off the event loop all the same: nothing an upload holds can stall it.
+            upload = await loop.run_in_executor(workers, open_upload, data, limits, model_side)
             async with decoding.hold(upload.decode_pixels):
-                loop = asyncio.get_running_loop()
                 result, record = await loop.run_in_executor(workers, answer_photo, upload)
         except UploadError as error:
             return error_response(error, metrics)

@@ -108,6 +108,10 @@ def _unreadable(error: Exception) -> UploadError:
     return UploadError(400, "bad_form", f"The multipart body could not be read ({error}).")
 
 
+#: RFC 2046: a multipart boundary is 1 to 70 characters (the parser failed, with a 500, past 256).
+MAX_BOUNDARY = 70
+
+
 async def read_photo(
     request: Request, max_bytes: int, timeout_s: float | None = None, memory: Budget | None = None
 ) -> bytes:
@@ -125,7 +129,15 @@ async def read_photo(
         )
     if b"boundary" not in options:
         raise UploadError(400, "bad_form", "The multipart content type has no boundary.")
-    photo = _PhotoPart(options[b"boundary"])
+    boundary = options[b"boundary"]
+    if not 1 <= len(boundary) <= MAX_BOUNDARY:
+        raise UploadError(
+            400,
+            "bad_form",
+            f"The multipart boundary is {len(boundary)} characters; it must be 1 to {MAX_BOUNDARY} "
+            "(RFC 2046). Let the browser or HTTP library write the form.",
+        )
+    photo = _PhotoPart(boundary)
     held = 0
     try:
         async with asyncio.timeout(timeout_s):

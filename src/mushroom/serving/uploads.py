@@ -22,6 +22,15 @@ ACCEPTED_TYPES = ("image/", "application/octet-stream")
 # Pillow reads dozens of other formats (TGA, PCX, SGI, DDS, JPEG 2000 ...): each one more decoder for
 # hostile bytes to reach.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
+#: Segments a JPEG may have before its first scan: a camera photo has 10-20 (APPn for EXIF, XMP, ICC and
+#: maker notes, quantisation and Huffman tables, the frame header). Two million empty APPn markers took
+#: seconds to parse, on the event loop.
+MAX_HEAD_SEGMENTS = 100
+#: Scans a JPEG may have: a baseline photo has 1, a progressive one about 10 (libjpeg) to 20 (mozjpeg).
+#: Each scan of a large progressive JPEG costs the decoder a pass over the whole image.
+MAX_SCANS = 40
+_PROGRESSIVE_FRAMES = {0xC2, 0xC6, 0xCA, 0xCE}
+_NO_LENGTH = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn stand alone
 
 
 class UploadError(Exception):
@@ -80,6 +89,8 @@ def open_upload(data: bytes, limits: UploadLimits, model_side: int) -> OpenedUpl
             f"The file is {len(data) / 2**20:.1f} MB; the limit is {limits.max_bytes / 2**20:.0f} MB. "
             "Send a smaller photo (most phones can share a reduced size).",
         )
+    # Before PIL, which walks every header segment in Python: a JPEG's structure is checked in bounded time.
+    progressive = jpeg_structure(data) if data[:2] == b"\xff\xd8" else False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -99,8 +110,53 @@ def open_upload(data: bytes, limits: UploadLimits, model_side: int) -> OpenedUpl
     except UploadError:
         image.close()
         raise
-    reduction = jpeg_reduction((width, height), model_side) if image.format == "JPEG" else 1
+    if image.format != "JPEG":
+        return OpenedUpload(image, data, (width, height), width * height)
+    if progressive:
+        # Decoded at reduced scale or not, libjpeg keeps every coefficient of a progressive JPEG at full
+        # size until the last scan: it costs the memory of the whole image.
+        return OpenedUpload(image, data, (width, height), width * height)
+    reduction = jpeg_reduction((width, height), model_side)
     return OpenedUpload(image, data, (width, height), -(-width // reduction) * -(-height // reduction))
+
+
+def jpeg_structure(data: bytes) -> bool:
+    """Check a JPEG's structure before any decoder reads it, or raise :class:`UploadError` (422); return
+    whether it is progressive. Bounded work: at most :data:`MAX_HEAD_SEGMENTS` segments are walked, and
+    the scans are counted by a byte search (inside the compressed data a 0xFF byte is always followed by
+    0x00 or a restart marker, so every 0xFF 0xDA found is a scan header)."""
+    position, segments, progressive = 2, 0, False
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            raise _corrupt(ValueError(f"no marker at byte {position}"))
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill bytes before a marker
+            position += 1
+            continue
+        segments += 1
+        if segments > MAX_HEAD_SEGMENTS:
+            raise UploadError(
+                422,
+                "too_many_segments",
+                f"The JPEG has more than {MAX_HEAD_SEGMENTS} header segments before its image data, where a "
+                "photo has about 20. Send the photo as the camera saved it, or re-save it as JPEG.",
+            )
+        if marker in _NO_LENGTH:
+            position += 2
+            continue
+        progressive |= marker in _PROGRESSIVE_FRAMES
+        if marker == 0xDA:  # the first scan: the header is over
+            break
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    scans = data.count(b"\xff\xda")
+    if scans > MAX_SCANS:
+        raise UploadError(
+            422,
+            "too_many_scans",
+            f"The JPEG has {scans} scans, where a photo has 1 (baseline) to about 20 (progressive); each "
+            "one costs a pass over the whole image. Re-save the photo as a baseline JPEG.",
+        )
+    return progressive
 
 
 def decode_checked(upload: OpenedUpload, model_side: int) -> np.ndarray:
