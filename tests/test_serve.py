@@ -283,3 +283,32 @@ def test_missing_or_foreign_model_stops_the_server_with_a_clear_message(tmp_path
         running_server(tmp_path / "junk.onnx", tmp_path),
     ):
         pass
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_the_service_log_is_bounded_and_rotated(tmp_path: Path) -> None:
+    """1,000 bad requests once wrote 9.8 MB of log to one file that grew for ever."""
+    import logging.config
+    import logging.handlers
+
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose_config
+
+    cfg = compose_config("serve", ["model_path=m.onnx"], tmp_path)
+    config = OmegaConf.to_container(cfg.hydra.job_logging, resolve=True)
+    config["handlers"]["file"]["filename"] = str(tmp_path / "serve.log")
+    root = logging.getLogger()
+    kept, level = root.handlers[:], root.level
+    logging.config.dictConfig(config)  # as Hydra sets up the service's logging
+    try:
+        handler = next(h for h in root.handlers if isinstance(h, logging.FileHandler))
+        assert isinstance(handler, logging.handlers.RotatingFileHandler)
+        assert (handler.maxBytes, handler.backupCount) == (10 * 2**20, 3)
+    finally:
+        for added in root.handlers[:]:
+            root.removeHandler(added)
+            added.close()
+        for handler in kept:
+            root.addHandler(handler)
+        root.setLevel(level)
