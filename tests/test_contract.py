@@ -56,6 +56,30 @@ def test_metrics_are_declared_as_prometheus_text(document: dict) -> None:
     assert list(content) == ["text/plain"]
 
 
+def test_the_docs_page_loads_only_pinned_files_checked_by_their_hashes(tmp_path: Path) -> None:
+    """/docs loaded Swagger UI from a CDN at a floating version with no integrity hash; /redoc too."""
+    import re
+
+    from mushroom.serving.app import SWAGGER_UI, SWAGGER_UI_FILES
+
+    model = corner_finder(tmp_path / "finder.onnx")
+    with TestClient(create_app(ServeSettings(model_path=str(model)))) as client:
+        page = client.get("/docs")
+        assert client.get("/redoc").status_code == 404
+    assert page.status_code == 200 and "@5.35.0" in SWAGGER_UI
+    loaded = re.findall(r'(?:src|href)="([^"]+)" integrity="(sha384-[A-Za-z0-9+/=]{64})"', page.text)
+    assert loaded == [
+        (f"{SWAGGER_UI}/{name}", SWAGGER_UI_FILES[name])
+        for name in ("swagger-ui.css", "swagger-ui-bundle.js")
+    ]
+    assert len(re.findall(r"https?://", page.text)) == 2  # nothing else from anywhere
+    policy = page.headers["content-security-policy"]
+    assert (
+        f"script-src {SWAGGER_UI}/swagger-ui-bundle.js 'sha256-" in policy and "default-src 'none'" in policy
+    )
+    assert page.headers["x-frame-options"] == "DENY"
+
+
 def test_the_docs_can_be_switched_off(tmp_path: Path) -> None:
     model = corner_finder(tmp_path / "finder.onnx")
     with TestClient(create_app(ServeSettings(model_path=str(model), api_docs=False))) as client:

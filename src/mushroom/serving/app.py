@@ -56,7 +56,15 @@ ROUTES = ("/", "/predict", "/health", "/ready", "/metrics", "/docs", "/openapi.j
 # The methods /metrics labels by name; anything else a client sends is counted as "other", so that
 # nobody can create a new time series per request.
 METHODS = ("GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE")
-DOC_ROUTES = ("/docs", "/docs/oauth2-redirect", "/redoc")
+DOC_ROUTES = ("/docs",)
+#: Swagger UI for /docs: one exact version from the CDN, each file checked by the browser against its hash
+#: (Subresource Integrity; computed from the npm package swagger-ui-dist, which jsDelivr serves unchanged).
+SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0"
+SWAGGER_UI_FILES = {
+    "swagger-ui-bundle.js": "sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9",
+    "swagger-ui.css": "sha384-WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I",
+}
+DOCS_SCRIPT = "SwaggerUIBundle({url: '/openapi.json', dom_id: '#swagger-ui'});"
 LARGE_DECODE_PIXELS = 8_000_000  # past this, the memory a decode freed is given back to the system
 
 
@@ -97,7 +105,7 @@ class SecurityHeaders:
     """Headers that keep a browser from sniffing, framing or running anything the page did not ship.
 
     The web page may run only its own inline script and style (allowed by hash); API answers allow
-    nothing at all. The ``/docs`` pages load Swagger UI from a CDN, so they get no content policy.
+    nothing at all; ``/docs`` may load only the two Swagger UI files it names, checked by their hashes.
     """
 
     def __init__(self, app: ASGIApp, page_policy: str) -> None:
@@ -106,7 +114,7 @@ class SecurityHeaders:
         no_frames = [(b"x-frame-options", b"DENY")]
         self.page = [*common, *no_frames, (b"content-security-policy", page_policy.encode())]
         self.api = SECURITY_HEADERS
-        self.docs = common
+        self.docs = [*common, *no_frames, (b"content-security-policy", docs_policy().encode())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -134,6 +142,29 @@ def page_policy(page: str) -> str:
     return (
         f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; img-src blob:; "
         "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+
+
+def docs_page() -> str:
+    """``/docs``: Swagger UI on the service's OpenAPI document, its files pinned and checked (SRI)."""
+    css, js = "swagger-ui.css", "swagger-ui-bundle.js"
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>mushroom API</title>'
+        f'<link rel="stylesheet" href="{SWAGGER_UI}/{css}" integrity="{SWAGGER_UI_FILES[css]}" '
+        'crossorigin="anonymous"></head><body><div id="swagger-ui"></div>'
+        f'<script src="{SWAGGER_UI}/{js}" integrity="{SWAGGER_UI_FILES[js]}" '
+        'crossorigin="anonymous"></script>'
+        f"<script>{DOCS_SCRIPT}</script></body></html>"
+    )
+
+
+def docs_policy() -> str:
+    """The /docs page may run the pinned Swagger UI and its own one-line start script, nothing else."""
+    start = b64encode(hashlib.sha256(DOCS_SCRIPT.encode()).digest()).decode()
+    return (
+        f"default-src 'none'; script-src {SWAGGER_UI}/swagger-ui-bundle.js 'sha256-{start}'; "
+        f"style-src {SWAGGER_UI}/swagger-ui.css 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
+        "form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
     )
 
 
@@ -176,7 +207,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         workers.shutdown(wait=False, cancel_futures=True)
         recorder.close()
 
-    docs = {} if settings.api_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    # FastAPI's own /docs and /redoc load unpinned CDN files without integrity checks: /docs is ours.
+    docs = {"docs_url": None, "redoc_url": None, **({} if settings.api_docs else {"openapi_url": None})}
     app = FastAPI(
         title="mushroom",
         version=mushroom.__version__,
@@ -245,6 +277,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     async def index() -> HTMLResponse:
         return HTMLResponse(page)
+
+    if settings.api_docs:
+
+        @app.get("/docs", include_in_schema=False)
+        async def docs_ui() -> HTMLResponse:
+            return HTMLResponse(docs_page())
 
     @app.get("/health", response_model=Health)
     async def health() -> dict[str, str]:
