@@ -95,17 +95,21 @@ class _PhotoPart:
         try:
             self.parser.write(chunk)
         except FormParserError as error:
-            raise _unreadable(error) from error
+            raise _unreadable() from error
 
     def finish(self) -> None:
         try:
             self.parser.finalize()
         except FormParserError as error:
-            raise _unreadable(error) from error
+            raise _unreadable() from error
 
 
-def _unreadable(error: Exception) -> UploadError:
-    return UploadError(400, "bad_form", f"The multipart body could not be read ({error}).")
+def _unreadable() -> UploadError:
+    """400 for a form the parser cannot read; the parser's own words (which name the library) are not
+    repeated to the client."""
+    return UploadError(
+        400, "bad_form", "The multipart body could not be read: send the photo as multipart/form-data."
+    )
 
 
 #: RFC 2046: a multipart boundary is 1 to 70 characters (the parser failed, with a 500, past 256).
@@ -183,7 +187,7 @@ async def _bounded_body(request: Request, max_bytes: int) -> AsyncIterator[bytes
                 await _drain_and_refuse(stream, received, max_bytes)
             yield chunk
     except ClientDisconnect as error:
-        raise _unreadable(error) from error
+        raise _unreadable() from error
 
 
 async def _drain_and_refuse(stream: AsyncIterator[bytes], size: int, max_bytes: int) -> None:

@@ -103,7 +103,7 @@ def open_upload(data: bytes, limits: UploadLimits, model_side: int) -> OpenedUpl
         size = f"{int(found[1]) / 1e6:.0f} MP" if found else "far more than that"
         raise UploadError(413, "too_many_pixels", _too_many_pixels(size, limits)) from error
     except Exception as error:  # a header PIL recognised but cannot parse: SyntaxError, struct.error ...
-        raise _corrupt(error) from error
+        raise _corrupt() from error
     width, height = image.size
     try:
         _check_shape(width, height, limits)
@@ -128,7 +128,7 @@ def jpeg_structure(data: bytes) -> bool:
     position, segments, progressive = 2, 0, False
     while position + 4 <= len(data):
         if data[position] != 0xFF:
-            raise _corrupt(ValueError(f"no marker at byte {position}"))
+            raise _corrupt()
         marker = data[position + 1]
         if marker == 0xFF:  # fill bytes before a marker
             position += 1
@@ -166,7 +166,7 @@ def decode_checked(upload: OpenedUpload, model_side: int) -> np.ndarray:
             rgb = decode_jpeg_strict(image, upload.data, model_side)
             return rgb if rgb is not None else decode_opened(image, model_side, upright=True)
         except Exception as error:  # PIL raises OSError, SyntaxError, ValueError... for broken data
-            raise _corrupt(error) from error
+            raise _corrupt() from error
 
 
 def decode_upload(data: bytes, limits: UploadLimits, model_side: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -198,11 +198,13 @@ def _too_many_pixels(size: str, limits: UploadLimits) -> str:
     )
 
 
-def _corrupt(error: Exception) -> UploadError:
+def _corrupt() -> UploadError:
+    """400 for an image that cannot be decoded. The decoder's own words are not repeated to the client:
+    they tell a prober which library it reached."""
     return UploadError(
         400,
         "corrupt",
-        f"The image could not be decoded: it is truncated or corrupt ({error}). "
+        "The image could not be decoded: it is truncated or corrupt. "
         "Send the photo again; if it keeps failing, re-save it as JPEG.",
     )
 
