@@ -122,7 +122,7 @@ def test_bad_upload_gets_a_4xx_that_says_why_and_the_server_keeps_serving(
     assert body["error"] == reason and len(body["detail"]) > 20
     # Words for the person, none from the libraries that read the file (they tell a prober what it reached)
     assert not [word for word in ("Error", "PIL", "simplejpeg", "multipart.") if word in body["detail"]], body
-    if reason == "corrupt":  # the decoder's message ("image file is truncated (48 bytes ...)") is not passed on
+    if reason == "corrupt":  # not the decoder's "image file is truncated (48 bytes not processed)"
         assert "truncated or corrupt. Send the photo again" in body["detail"], body
     if case == "decompression bomb":
         assert len(data) < 100_000 and "400 MP; the limit is 64 megapixels" in body["detail"]
