@@ -149,6 +149,18 @@ def test_a_huge_header_is_refused_before_it_is_parsed(server: ServerUrl, good_ph
     assert post(server, good_photo).status_code == 200
 
 
+def test_a_request_that_is_not_http_gets_json(server: ServerUrl, good_photo: bytes) -> None:
+    """uvicorn's own 400 for bytes it cannot parse was plain text without the security headers."""
+    port = int(server.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GARBAGE \x00\x01 not http\r\n\r\n")
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"content-type: application/json" in answer and b"x-content-type-options: nosniff" in answer
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == "bad_request"
+    assert post(server, good_photo).status_code == 200
+
+
 def secured_json(response: httpx.Response) -> dict:
     """An error answer as the docs promise it: JSON with a message, and the security headers."""
     assert response.headers["content-type"].startswith("application/json"), response.text

@@ -136,6 +136,13 @@ def http_protocol(
                     return
             super().data_received(data)
 
+        def send_400_response(self, msg: str) -> None:
+            """uvicorn's answer to a request it cannot parse, in JSON with the security headers (it was
+            plain text)."""
+            detail = "The request is not valid HTTP/1.1; send the photo with a browser or an HTTP library."
+            self.transport.write(raw_json_response("400 Bad Request", "bad_request", detail))
+            self.transport.close()
+
         def refuse_head(self) -> None:
             detail = (
                 f"The request line and headers are over {max_head_bytes // 1024} KB; "
