@@ -203,3 +203,20 @@ def test_the_quickstart_runs_as_written(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+def test_the_python_example_runs(
+    trained_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The README's Python example, with its checkpoint and photo paths pointed at real ones."""
+    block = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert len(block) == 1
+    photo = make_image_folder(tmp_path / "p", classes=("Boletus",), per_class=1, size=(64, 48))
+    code = block[0].replace("logs/mine/checkpoints/best.ckpt", str(trained_checkpoint))
+    code = code.replace('"photo.jpg"', repr(str(photo / "Boletus" / "boletus_000.jpg")))
+    assert code != block[0]
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    # a genus of the toy model, or "not sure" / "not a ..."; then its confidence, and the warning
+    assert printed.split()[0] in {"Amanita", "Boletus", "Lactarius", "not"}, printed
+    assert "Never eat" in printed
