@@ -316,3 +316,22 @@ def test_the_service_log_is_bounded_and_rotated(tmp_path: Path) -> None:
         for handler in kept:
             root.addHandler(handler)
         root.setLevel(level)
+
+
+def test_the_open_file_limit_is_raised_for_the_connections_allowed() -> None:
+    import resource
+    import subprocess
+    import sys
+
+    # In a child process: the limit is the process's own, and this test must not change the suite's.
+    code = (
+        "import resource\n"
+        "from mushroom.serve import raise_open_file_limit\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "print(raise_open_file_limit(2064), resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    expected = 2064 if hard == resource.RLIM_INFINITY else min(2064, hard)
+    assert done.stdout.split() == [str(expected), str(expected)]

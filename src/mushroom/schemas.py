@@ -382,8 +382,10 @@ class ServerLimits:
     connections do not count towards max_requests); idle keep-alive connections close after keep_alive_s;
     a shutdown waits shutdown_s for open requests."""
 
-    max_requests: int = ranged(200, COUNT)
-    max_connections: int = ranged(1000, COUNT)
+    # What bounds memory is the byte and pixel budgets (uploads_in_memory_mb, decode_megapixels); these counts
+    # bound tasks and sockets, high enough that slow uploads cannot fill them before the upload timeout.
+    max_requests: int = ranged(500, COUNT)
+    max_connections: int = ranged(2000, COUNT)
     max_header_kb: int = ranged(64, COUNT)
     head_timeout_s: float = ranged(10.0, POSITIVE)
     keep_alive_s: float = ranged(5.0, NON_NEGATIVE)

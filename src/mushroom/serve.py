@@ -31,6 +31,19 @@ def settings_from_config(cfg: DictConfig) -> ServeSettings:
     )
 
 
+def raise_open_file_limit(needed: int) -> int:
+    """Let the process hold ``needed`` open files (sockets) where the hard limit allows: the usual soft
+    limit of 1,024 is below ``server.max_connections``, and past it new clients are not even accepted."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        soft = wanted
+    return soft
+
+
 @checked_command_line("serve")
 @hydra.main(version_base="1.3", config_path="configs", config_name="serve")
 @exit_on_user_error
@@ -40,6 +53,7 @@ def main(cfg: DictConfig) -> None:
     app = create_app(settings_from_config(cfg))
     log.info("Open http://%s:%d/ (web page) or POST a photo to /predict", cfg.host, cfg.port)
     server = cfg.server
+    raise_open_file_limit(int(server.max_connections) + 64)  # the connections, plus files and the model
     protocol = http_protocol(
         int(server.max_header_kb * 1024), server.head_timeout_s, server.max_requests, server.max_connections
     )
