@@ -46,6 +46,8 @@ ALTERNATIVES: dict[str, Any] = {
     "data.prepare.safety_conflicts": "relabel",
     "data.prepare.published_counts": {"total": 12, "classes": 3},
     "data.open_set.root": "/elsewhere/open-set",
+    "data.open_set.other_genera": ["/elsewhere/other-genera"],
+    "data.open_set.not_mushroom": ["kaggle:someone/everyday-photos"],
     "model.name": "resnet18",
     "model.freeze": ["features"],
     "model.cnn_channels": [4, 8],
