@@ -389,3 +389,32 @@ def test_bad_model_metadata_stops_the_service_with_one_clear_line(
     with pytest.raises(RuntimeError, match="exited with 1") as stopped, running_server(broken, tmp_path):
         pass
     assert message in str(stopped.value) and "Traceback" not in str(stopped.value)
+
+
+def test_a_photo_whose_client_hung_up_while_it_waited_is_not_decoded(
+    exported_model: Path, tmp_path: Path, good_photo: bytes
+) -> None:
+    """Work once went on for uploads whose clients had gone: a queued photo is dropped when its turn
+    comes. A 36-MP PNG holds the whole (small) pixel budget while a second one queues behind it and its
+    client hangs up; the second is never decoded."""
+    with running_server(exported_model, tmp_path, "decode_megapixels=40") as url:
+        port = int(url.rsplit(":", 1)[1])
+        large = plain_png(6000, 6000, rgba=True)
+        first = threading.Thread(target=lambda: post(url, large))
+        first.start()
+        time.sleep(0.2)
+        part = b"--b\r\nContent-Disposition: form-data; name=file; filename=p.png\r\nContent-Type: image/png"
+        body = part + b"\r\n\r\n" + large + b"\r\n--b--\r\n"
+        head = (
+            "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head.encode() + body)
+            time.sleep(0.1)
+        first.join()
+        time.sleep(0.5)
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'mushroom_rejected_uploads_total{reason="client_gone"} 1.0' in metrics
+        assert "mushroom_inference_duration_seconds_count 1.0" in metrics  # the first photo only
+        assert post(url, good_photo).status_code == 200

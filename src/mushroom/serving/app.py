@@ -269,6 +269,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
             # The header only, but off the event loop all the same: nothing an upload holds can stall it.
             upload = await loop.run_in_executor(workers, open_upload, data, limits, model_side)
             async with decoding.hold(upload.decode_pixels):
+                if await request.is_disconnected():  # it waited for room, and its client has gone
+                    upload.image.close()
+                    metrics.rejected.labels(reason="client_gone").inc()
+                    return JSONResponse({"error": "client_gone", "detail": "Not decoded."}, status_code=499)
                 result, record = await loop.run_in_executor(workers, answer_photo, upload)
         except UploadError as error:
             return error_response(error, metrics)
