@@ -68,6 +68,14 @@ def multipart(photo: bytes) -> tuple[bytes, str]:
     )
 
 
+def timed_post(port: int, photo: bytes) -> tuple[int, float]:
+    """Status and seconds of one upload on a new connection (its part says image/jpeg: any image/* is)."""
+    body, content_type = multipart(photo)
+    start = time.perf_counter()
+    status = Client(port).post(body, content_type)
+    return status, time.perf_counter() - start
+
+
 class Client:
     """One keep-alive connection; ``post`` returns the status (0 when the connection dropped)."""
 

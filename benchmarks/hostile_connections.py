@@ -26,21 +26,14 @@ from _service import (  # benchmarks/_service.py
     Client,
     arguments,
     jpegs_512,
-    multipart,
     report,
     service_process,
+    timed_post,
 )
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.conftest
 from tests.conftest import memory_mb
-
-
-def timed_post(port: int, data: bytes) -> tuple[int, float]:
-    body, content_type = multipart(data)
-    start = time.perf_counter()
-    status = Client(port).post(body, content_type)
-    return status, time.perf_counter() - start
 
 
 def progressive_bomb(scans: int = 0) -> bytes:

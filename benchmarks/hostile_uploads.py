@@ -26,18 +26,11 @@ from _service import (  # benchmarks/_service.py
     multipart,
     report,
     service_process,
+    timed_post,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.conftest
 from tests.conftest import memory_mb, plain_png
-
-
-def timed_post(port: int, data: bytes) -> tuple[int, float]:
-    """Status and seconds of one upload on a new connection (its part says image/jpeg: any image/* is)."""
-    body, content_type = multipart(data)
-    start = time.perf_counter()
-    status = Client(port).post(body, content_type)
-    return status, time.perf_counter() - start
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from mushroom.configs import CONFIG_DIR
+from mushroom.configs import group_options
 from mushroom.runtime import instantiate_all
 from tests.conftest import compose_config
 
@@ -219,7 +219,7 @@ def composed_option(group: str, option: str) -> dict:
 
 def option_keys() -> Iterator[Any]:
     for group in ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger"):
-        for option in sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml")):
+        for option in group_options(group):
             if group == "trainer" and option in ("gpu", "ddp"):
                 continue  # the same keys as default/cpu, with values this machine cannot run
             node = composed_option(group, option)

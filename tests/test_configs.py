@@ -10,14 +10,12 @@ import torch
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
-from mushroom.configs import CONFIG_DIR
+from mushroom.configs import group_options
 from mushroom.runtime import instantiate_all, prepare_wandb
 from tests.conftest import ENTRY_POINTS, compose_config
 from tests.test_audit import make_distinct_folder
 
-
-def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+options = group_options
 
 
 def test_groups_have_the_documented_options() -> None:

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 import mushroom.schemas  # registers the config schemas before any entry point composes
-from mushroom.configs import CONFIG_DIR
+from mushroom.configs import CONFIG_DIR, group_options
 from mushroom.errors import MushroomError
 
 log = logging.getLogger(__name__)
@@ -159,8 +159,7 @@ def _missing_option_message(error: MissingConfigException) -> str | None:
     if not found:
         return None
     group, _, option = found[1].rpartition("/")
-    folder = CONFIG_DIR / group
-    options = sorted(path.stem for path in folder.glob("*.yaml")) if folder.is_dir() else []
+    options = group_options(group)
     close = difflib.get_close_matches(option, options, n=3, cutoff=0.4)
     hint = f" Did you mean {' or '.join(f'{group}={name}' for name in close)}?" if close else ""
     return f"{group}={option}: no such option.{hint} Options: {', '.join(options)}."
@@ -185,15 +184,18 @@ def _composition_message(
     return None
 
 
-def _known_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
-    keys = []
-    for key in cfg.keys():  # noqa: SIM118 (iterating the node itself resolves the values)
-        dotted = f"{prefix}{key!s}"
-        keys.append(dotted)
-        child = cfg._get_node(key)
+def _config_nodes(node: DictConfig, prefix: str = "") -> typing.Iterator[tuple[str, DictConfig]]:
+    """Every mapping node of a config with the dotted prefix of its keys (``""``, ``"data."``, ...),
+    without resolving a value."""
+    yield prefix, node
+    for key in node.keys():  # noqa: SIM118 (iterating the node itself resolves the values)
+        child = node._get_node(key)
         if isinstance(child, DictConfig):
-            keys.extend(_known_keys(child, f"{dotted}."))
-    return keys
+            yield from _config_nodes(child, f"{prefix}{key!s}.")
+
+
+def _known_keys(cfg: DictConfig) -> list[str]:
+    return [f"{prefix}{key!s}" for prefix, node in _config_nodes(cfg) for key in node.keys()]  # noqa: SIM118
 
 
 def _closest_keys(key: str, keys: list[str]) -> list[str]:
@@ -383,10 +385,7 @@ def check_value_ranges(cfg: DictConfig) -> None:
     (:class:`mushroom.schemas.Range`; nested schemas too) or :data:`~mushroom.schemas.OTHER_RANGES` gives
     for the groups other libraries' classes take. Without this, ``data.batch_size=-3`` or
     ``model.optimizer.lr=-1`` failed after the data was read, deep inside PyTorch."""
-    checks = list(_schema_ranges(cfg, ""))
-    for key, allowed in mushroom.schemas.OTHER_RANGES.items():
-        checks.append((key, allowed))
-    for key, allowed in checks:
+    for key, allowed in [*_schema_ranges(cfg), *mushroom.schemas.OTHER_RANGES.items()]:
         try:
             value = OmegaConf.select(cfg, key, throw_on_missing=False)
         except InterpolationResolutionError:
@@ -395,17 +394,14 @@ def check_value_ranges(cfg: DictConfig) -> None:
             raise ValueRangeError(mushroom.schemas.range_message(key, value, allowed))
 
 
-def _schema_ranges(node: DictConfig, prefix: str) -> typing.Iterator[tuple[str, Any]]:
-    """(dotted key, range) of every ranged field of the typed nodes under ``node``."""
-    schema = OmegaConf.get_type(node)
-    if schema is not None and dataclasses.is_dataclass(schema):
-        for spec in dataclasses.fields(schema):
-            if "range" in spec.metadata:
-                yield prefix + spec.name, spec.metadata["range"]
-    for key in node.keys():  # noqa: SIM118 (iterating the node itself resolves the values)
-        child = node._get_node(key)
-        if isinstance(child, DictConfig):
-            yield from _schema_ranges(child, f"{prefix}{key!s}.")
+def _schema_ranges(cfg: DictConfig) -> typing.Iterator[tuple[str, Any]]:
+    """(dotted key, range) of every ranged field of the typed nodes of ``cfg``."""
+    for prefix, node in _config_nodes(cfg):
+        schema = OmegaConf.get_type(node)
+        if schema is not None and dataclasses.is_dataclass(schema):
+            for spec in dataclasses.fields(schema):
+                if "range" in spec.metadata:
+                    yield prefix + spec.name, spec.metadata["range"]
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:

@@ -22,6 +22,7 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from mushroom.configs import CONFIG_DIR
 from mushroom.errors import MushroomError
 from mushroom.runtime import checked_command_line, exit_on_user_error
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(__file__).parent / "configs"
 #: Command-line overrides that describe the search, not the training: left out of the best experiment.
 SEARCH_ONLY = ("search.", "hydra.", "hparams_search", "paths.")
 

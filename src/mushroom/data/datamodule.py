@@ -42,6 +42,13 @@ def default_num_workers() -> int:
     return 0 if cores <= 2 else min(8, cores - 1)
 
 
+def _on_global_rank_zero() -> bool:
+    """Whether this process is global rank 0 (Lightning sets the rank; a lone process is rank 0)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
 class MushroomDataModule(L.LightningDataModule):
     """Images in ``<root>/<class>/<image>`` folders, audited and split by the manifest
     (:func:`mushroom.data.prepare.audit_and_split`; read from ``data.prepare``'s files when enabled).
@@ -114,9 +121,7 @@ class MushroomDataModule(L.LightningDataModule):
 
     def _prepare(self) -> PreparedData:
         """Global rank 0 prepares; every other rank (other nodes included) waits for its result."""
-        from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-        if getattr(rank_zero_only, "rank", 0) != 0:
+        if not _on_global_rank_zero():
             return wait_for_prepared(self.settings)
         return prepare_dataset(self.settings)
 
@@ -180,10 +185,7 @@ class MushroomDataModule(L.LightningDataModule):
     def _record_negatives(self) -> None:
         """``negatives.json`` beside the manifest: where the negatives came from (Kaggle versions included),
         how many of each kind each part holds, and what was left out, so that a result names them."""
-        from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-        on_rank_zero = int(getattr(rank_zero_only, "rank", 0)) == 0
-        if self.negatives is None or not self.prepare_settings.enabled or not on_rank_zero:
+        if self.negatives is None or not self.prepare_settings.enabled or not _on_global_rank_zero():
             return
         record = {
             "fold": self.hparams["fold"],

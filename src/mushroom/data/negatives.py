@@ -37,7 +37,7 @@ import numpy as np
 from mushroom.core.images import find_images
 from mushroom.core.open_set import NEGATIVE_KINDS
 from mushroom.data.folder import find_undecodable
-from mushroom.data.kaggle import KaggleHandle, locate_dataset, obtain_dataset
+from mushroom.data.kaggle import KaggleHandle, obtain_dataset
 from mushroom.data.taxonomy import known_genera, path_genus
 from mushroom.errors import MushroomError
 from mushroom.schemas import OpenSetSettings
@@ -147,9 +147,9 @@ def _part(group: str, seed: int, settings: OpenSetSettings, fold: int, num_folds
 
 
 # -- sources ------------------------------------------------------------------------------------------
-def negative_sources(settings: OpenSetSettings, download: bool = True) -> list[NegativeSource]:
-    """Every configured source, Kaggle datasets found on disk or (``download``) downloaded into
-    ``settings.download_dir``. A missing folder is an error when ``settings.required``, else a warning."""
+def negative_sources(settings: OpenSetSettings) -> list[NegativeSource]:
+    """Every configured source, Kaggle datasets found on disk or downloaded into ``settings.download_dir``.
+    A missing folder is an error when ``settings.required``, else a warning."""
     sources: list[NegativeSource] = []
     if settings.root:
         root = _folder(settings.root, "data.open_set.root", settings.required)
@@ -163,10 +163,13 @@ def negative_sources(settings: OpenSetSettings, download: bool = True) -> list[N
             sources.append(
                 NegativeSource("other_genus", settings.root, root, "", skip=(NOT_MUSHROOM_FOLDER,))
             )
-    for kind, specs in (("other_genus", settings.other_genera), ("not_mushroom", settings.not_mushroom)):
-        key = "other_genera" if kind == "other_genus" else "not_mushroom"
+    lists = (
+        ("other_genus", "other_genera", settings.other_genera),
+        ("not_mushroom", "not_mushroom", settings.not_mushroom),
+    )
+    for kind, key, specs in lists:
         for spec in specs:
-            source = _source(kind, spec, f"data.open_set.{key}", settings, download)
+            source = _source(kind, spec, f"data.open_set.{key}", settings)
             if source is not None:
                 sources.append(source)
     return sources
@@ -192,21 +195,14 @@ def _folder(spec: str, key: str, required: bool) -> Path | None:
     return None
 
 
-def _source(
-    kind: str, spec: str, key: str, settings: OpenSetSettings, download: bool
-) -> NegativeSource | None:
+def _source(kind: str, spec: str, key: str, settings: OpenSetSettings) -> NegativeSource | None:
     if not spec.startswith(KAGGLE_PREFIX):
         folder = _folder(spec, key, settings.required)
         return NegativeSource(kind, spec, folder, folder.name) if folder is not None else None
     handle = spec.removeprefix(KAGGLE_PREFIX)
     parsed = KaggleHandle.parse(handle)
     target = Path(settings.download_dir).expanduser() / parsed.name
-    found = obtain_dataset(handle, target) if download else locate_dataset(handle, target)
-    if found is None:
-        raise MushroomError(
-            f"{key}: the Kaggle dataset {handle} is not on disk (in {target} or kagglehub's cache); "
-            "prepare the data first (python -m mushroom.data.prepare) or let training download it."
-        )
+    found = obtain_dataset(handle, target)
     return NegativeSource(kind, spec, found.dir, parsed.name, handle, found.version)
 
 

@@ -40,7 +40,7 @@ from mushroom.schemas import ServeSettings
 from mushroom.serving.budget import Budget, give_back_free_memory
 from mushroom.serving.form import read_photo
 from mushroom.serving.metrics import ServiceMetrics
-from mushroom.serving.protocol import SECURITY_HEADERS
+from mushroom.serving.protocol import NO_SNIFFING_OR_FRAMING, SECURITY_HEADERS
 from mushroom.serving.recorder import StatsRecorder
 from mushroom.serving.schema import (
     METRICS_RESPONSE,
@@ -110,11 +110,10 @@ class SecurityHeaders:
 
     def __init__(self, app: ASGIApp, page_policy: str) -> None:
         self.app = app
-        common = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
-        no_frames = [(b"x-frame-options", b"DENY")]
-        self.page = [*common, *no_frames, (b"content-security-policy", page_policy.encode())]
+        policy = b"content-security-policy"
+        self.page = [*NO_SNIFFING_OR_FRAMING, (policy, page_policy.encode())]
         self.api = SECURITY_HEADERS
-        self.docs = [*common, *no_frames, (b"content-security-policy", docs_policy().encode())]
+        self.docs = [*NO_SNIFFING_OR_FRAMING, (policy, docs_policy().encode())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

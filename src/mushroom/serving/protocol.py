@@ -21,41 +21,45 @@ import asyncio
 import json
 from typing import Any
 
-#: The headers every API answer carries (the app adds the same ones, see ``serving.app.SecurityHeaders``).
-SECURITY_HEADERS = [
+#: What every answer carries (``serving.app.SecurityHeaders`` adds a content policy per kind of page).
+NO_SNIFFING_OR_FRAMING = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
+]
+#: The headers of every API answer: nothing may run.
+SECURITY_HEADERS = [
+    *NO_SNIFFING_OR_FRAMING,
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
 
 
-def raw_json_response(status: str, error: str, detail: str) -> bytes:
-    """A complete HTTP/1.1 JSON error answer that closes the connection, written before any app runs."""
+def json_error(
+    error: str, detail: str, *extra: tuple[bytes, bytes]
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The headers and body of a JSON error answer that closes its connection, security headers included."""
     body = json.dumps({"error": error, "detail": detail}).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"connection", b"close"),
         (b"content-length", str(len(body)).encode()),
+        *extra,
         *SECURITY_HEADERS,
     ]
+    return headers, body
+
+
+def raw_json_response(status: str, error: str, detail: str) -> bytes:
+    """A complete HTTP/1.1 JSON error answer, written to the socket before any app runs."""
+    headers, body = json_error(error, detail)
     lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-    head = f"HTTP/1.1 {status}\r\n".encode() + lines
-    return head + b"\r\n" + body
+    return f"HTTP/1.1 {status}\r\n".encode() + lines + b"\r\n" + body
 
 
 async def busy_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """The ASGI answer past the load limit: 503 JSON, try again in a few seconds."""
-    body = json.dumps(
-        {"error": "busy", "detail": "The service is answering as many photos as it can; try again shortly."}
-    ).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"retry-after", b"5"),
-        (b"connection", b"close"),
-        *SECURITY_HEADERS,
-    ]
+    detail = "The service is answering as many photos as it can; try again shortly."
+    headers, body = json_error("busy", detail, (b"retry-after", b"5"))
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
