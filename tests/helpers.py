@@ -49,3 +49,21 @@ class KillAt(L.Callback):
     ) -> None:
         if trainer.current_epoch == self.epoch and batch_idx == self.batch:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class SignalAt(L.Callback):
+    """Send this process ``signal_name`` ``times`` times at the start of batch ``batch`` of epoch ``epoch``,
+    as SLURM does before a job's time limit; only in a job's first start (``SLURM_RESTART_COUNT`` unset or 0),
+    since a requeued job runs the same command."""
+
+    def __init__(self, epoch: int, batch: int, signal_name: str = "SIGUSR1", times: int = 1) -> None:
+        self.epoch, self.batch, self.times = epoch, batch, times
+        self.signal = signal.Signals[signal_name]
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object, batch_idx: int
+    ) -> None:
+        first_start = os.environ.get("SLURM_RESTART_COUNT", "0") == "0"
+        if first_start and trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signal)

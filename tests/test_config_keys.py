@@ -58,6 +58,7 @@ ALTERNATIVES: dict[str, Any] = {
     "trainer.strategy": "ddp_spawn",
     "trainer.devices": 2,
     "callbacks.ema.update_starting_at_step": 5,
+    "callbacks.slurm_requeue.signal_name": "SIGUSR2",
     "callbacks.early_stopping.monitor": "val/loss",
     "callbacks.early_stopping.mode": "min",
     "callbacks.model_checkpoint.monitor": "val/loss",

@@ -41,13 +41,22 @@ def epoch_losses(out: Path) -> dict[int, float]:
     return losses
 
 
-@pytest.mark.parametrize("balanced", [False, True], ids=["shuffled", "class-balanced"])
+@pytest.mark.parametrize(
+    ("balanced", "loading"),
+    [
+        (False, ["data.num_workers=0"]),
+        (True, ["data.num_workers=2", "data.persistent_workers=true"]),
+        (False, ["data.num_workers=2", "data.persistent_workers=false"]),
+    ],
+    ids=["shuffled", "class-balanced-2-persistent-workers", "shuffled-2-workers"],
+)
 def test_a_killed_and_resumed_run_ends_where_the_uninterrupted_run_ends(
-    tmp_path: Path, balanced: bool
+    tmp_path: Path, balanced: bool, loading: list[str]
 ) -> None:
     data = make_image_folder(tmp_path / "photos", per_class={"Amanita": 24, "Boletus": 16, "Lactarius": 12})
     sampling = f"data.balanced_sampling={str(balanced).lower()}"
-    common = [f"data.root={data}", sampling, "seed=7", "model.optimizer.lr=0.01", "data.val_fraction=0.2"]
+    common = [f"data.root={data}", sampling, *loading, "seed=7", "model.optimizer.lr=0.01"]
+    common.append("data.val_fraction=0.2")
 
     assert train(tmp_path / "whole", *common) == 0
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from mushroom.cluster.slurm import requeued_resume_path
 from mushroom.errors import MushroomError
 from mushroom.runtime import checked_command_line, exit_on_user_error
 
@@ -86,7 +87,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
     L.pytorch.utilities.rank_zero_only(datamodule.prepare_data)()
     datamodule.setup("fit")
 
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir) or requeued_resume_path(output_dir)
     if ckpt_path is not None:
         trained_on = checkpoint_class_names(ckpt_path)
         if trained_on != datamodule.class_names:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from mushroom.cluster.slurm import run_name
+
 CONFIG_DIR = Path(__file__).resolve().parent
 
 #: Groups an entry point composes but does not offer: train takes hparams_search only to say "use search".
@@ -31,5 +33,9 @@ def help_groups(choices: Mapping[str, object], task: str) -> str:
 
 
 OmegaConf.register_new_resolver("mushroom_help_groups", help_groups, replace=True)
+
+# A run directory's name: slurm-<job id> in a SLURM job, so that a requeued job finds its run again.
+
+OmegaConf.register_new_resolver("mushroom_run_name", run_name, replace=True, use_cache=True)
 
 import mushroom.schemas  # noqa: E402, F401  (the option files start from the schemas it registers)

@@ -23,7 +23,7 @@ from mushroom.data.kaggle import DataSource, locate_dataset, obtain_dataset
 from mushroom.data.manifest import Manifest
 from mushroom.data.negatives import NegativeSet, negative_sources, scan_negatives
 from mushroom.data.prepare import PreparedData, audit_and_split, prepare_dataset, wait_for_prepared
-from mushroom.data.sampling import EpochSampler
+from mushroom.data.sampling import EpochLoader, EpochSampler
 from mushroom.data.splits import Split, split_from_partitions
 from mushroom.data.transforms import eval_transform, train_transform
 from mushroom.errors import MushroomError
@@ -302,7 +302,7 @@ class MushroomDataModule(L.LightningDataModule):
             sampler = EpochSampler(
                 len(dataset), self.hparams["seed"], self._current_epoch, weights, num_samples
             )
-        return DataLoader(
+        return (EpochLoader if train else DataLoader)(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
             sampler=sampler,

@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
 
 
 def stream_seed(seed: int, stream: str, epoch: int) -> int:
@@ -60,6 +61,34 @@ class EpochSampler(Sampler[tuple[int, int]]):
             order = torch.multinomial(self.weights, self.size, replacement=True, generator=generator)
         for index in order.tolist():
             yield epoch, index
+
+
+class EpochLoader(DataLoader):
+    """A DataLoader whose iterator starts at the first batch asked for, not when ``iter()`` is called.
+
+    Lightning calls ``iter()`` on the training loader while it sets up, before a resumed run has restored
+    its epoch, and keeps that iterator for the first epoch it trains. With loader workers the iterator
+    draws its first batches' indices at once, so the :class:`EpochSampler` would read epoch 0 and the
+    resumed epoch would train on epoch 0's order and augmentation; without workers the draw waits for the
+    first batch, as it does here with any number of workers.
+    """
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]  # an iterator, not torch's own class
+        return _StartsOnFirstBatch(super().__iter__)
+
+
+class _StartsOnFirstBatch:
+    def __init__(self, start: Callable[[], Iterator[Any]]) -> None:
+        self._start = start
+        self._iterator: Iterator[Any] | None = None
+
+    def __iter__(self) -> _StartsOnFirstBatch:
+        return self
+
+    def __next__(self) -> Any:
+        if self._iterator is None:
+            self._iterator = self._start()
+        return next(self._iterator)
 
 
 class EpochSeeds(L.Callback):

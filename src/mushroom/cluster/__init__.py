@@ -1,0 +1,1 @@
+"""Running beyond one machine: SLURM's time limits and requeues."""
