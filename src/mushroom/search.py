@@ -22,6 +22,7 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from mushroom.cluster.study import StudyLock, database_error, open_storage
 from mushroom.configs import CONFIG_DIR
 from mushroom.errors import MushroomError
 from mushroom.runtime import checked_command_line, exit_on_user_error
@@ -33,20 +34,6 @@ log = logging.getLogger(__name__)
 
 #: Command-line overrides that describe the search, not the training: left out of the best experiment.
 SEARCH_ONLY = ("search.", "hydra.", "hparams_search", "paths.")
-
-
-def open_storage(url: str | None) -> Any:
-    """``None`` (in memory), an RDB URL (``sqlite:///x.db``, ``postgresql://...``), or a journal file path."""
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    if not url:
-        return None
-    if "://" in url:
-        return url
-    path = Path(url).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
 
 
 def suggest(trial: optuna.Trial, space: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -135,11 +122,34 @@ def best_experiment(cfg: DictConfig, study: optuna.Study, overrides: list[str]) 
     return header + OmegaConf.to_yaml(node)
 
 
+def run_trials(study: optuna.Study, run_trial: Any, n_trials: int, lock: StudyLock) -> None:
+    """Run trials until the study holds ``n_trials``, counted over every worker that shares it: the count
+    and the start of a trial are one step under the study's lock, so the workers together run exactly the
+    budget. A pruned trial is told as pruned; any other error fails the trial and stops the worker."""
+    import optuna
+    from optuna.trial import TrialState
+
+    while True:
+        with lock.held():
+            if len(study.get_trials(deepcopy=False)) >= n_trials:
+                return
+            trial = study.ask()
+        try:
+            value = run_trial(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+            continue
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        study.tell(trial, value)
+
+
 def search(cfg: DictConfig, overrides: list[str] | None = None) -> optuna.Study:
     """Run (or join) the study; write the best experiment config when it has a finished trial."""
     import optuna
     from hydra.utils import instantiate
-    from optuna.study import MaxTrialsCallback
+    from sqlalchemy.exc import SQLAlchemyError
 
     settings = cfg.search
     run_dir = Path(cfg.paths.output_dir)
@@ -148,17 +158,20 @@ def search(cfg: DictConfig, overrides: list[str] | None = None) -> optuna.Study:
     if storage is not None and seed is not None:
         seed = seed + os.getpid()  # workers sharing a study must not draw the same trials
     sampler = instantiate(settings.sampler, seed=seed) if seed is not None else instantiate(settings.sampler)
-    study = optuna.create_study(
-        study_name=settings.study_name,
-        storage=storage,
-        sampler=sampler,
-        pruner=instantiate(settings.pruner),
-        direction=settings.direction,
-        load_if_exists=True,
-    )
-    budget = MaxTrialsCallback(settings.n_trials, states=None)  # over every worker of the study
-    if len(study.trials) < settings.n_trials:
-        study.optimize(objective(cfg, run_dir), callbacks=[budget], catch=())
+    lock = StudyLock(settings.storage, settings.study_name)
+    try:
+        with lock.held():  # two workers must not both create the tables of a fresh database
+            study = optuna.create_study(
+                study_name=settings.study_name,
+                storage=storage,
+                sampler=sampler,
+                pruner=instantiate(settings.pruner),
+                direction=settings.direction,
+                load_if_exists=True,
+            )
+        run_trials(study, objective(cfg, run_dir), settings.n_trials, lock)
+    except SQLAlchemyError as error:
+        raise database_error(settings.storage, error) from error
     states = [trial.state.name for trial in study.trials]
     log.info(
         "Study %s: %d trials (%d complete, %d pruned)",
