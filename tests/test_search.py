@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from mushroom.cluster.study import StudyLock, open_storage
 from mushroom.errors import MushroomError
-from mushroom.search import suggest, trial_config
+from mushroom.trials import suggest, trial_config
 from tests.conftest import compose_config
 from tests.test_cli import run_module
 from tests.test_cli_errors import assert_one_clear_line

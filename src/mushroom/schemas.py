@@ -442,7 +442,28 @@ class ServeConfig(ServeSettings):
     paths: Any = MISSING
 
 
-SCHEMAS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "serve": ServeConfig}
+# -- clusters -----------------------------------------------------------------------------------------
+@dataclass
+class RayClusterConfig:
+    """``cluster=ray``: the run's training processes placed by Ray (``mushroom.cluster.ray_train``)."""
+
+    # The Ray cluster to join: null joins the one RAY_ADDRESS names (ray job submit sets it), or starts one
+    # on this machine; "auto" joins the one `ray start` began here.
+    address: str | None = None
+    # Training processes (DDP ranks); each gets cpus_per_worker CPUs and, with use_gpu, one GPU.
+    num_workers: int = ranged(2, COUNT)
+    use_gpu: bool = False
+    cpus_per_worker: float = ranged(1.0, POSITIVE)
+    # Where Ray keeps its own records of the run (null: <run dir>/ray); a shared or s3:// path on a cluster.
+    storage_path: str | None = None
+
+
+SCHEMAS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "serve": ServeConfig,
+    "cluster": RayClusterConfig,
+}
 
 
 def schema_for(target: str) -> type | None:

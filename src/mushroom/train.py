@@ -194,7 +194,12 @@ def main(cfg: DictConfig) -> float | None:
             "hparams_search configures python -m mushroom.search; run that instead of mushroom.train "
             "(the Hydra Optuna sweeper is gone: it needed optuna<3)."
         )
-    metrics = train(cfg)
+    if cfg.get("cluster") is not None:
+        from mushroom.cluster.ray_train import train_on_ray
+
+        metrics = train_on_ray(cfg, train)
+    else:
+        metrics = train(cfg)
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None
 
