@@ -113,3 +113,13 @@ def test_a_ray_tune_search_of_four_trials_stops_one_early_and_names_the_winner(t
     searched = ("lr:", "label_smoothing:", "weight_decay:", "backbone_lr_scale:")  # hparams_search=optuna's
     assert all(key in best for key in searched)
     assert (run / "best_command.txt").read_text().startswith("python -m mushroom.train data=folder")
+
+
+def test_without_ray_the_extra_is_named_in_one_line() -> None:
+    from mushroom.cluster.ray_train import join_ray
+    from mushroom.errors import MushroomError
+
+    with pytest.raises(
+        MushroomError, match=r"cluster=ray needs Ray \(ray.no_such_part is missing\): pip install"
+    ):
+        join_ray(None, "cluster=ray", "ray.no_such_part")

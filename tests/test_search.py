@@ -39,6 +39,16 @@ def run_search(*overrides: str, cwd: Path) -> subprocess.Popen:
     )
 
 
+def two_workers(tmp_path: Path, *overrides: str) -> None:
+    """Start two search workers at once (runs in ``worker0/`` and ``worker1/``); both must succeed."""
+    workers = [
+        run_search(*overrides, f"hydra.run.dir={tmp_path / f'worker{i}'}", cwd=tmp_path) for i in range(2)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err[-3000:]
+
+
 def test_the_space_is_drawn_per_config_key_and_checked() -> None:
     trial = optuna.create_study().ask()
     space = {
@@ -123,24 +133,17 @@ def test_two_workers_share_one_journal_study_and_prune(toy_folder: Path, tmp_pat
     """Two processes, one journal file: trial numbers are never handed out twice, both workers run trials,
     and a trial below the pruner's threshold at epoch 2 stops there instead of training on."""
     journal = tmp_path / "shared" / "study.journal"
-    workers = [
-        run_search(
-            f"data.root={toy_folder}",
-            "trainer.max_epochs=4",
-            "search.n_trials=8",
-            f"search.storage={journal}",
-            "search.pruner._target_=optuna.pruners.ThresholdPruner",
-            "~search.pruner.n_startup_trials",
-            "+search.pruner.lower=1.01",  # nothing reaches it: every trial is pruned after warm-up
-            "search.pruner.n_warmup_steps=1",
-            f"hydra.run.dir={tmp_path / f'worker{i}'}",
-            cwd=tmp_path,
-        )
-        for i in range(2)
-    ]
-    for worker in workers:
-        _, err = worker.communicate(timeout=600)
-        assert worker.returncode == 0, err[-3000:]
+    two_workers(
+        tmp_path,
+        f"data.root={toy_folder}",
+        "trainer.max_epochs=4",
+        "search.n_trials=8",
+        f"search.storage={journal}",
+        "search.pruner._target_=optuna.pruners.ThresholdPruner",
+        "~search.pruner.n_startup_trials",
+        "+search.pruner.lower=1.01",  # nothing reaches it: every trial is pruned after warm-up
+        "search.pruner.n_warmup_steps=1",
+    )
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     trials = optuna.load_study(study_name="mushroom", storage=storage).trials
     numbers = [trial.number for trial in trials]
@@ -190,21 +193,14 @@ def test_two_workers_share_one_postgresql_study_and_run_exactly_the_budget(
 ) -> None:
     """Two workers start together on a fresh database: one creates the study's tables while the other
     waits, and between them they run the budget exactly, each trial number once."""
-    workers = [
-        run_search(
-            f"data.root={toy_folder}",
-            "trainer.max_epochs=2",
-            "search.n_trials=5",
-            f"search.storage={postgres_url}",
-            "search.study_name=shared",
-            f"hydra.run.dir={tmp_path / f'worker{i}'}",
-            cwd=tmp_path,
-        )
-        for i in range(2)
-    ]
-    for worker in workers:
-        _, err = worker.communicate(timeout=600)
-        assert worker.returncode == 0, err[-3000:]
+    two_workers(
+        tmp_path,
+        f"data.root={toy_folder}",
+        "trainer.max_epochs=2",
+        "search.n_trials=5",
+        f"search.storage={postgres_url}",
+        "search.study_name=shared",
+    )
     trials = optuna.load_study(study_name="shared", storage=postgres_url).trials
     assert sorted(trial.number for trial in trials) == list(range(5))
     assert len({trial.user_attrs["worker"] for trial in trials}) == 2

@@ -10,6 +10,7 @@ records under ``cluster.storage_path``.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,21 @@ RAY_TRAINER = {
 }
 
 
+def join_ray(address: str | None, feature: str, *modules: str) -> None:
+    """Import Ray's ``modules`` (one line naming the extra when Ray is missing) and join the cluster at
+    ``address`` (null: ``RAY_ADDRESS``, or a new instance on this machine) unless this process has."""
+    try:
+        for name in modules:
+            importlib.import_module(name)
+        import ray
+    except ImportError as error:
+        raise MushroomError(
+            f"{feature} needs Ray ({error.name} is missing): pip install 'mushroom[ray]'."
+        ) from error
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+
+
 def portable_config(cfg: DictConfig) -> dict[str, Any]:
     """The config as plain data for another process, which has no Hydra runtime: ``paths`` (where
     ``${hydra:...}`` is read) resolved to their values, every other interpolation kept, so that a trial
@@ -45,20 +61,13 @@ def portable_config(cfg: DictConfig) -> dict[str, Any]:
 def train_on_ray(cfg: DictConfig, train: Callable[[DictConfig], dict[str, float]]) -> dict[str, float]:
     """Train on Ray workers with ``train`` (:func:`mushroom.train.train`, passed in: it is what imports
     this module); the metrics rank 0's call returned."""
-    try:
-        import ray
-        from ray.train import RunConfig, ScalingConfig
-        from ray.train.torch import TorchTrainer
-    except ImportError as error:
-        raise MushroomError(
-            f"cluster=ray needs Ray Train ({error.name} is missing): pip install 'mushroom[ray]'."
-        ) from error
-
     settings = cfg.cluster
+    join_ray(settings.address, "cluster=ray", "ray.train.torch")
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
     output_dir = Path(cfg.paths.output_dir)
     resolved = portable_config(cfg)
-    if not ray.is_initialized():
-        ray.init(address=settings.address, include_dashboard=False, log_to_driver=True)
     worker: Any = train_worker  # Ray's annotation says the loop returns None; Train V2 passes on its value
     trainer = TorchTrainer(
         worker,

@@ -59,20 +59,16 @@ class SearchSpace:
 
 def search_on_ray(cfg: DictConfig) -> BestTrial | None:
     """Run the search's trials on Ray Tune; the best trial (None when none reported)."""
-    try:
-        import ray
-        from ray import tune
-        from ray.tune.search.optuna import OptunaSearch
-    except ImportError as error:
-        raise MushroomError(
-            f"hparams_search=ray_tune needs Ray Tune ({error.name} is missing): pip install 'mushroom[ray]'."
-        ) from error
     from hydra.utils import instantiate
 
-    from mushroom.cluster.ray_train import portable_config
+    from mushroom.cluster.ray_train import join_ray, portable_config
     from mushroom.trials import BestTrial
 
     settings = cfg.search
+    join_ray(settings.ray.address, "hparams_search=ray_tune", "ray.tune.search.optuna")
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
     run_dir = Path(cfg.paths.output_dir)
     mode = "max" if settings.direction == "maximize" else "min"
     space = OmegaConf.to_container(settings.space, resolve=True)
@@ -84,8 +80,6 @@ def search_on_ray(cfg: DictConfig) -> BestTrial | None:
         tune.with_parameters(run_trial, cfg=resolved),
         {"cpu": settings.ray.cpus_per_trial, "gpu": settings.ray.gpus_per_trial},
     )
-    if not ray.is_initialized():
-        ray.init(address=settings.ray.address, include_dashboard=False, log_to_driver=True)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
