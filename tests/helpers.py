@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import lightning as L
@@ -67,3 +68,16 @@ class SignalAt(L.Callback):
         if first_start and trainer.current_epoch == self.epoch and batch_idx == self.batch:
             for _ in range(self.times):
                 os.kill(os.getpid(), self.signal)
+
+
+class RunAtEpochEnd(L.Callback):
+    """Run ``script`` once, at the end of training epoch ``epoch``: something in the world changes while a
+    run trains (a database goes away)."""
+
+    def __init__(self, script: str, epoch: int) -> None:
+        self.script, self.epoch, self.done = script, epoch, False
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch and not self.done:
+            self.done = True
+            subprocess.run([self.script], check=True, timeout=120)

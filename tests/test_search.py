@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -153,26 +154,24 @@ def test_two_workers_share_one_journal_study_and_prune(toy_folder: Path, tmp_pat
     assert {max(trial.intermediate_values) for trial in trials} == {1}  # stopped after epoch 2 of 4
 
 
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL server for the module: ``MUSHROOM_TEST_POSTGRES_URL`` if set, else Debian's
-    ``postgresql`` started in a temporary directory (as the ``postgres`` user when the tests run as root)."""
-    if url := os.environ.get("MUSHROOM_TEST_POSTGRES_URL"):
-        yield url
-        return
+@contextmanager
+def postgres_server() -> Iterator[tuple[str, list[str]]]:
+    """Debian's ``postgresql`` started in a temporary directory (as the ``postgres`` user when the tests run
+    as root, since initdb refuses root): its URL and the command that stops it at once."""
     initdb = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not initdb:
         pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql; .ci/run installs it)")
     bin_dir = initdb[-1].parent
     home = Path(tempfile.mkdtemp(prefix="mushroom-postgres-"))
     as_postgres: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root
+    if os.geteuid() == 0:
         shutil.chown(home, "postgres", "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     data = home / "data"
+    stop = [*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
 
     def postgres(*command: str) -> None:
         subprocess.run([*as_postgres, *command], check=True, capture_output=True, timeout=120)
@@ -181,10 +180,20 @@ def postgres_url() -> Iterator[str]:
     options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1"
     postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(home / "log"), "-w", "start")
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
     finally:
-        postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        subprocess.run(stop, capture_output=True, timeout=120)  # fails harmlessly if stopped already
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server for the module: ``MUSHROOM_TEST_POSTGRES_URL`` if set, else one started here."""
+    if url := os.environ.get("MUSHROOM_TEST_POSTGRES_URL"):
+        yield url
+        return
+    with postgres_server() as (url, _):
+        yield url
 
 
 @pytest.mark.slow
@@ -228,3 +237,26 @@ def test_file_locks_sit_beside_the_study(tmp_path: Path) -> None:
             assert lock.is_file()
     with StudyLock(None, "mushroom").held():  # in memory: nothing to lock
         pass
+
+
+@pytest.mark.slow
+def test_a_database_lost_while_a_trial_trains_ends_the_worker_in_one_line(
+    toy_folder: Path, tmp_path: Path
+) -> None:
+    """The server goes away after the first epoch of the first trial (its own server, stopped at once):
+    the worker says which database it lost and that the finished trials are kept, in one line."""
+    with postgres_server() as (url, stop):
+        script = tmp_path / "stop_database.sh"
+        script.write_text("#!/bin/sh\ncd / && exec " + " ".join(stop) + "\n")
+        script.chmod(0o755)
+        result = run_module(
+            "mushroom.search", *QUICK, f"data.root={toy_folder}", "trainer.max_epochs=3",
+            f"search.storage={url}", "+callbacks.lose._target_=tests.helpers.RunAtEpochEnd",
+            f"+callbacks.lose.script={script}", "+callbacks.lose.epoch=0",
+            f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, measured=False,
+        )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output, output[-3000:]
+    errors = [line for line in output.splitlines() if "][ERROR]" in line]
+    assert len(errors) == 1 and "cannot be reached" in errors[0], output[-3000:]
+    assert "run the same command again" in errors[0]

@@ -87,6 +87,7 @@ def search(cfg: DictConfig, overrides: list[str] | None = None) -> optuna.Study 
         return None
     import optuna
     from hydra.utils import instantiate
+    from optuna.exceptions import StorageInternalError
     from sqlalchemy.exc import SQLAlchemyError
 
     settings = cfg.search
@@ -108,7 +109,7 @@ def search(cfg: DictConfig, overrides: list[str] | None = None) -> optuna.Study 
                 load_if_exists=True,
             )
         run_trials(study, objective(cfg, run_dir), settings.n_trials, lock)
-    except SQLAlchemyError as error:
+    except (SQLAlchemyError, StorageInternalError) as error:  # Optuna wraps some of SQLAlchemy's
         raise database_error(settings.storage, error) from error
     states = [trial.state.name for trial in study.trials]
     log.info(

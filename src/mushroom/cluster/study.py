@@ -49,8 +49,12 @@ def shown(url: str) -> str:
 
 
 def database_error(url: str, error: BaseException) -> MushroomError:
-    """One line for a study database that cannot be reached or went away."""
-    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    """One line for a study database that cannot be reached or went away (``error``: SQLAlchemy's, or
+    Optuna's ``StorageInternalError`` around it)."""
+    cause: BaseException | None = error
+    while cause is not None and getattr(cause, "orig", None) is None:  # the driver's own words, if any
+        cause = cause.__cause__ or cause.__context__
+    reason = str(getattr(cause, "orig", None) or error).strip().splitlines()[0]
     return MushroomError(
         f"The study's database {shown(url)} cannot be reached ({reason}). Is the server running, and are "
         "search.storage's host, port, user and database right? Trials that finished are kept in the study: "
