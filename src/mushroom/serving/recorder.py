@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,7 +34,7 @@ class StatsRecorder:
         """Append ``row`` with the time; ``False`` (and a log line the first time) if it could not be."""
         if self.path is None:
             return True
-        when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        when = datetime.now(UTC).isoformat(timespec="seconds")
         line = json.dumps({"time": when, **row}) + "\n"
         try:
             if self.file is None:
