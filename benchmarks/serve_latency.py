@@ -28,7 +28,7 @@ from PIL import Image
 
 from mushroom.core.model import INPUT_NAME, OUTPUT_NAME, OnnxClassifier
 from mushroom.core.preprocessing import eval_preprocess
-from mushroom.serving.uploads import UploadLimits, decode_upload
+from mushroom.serving.uploads import UploadLimits, decode_checked, open_upload
 
 
 def timed_ms(run: Callable[[], object], repeats: int, warmup: int = 5) -> list[float]:
@@ -58,7 +58,8 @@ def main() -> None:
         plain.run([OUTPUT_NAME], {INPUT_NAME: batch})
 
     def in_process() -> None:
-        model.predict_rgb(decode_upload(photo, limits, model.pre.resize_size)[0])
+        side = model.pre.resize_size
+        model.predict_rgb(decode_checked(open_upload(photo, limits, side), side))
 
     body, content_type = multipart(photo)
     times: dict[str, list[float]] = {"bare": [], "in_process": [], "service": []}

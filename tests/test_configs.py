@@ -11,8 +11,8 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
 from mushroom.configs import group_options
-from mushroom.runtime import instantiate_all, prepare_wandb
-from tests.conftest import ENTRY_POINTS, compose_config
+from mushroom.runtime import RENAMED_KEYS_REMOVED_IN, instantiate_all, prepare_wandb
+from tests.conftest import ENTRY_POINTS, REPO, compose_config
 from tests.test_audit import make_distinct_folder
 
 options = group_options
@@ -151,6 +151,11 @@ def test_old_key_names_still_work_for_one_release_with_a_warning(
     assert (cfg.model_path, cfg.tta_hflip, cfg.abstain_threshold) == ("x.ckpt", True, 0.7)
     assert list(cfg.open_set_dirs) == ["cats"] and cfg.ckpt_path is None and cfg.eval.tta is None
     assert "eval.abstain_threshold is now called abstain_threshold" in caplog.text
+    assert f"read until mushroom {RENAMED_KEYS_REMOVED_IN}" in caplog.text
+    assert (
+        f"until {RENAMED_KEYS_REMOVED_IN} (`runtime.RENAMED_KEYS_REMOVED_IN`)"
+        in (REPO / "CHANGELOG.md").read_text()
+    )
     # train has no model_path: its ckpt_path (resume from) is left alone.
     train = compose_config("train", ["ckpt_path=last"], tmp_path)
     apply_renamed_keys(train)

@@ -8,11 +8,15 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from mushroom.configs import CONFIG_DIR
 from mushroom.data import MushroomDataModule
-from mushroom.data.kaggle import GENUS_HANDLE
 from mushroom.errors import MushroomError
 from tests.conftest import make_image_folder
+
+#: The genus set's handle, as data=genus names it.
+GENUS_HANDLE = OmegaConf.load(CONFIG_DIR / "data" / "genus.yaml").kaggle_handle
 
 
 def test_batches_are_normalised_tensors_with_labels(toy_folder: Path) -> None:

@@ -32,8 +32,7 @@ def evaluate(cfg: DictConfig) -> dict:
     """Predict every image of the folder; write the report (metrics JSON, per-class table, pictures),
     with the open-set view of the folders in ``open_set_dirs``."""
     chosen_threshold(cfg.abstain_threshold, None)  # refuse a threshold outside [0, 1] before any work
-    model = load_classifier(cfg.model_path)
-    model.eval()
+    model = load_classifier(cfg.model_path)  # in eval mode
     if cfg.tta_hflip is not None:
         model.hparams["tta_hflip"] = bool(cfg.tta_hflip)
     pre = model.hparams.get("preprocessing") or {}

@@ -83,9 +83,8 @@ def write_model_card(
     cfg: DictConfig,
     datamodule: MushroomDataModule,
     folder: Path,
-    cv: dict | None = None,
 ) -> Path:
-    """Write ``model_card.md`` in ``folder`` from a test report (and a CV summary, when one exists)."""
+    """Write ``model_card.md`` in ``folder`` from a test report."""
     index, split = datamodule.ready()
     counts = dict(zip(index.class_names, index.class_counts().tolist(), strict=True))
     calibration = report.get("calibration") or {}
@@ -116,10 +115,6 @@ def write_model_card(
         "",
         per_class_markdown(report),
     ]
-    if cv:
-        lines += ["## Cross-validation", ""]
-        lines += [f"- {name}: {v['mean']:.3f} ± {v['std']:.3f} (n={v['n']})" for name, v in cv.items()]
-        lines.append("")
     lines += ["## Safety", "", *_safety_lines(report), ""]
     lines += ["## Photos of no known class (open set)", "", *_open_set_lines(report), ""]
     lines += [

@@ -212,7 +212,11 @@ def _closest_keys(key: str, keys: list[str]) -> list[str]:
     return found[:3] or difflib.get_close_matches(key, keys, n=3, cutoff=0.75)
 
 
-#: Old key -> new key; an entry point whose config has the new key reads the old one for one more release.
+#: The release that stops reading the old keys of :data:`RENAMED_KEYS` (the CHANGELOG says the same).
+RENAMED_KEYS_REMOVED_IN = "0.3.0"
+
+#: Old key -> new key; an entry point whose config has the new key reads the old one, with a warning,
+#: until :data:`RENAMED_KEYS_REMOVED_IN`.
 RENAMED_KEYS = {
     "ckpt_path": "model_path",
     "eval.tta": "tta_hflip",
@@ -229,7 +233,10 @@ def apply_renamed_keys(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, old, default=None, throw_on_missing=False)
         if value is None:
             continue
-        message = f"{old} is now called {new}: pass {new}={value} (the old name goes in the next release)."
+        message = (
+            f"{old} is now called {new}: pass {new}={value} (the old name is read until mushroom "
+            f"{RENAMED_KEYS_REMOVED_IN})."
+        )
         warnings.warn(message, DeprecationWarning, stacklevel=2)
         log.warning("%s", message)
         OmegaConf.update(cfg, new, value, merge=False)

@@ -28,17 +28,15 @@ NOT_SURE = "not sure"
 VERDICTS = {NOT_SURE: "not_sure", NOT_A_MUSHROOM: "not_a_mushroom", UNKNOWN_GENUS: "unknown_genus"}
 
 
-def chosen_threshold(
-    override: float | None, stored: float | None, key: str = "abstain_threshold"
-) -> float | None:
+def chosen_threshold(override: float | None, stored: float | None) -> float | None:
     """The "not sure" threshold to answer with: ``override`` when given, else the one fitted on validation
     and stored in the model (``None``: never "not sure"). An override outside [0, 1] is refused by name."""
     if override is None:
         return stored
     if isinstance(override, bool) or not isinstance(override, (int, float)) or not 0.0 <= override <= 1.0:
         raise MushroomError(
-            f"{key}={override}: a confidence threshold is a probability between 0 and 1 "
-            f"(e.g. {key}=0.5), or null for the threshold fitted on validation."
+            f"abstain_threshold={override}: a confidence threshold is a probability between 0 and 1 "
+            "(e.g. abstain_threshold=0.5), or null for the threshold fitted on validation."
         )
     return float(override)
 

@@ -36,7 +36,7 @@ from mushroom.data.hashing import (
     perceptual_hash,
 )
 from mushroom.data.kaggle import DataSource, locate_dataset
-from mushroom.data.taxonomy import deadly_genera, folder_genus, known_genera, path_genus
+from mushroom.data.taxonomy import deadly_genera, genus_table, known_genera, path_genus
 from mushroom.errors import MushroomError
 from mushroom.runtime import checked_command_line, exit_on_user_error
 from mushroom.schemas import PrepareSettings, data_config
@@ -337,11 +337,8 @@ def name_genera(report: AuditReport, label_map: Mapping[str, str] | None, safety
     deadly = deadly_genera(table)
     label_folders = {normalise_name(name) for name in (label_map or {})}
     parents = {PurePosixPath(image.path).parent.name for image in report.images}
-    named = {name: folder_genus(name, genera) for name in sorted(parents)}
-    report.folder_genera = {name: genus for name, genus in named.items() if genus is not None}
-    report.unknown_folders = [
-        name for name, genus in named.items() if genus is None and normalise_name(name) not in label_folders
-    ]
+    report.folder_genera, unknown = genus_table(parents, genera)
+    report.unknown_folders = [name for name in unknown if normalise_name(name) not in label_folders]
     for image in report.images:
         genus = path_genus(PurePosixPath(image.path).parent.parts, genera)
         if genus in deadly and image.label in EDIBLE_LABELS:

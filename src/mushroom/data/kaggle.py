@@ -19,8 +19,6 @@ from mushroom.errors import MushroomError
 
 log = logging.getLogger(__name__)
 
-GENUS_HANDLE = "maysee/mushrooms-classification-common-genuss-images/versions/1"
-
 _HANDLE = re.compile(r"^(?P<owner>[\w.\-]+)/(?P<name>[\w.\-]+)(?:/versions/(?P<version>\d+))?/?$")
 
 

@@ -169,12 +169,6 @@ def decode_checked(upload: OpenedUpload, model_side: int) -> np.ndarray:
             raise _corrupt() from error
 
 
-def decode_upload(data: bytes, limits: UploadLimits, model_side: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """:func:`open_upload` then :func:`decode_checked`: the pixels and the (width, height) as sent."""
-    upload = open_upload(data, limits, model_side)
-    return decode_checked(upload, model_side), upload.size
-
-
 def _check_shape(width: int, height: int, limits: UploadLimits) -> None:
     pixels = width * height
     if pixels > limits.max_pixels:
