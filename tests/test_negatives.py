@@ -12,8 +12,8 @@ from unittest import mock
 import pytest
 
 from mushroom.core.open_set import NEGATIVE_KINDS
+from mushroom.core.taxonomy import known_genera
 from mushroom.data.negatives import names_mushrooms, negative_genus, scan_negatives
-from mushroom.data.taxonomy import known_genera
 from mushroom.errors import MushroomError
 from mushroom.schemas import OpenSetSettings
 from tests.conftest import FAST_TRAIN, run_train

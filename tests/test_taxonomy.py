@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mushroom.core.safety import load_table
-from mushroom.data.taxonomy import common_names, folder_genus, genus_table, known_genera, name_key, path_genus
+from mushroom.core.taxonomy import common_names, folder_genus, genus_table, known_genera, name_key, path_genus
 from tests.replicas import LISTED_AS, SPECIES_215
 
 GENERA = known_genera(load_table("genus"))

@@ -47,7 +47,7 @@ def deadly_mask(class_names: Sequence[str], table: Mapping[str, Any] | None) -> 
     """
     if not table:
         return None
-    from mushroom.data.taxonomy import folder_genus
+    from mushroom.core.taxonomy import folder_genus
 
     genera = set(table)
     deadly = []

@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 
 from mushroom.core.images import decode_or_problem
 from mushroom.core.safety import load_table
+from mushroom.core.taxonomy import deadly_genera, genus_table, known_genera, path_genus
 from mushroom.data.folder import list_class_files, visible_files
 from mushroom.data.hashing import (
     connected_groups,
@@ -36,7 +37,6 @@ from mushroom.data.hashing import (
     perceptual_hash,
 )
 from mushroom.data.kaggle import DataSource, locate_dataset
-from mushroom.data.taxonomy import deadly_genera, genus_table, known_genera, path_genus
 from mushroom.errors import MushroomError
 from mushroom.runtime import checked_command_line, exit_on_user_error
 from mushroom.schemas import PrepareSettings, data_config
@@ -275,7 +275,7 @@ def audit_folder(
 
     ``settings`` (:class:`PrepareSettings`, its defaults when ``None``): ``min_size``,
     ``near_duplicate_distance``; ``genus_names`` names the genus behind each image folder
-    (:mod:`mushroom.data.taxonomy`); ``safety_table`` (e.g. ``genus``, in ``configs/safety/``) lists
+    (:mod:`mushroom.core.taxonomy`); ``safety_table`` (e.g. ``genus``, in ``configs/safety/``) lists
     photos of a genus it marks deadly that carry an edible label as safety conflicts (the manifest
     decides what to do).
     """

@@ -2,7 +2,7 @@
 
 They come from *sources* of two kinds (``data.open_set``):
 
-- ``other_genera``: mushroom photos, each named a genus through :mod:`mushroom.data.taxonomy` from the
+- ``other_genera``: mushroom photos, each named a genus through :mod:`mushroom.core.taxonomy` from the
   folders it sits in (``Amanita phalloides/``, ``deathcap/``, ``Xylaria/``). A photo of one of the model's
   genera, or of a genus no rule names, is left out: a negative must never be a photo of a known genus.
 - ``not_mushroom``: photos that are not mushrooms (animals, objects, people, places); a folder whose name
@@ -36,9 +36,9 @@ import numpy as np
 
 from mushroom.core.images import find_images
 from mushroom.core.open_set import NEGATIVE_KINDS
+from mushroom.core.taxonomy import known_genera, path_genus
 from mushroom.data.folder import find_undecodable
 from mushroom.data.kaggle import KaggleHandle, obtain_dataset
-from mushroom.data.taxonomy import known_genera, path_genus
 from mushroom.errors import MushroomError
 from mushroom.schemas import OpenSetSettings
 
