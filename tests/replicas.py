@@ -441,3 +441,31 @@ def in_kagglehub_cache(cache: Path, handle: str, version: int, build: Callable[[
     replica = build(folder)
     (folder.parent.parent / f"{version}.complete").touch()
     return replica
+
+
+def fill_cache(cache: Path, version: int, complete: bool = True, per_class: int = 2) -> Path:
+    """What kagglehub leaves after downloading ``SLUG`` version ``version``."""
+    folder = (
+        cache
+        / "datasets"
+        / "maysee"
+        / "mushrooms-classification-common-genuss-images"
+        / "versions"
+        / str(version)
+    )
+    build_genus(folder, per_class=per_class, seed=version)
+    if complete:
+        (folder.parent.parent / f"{version}.complete").touch()
+    return folder
+
+
+SPECIES = "daniilonishchenko/mushrooms-images-classification-215"
+
+
+SAFETY = "zedsden/mushroom-classification-dataset"
+
+
+CALTECH = "jessicali9530/caltech256"
+
+
+GENUS = "maysee/mushrooms-classification-common-genuss-images"

@@ -18,7 +18,7 @@ from mushroom.core import answer as answer_module
 from mushroom.predict import csv_columns, format_results
 from mushroom.schemas import ServeSettings
 from mushroom.serving.app import create_app
-from tests.test_exif import corner_finder
+from tests.helpers import corner_finder
 
 
 @dataclasses.dataclass

@@ -16,27 +16,13 @@ from mushroom.data.hashing import connected_groups, perceptual_hash
 from mushroom.data.manifest import Manifest, build_manifest
 from mushroom.schemas import DataConfig, PrepareSettings, SplitSettings
 from tests.conftest import SHARED
+from tests.helpers import distinct_photo, make_distinct_folder
 from tests.replicas import Replica, build_safety
 
 
 def split(**changes: float) -> SplitSettings:
     """The data config's split settings (its defaults), with ``changes``."""
     return dataclasses.replace(DataConfig(root="photos").split, **changes)
-
-
-def distinct_photo(rng: np.random.Generator, size: tuple[int, int] = (96, 80)) -> Image.Image:
-    """A smooth random picture: unlike the toy shapes, every one has its own perceptual hash."""
-    coarse = rng.integers(0, 256, size=(6, 6, 3), dtype=np.uint8)
-    return Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC)
-
-
-def make_distinct_folder(root: Path, classes: dict[str, int], seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    for cls, count in classes.items():
-        (root / cls).mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            distinct_photo(rng).save(root / cls / f"{cls.lower()}_{i:03d}.jpg", quality=92)
-    return root
 
 
 def plant_problems(root: Path, genus_a: str, genus_b: str) -> dict[str, str]:

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_image_folder
+from tests.helpers import run_module
 
 pytestmark = pytest.mark.slow  # end to end: subprocesses of the package's own commands
-
-
-def run_module(module: str, *args: str, cwd: Path, measured: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
-    if not measured:
-        # Coverage traces the subprocess; Hydra takes any tracer for a debugger and then prints full
-        # tracebacks. A user's shell has no tracer: run as they would.
-        env.pop("COVERAGE_PROCESS_CONFIG", None)
-        env.pop("COVERAGE_PROCESS_START", None)
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=240
-    )
 
 
 def test_train_then_evaluate_from_any_directory(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ torchmetrics, or (worse) in a run that "succeeded" with a class it could never l
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -15,23 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_image_folder
-from tests.test_cli import run_module
+from tests.helpers import assert_one_clear_line, run_module
 
 pytestmark = pytest.mark.slow  # end to end: subprocesses of the package's own commands
-
-
-def assert_one_clear_line(module: str, *args: str, cwd: Path, expected: str) -> str:
-    """Run the command; it must fail with exit 1 and one error line (plus at most one hint line)."""
-    result = run_module(module, *args, f"hydra.run.dir={cwd / 'run'}", cwd=cwd, measured=False)
-    output = result.stdout + result.stderr
-    assert result.returncode == 1, output[-3000:]
-    assert "Traceback" not in output and "HYDRA_FULL_ERROR" not in output, output[-3000:]
-    lines = [line for line in output.splitlines() if line.strip()]
-    errors = [i for i, line in enumerate(lines) if re.match(r"\[[\d:]+\]\[[\w.]+\]\[ERROR\]", line)]
-    assert len(errors) == 1, output[-3000:]
-    assert len(lines) - errors[0] <= 2, output[-3000:]  # the error line and at most one hint
-    assert expected in "\n".join(lines[errors[0] :]), output[-3000:]
-    return lines[errors[0]]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from mushroom.configs import group_options
 from mushroom.runtime import RENAMED_KEYS_REMOVED_IN, instantiate_all, prepare_wandb
 from tests.conftest import ENTRY_POINTS, REPO, compose_config
-from tests.test_audit import make_distinct_folder
+from tests.helpers import make_distinct_folder
 
 options = group_options
 

@@ -21,7 +21,7 @@ from mushroom.core.answer import Answer
 from mushroom.schemas import ServeSettings
 from mushroom.serving.app import create_app
 from tests.conftest import REPO, plain_png, running_server
-from tests.test_exif import corner_finder
+from tests.helpers import corner_finder
 
 
 @pytest.fixture(scope="module")

@@ -79,7 +79,7 @@ def test_two_nodes_with_torchrun_share_one_run_and_end_with_the_same_weights(tmp
     import shutil
     import time
 
-    from tests.test_audit import make_distinct_folder  # photos that the audit does not group as duplicates
+    from tests.helpers import make_distinct_folder  # photos that the audit does not group as duplicates
 
     data = make_distinct_folder(tmp_path / "photos", {"Amanita": 16, "Boletus": 16, "Lactarius": 16})
     run_dir, processed = tmp_path / "run", tmp_path / "shared" / "processed"

@@ -13,19 +13,16 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 from PIL import Image
 
 from mushroom.core.images import decode_jpeg_strict, load_rgb, load_rgb_opencv
-from mushroom.core.model import INPUT_NAME, OUTPUT_NAME, ModelInfo
 from mushroom.core.preprocessing import Preprocessing
 from mushroom.data.dataset import ImageDataset
 from mushroom.data.transforms import eval_transform
 from tests.conftest import running_server
+from tests.helpers import QUARTERS, corner_finder
 
-QUARTERS = ["top-left", "top-right", "bottom-left", "bottom-right"]
 WIDTH, HEIGHT = 60, 40  # upright: landscape, the red quarter top left
 # What a camera stores so that a viewer applying orientation N shows the upright photo.
 STORED_AS = {
@@ -103,48 +100,6 @@ def test_the_dataset_sees_the_photo_upright(decoder: str, oriented_photos: dict[
     assert [red_quarter(dataset[i][0].numpy()) for i in range(len(paths))] == ["top-left"] * len(paths)
 
 
-def corner_finder(path: Path, size: int = 32) -> Path:
-    """An ONNX model in mushroom's format whose class is the quarter with the most red (over green)."""
-    half = size // 2
-    nodes, initializers, scores = [], [], []
-
-    def constant(name: str, values: list[int]) -> str:
-        initializers.append(helper.make_tensor(name, TensorProto.INT64, [len(values)], values))
-        return name
-
-    axes = constant("axes", [1, 2, 3])
-    for q, (y0, x0) in enumerate([(0, 0), (0, half), (half, 0), (half, half)]):
-        for channel, colour in ((0, "red"), (1, "green")):
-            starts = constant(f"starts_{q}_{colour}", [channel, y0, x0])
-            ends = constant(f"ends_{q}_{colour}", [channel + 1, y0 + half, x0 + half])
-            nodes.append(helper.make_node("Slice", [INPUT_NAME, starts, ends, axes], [f"{colour}_{q}"]))
-        nodes.append(helper.make_node("Sub", [f"red_{q}", f"green_{q}"], [f"diff_{q}"]))
-        nodes.append(helper.make_node("ReduceMean", [f"diff_{q}"], [f"mean_{q}"], axes=[1, 2, 3], keepdims=0))
-        nodes.append(helper.make_node("Unsqueeze", [f"mean_{q}", constant(f"one_{q}", [1])], [f"score_{q}"]))
-        scores.append(f"score_{q}")
-    nodes.append(helper.make_node("Concat", scores, ["scores"], axis=1))
-    nodes.append(helper.make_node("Softmax", ["scores"], [OUTPUT_NAME], axis=1))
-    graph = helper.make_graph(
-        nodes,
-        "corner_finder",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 3, size, size])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 4])],
-        initializers,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    info = ModelInfo(
-        class_names=QUARTERS,
-        preprocessing={"image_size": size, "crop_pct": 1.0, "mean": [0.5] * 3, "std": [0.5] * 3},
-        abstain_threshold=0.0,
-        architecture="corner_finder",
-    )
-    helper.set_model_props(model, info.to_metadata())
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def finder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return corner_finder(tmp_path_factory.mktemp("finder") / "corner_finder.onnx")
@@ -153,7 +108,7 @@ def finder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_predict_answers_on_the_upright_photo(
     finder: Path, oriented_photos: dict[int, Path], tmp_path: Path
 ) -> None:
-    from tests.test_predict import run_predict
+    from tests.helpers import run_predict
 
     results = run_predict([f"model_path={finder}", f"inputs=[{oriented_photos[1].parent}]"], tmp_path)
     assert len(results) == len(STORED_AS)

@@ -12,7 +12,7 @@ import torch
 from hydra.utils import instantiate
 
 from tests.conftest import REPO, compose_config
-from tests.test_audit import make_distinct_folder
+from tests.helpers import make_distinct_folder
 
 HOWTO = REPO / "docs" / "how-to" / "extend.md"
 

@@ -12,25 +12,9 @@ from mushroom.data.kaggle import KaggleHandle, locate_dataset, obtain_dataset
 from mushroom.data.prepare import prepare_dataset
 from mushroom.errors import MushroomError
 from mushroom.schemas import DataConfig, PrepareSettings
-from tests.replicas import build_genus
+from tests.replicas import build_genus, fill_cache
 
 SLUG = "maysee/mushrooms-classification-common-genuss-images"
-
-
-def fill_cache(cache: Path, version: int, complete: bool = True, per_class: int = 2) -> Path:
-    """What kagglehub leaves after downloading ``SLUG`` version ``version``."""
-    folder = (
-        cache
-        / "datasets"
-        / "maysee"
-        / "mushrooms-classification-common-genuss-images"
-        / "versions"
-        / str(version)
-    )
-    build_genus(folder, per_class=per_class, seed=version)
-    if complete:
-        (folder.parent.parent / f"{version}.complete").touch()
-    return folder
 
 
 @pytest.fixture

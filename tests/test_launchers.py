@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import compose_config
-from tests.test_cli import run_module
+from tests.helpers import run_module
 
 
 @pytest.mark.usefixtures("hydra_init")

@@ -18,7 +18,11 @@ from mushroom.errors import MushroomError
 from mushroom.schemas import OpenSetSettings
 from tests.conftest import FAST_TRAIN, run_train
 from tests.replicas import (
+    CALTECH,
     GENERA,
+    GENUS,
+    SAFETY,
+    SPECIES,
     Replica,
     build_caltech256,
     build_genus,
@@ -26,11 +30,6 @@ from tests.replicas import (
     build_species215,
     in_kagglehub_cache,
 )
-
-SPECIES = "daniilonishchenko/mushrooms-images-classification-215"
-SAFETY = "zedsden/mushroom-classification-dataset"
-CALTECH = "jessicali9530/caltech256"
-GENUS = "maysee/mushrooms-classification-common-genuss-images"
 
 
 def with_known_genera_planted(root: Path) -> Replica:
@@ -167,7 +166,7 @@ def test_data_genus_trains_with_its_kaggle_negatives_by_default(cache: Path, tmp
 def test_prepare_finds_the_negatives_too(cache: Path, tmp_path: Path) -> None:
     """python -m mushroom.data.prepare (run once before a multi-node job) gets the negatives' archives too,
     here from kagglehub's cache, and says which versions."""
-    from tests.test_cli import run_module
+    from tests.helpers import run_module
 
     in_kagglehub_cache(cache, GENUS, 1, lambda root: build_genus(root, per_class=3))
     done = run_module(

@@ -213,7 +213,7 @@ def test_predict_and_export_carry_the_open_set_answer(
     open_set_run: tuple[Path, Path], tmp_path: Path
 ) -> None:
     from tests.conftest import run_export
-    from tests.test_predict import run_predict
+    from tests.helpers import run_predict
 
     run, negatives = open_set_run
     ckpt = run / "checkpoints" / "best.ckpt"

@@ -12,20 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
 
 from mushroom.core.answer import NOT_SURE, SAFETY_WARNING
 from mushroom.errors import MushroomError
-from mushroom.predict import predict
-from tests.conftest import compose_config, make_image_folder
-
-
-def run_predict(overrides: list[str], output_dir: Path) -> list[dict]:
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="mushroom.configs", version_base="1.3"):
-        cfg = compose_config("predict", overrides, output_dir)
-    return predict(cfg)
+from tests.conftest import make_image_folder
+from tests.helpers import run_predict
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from mushroom.data import MushroomDataModule
 from mushroom.data.manifest import Manifest
 from mushroom.data.prepare import prepare_dataset
 from mushroom.schemas import DataConfig, PrepareSettings
-from tests.test_audit import distinct_photo, make_distinct_folder
+from tests.helpers import distinct_photo, make_distinct_folder
 
 pytestmark = pytest.mark.slow  # end to end: download -> audit -> manifest -> cache on disk
 

@@ -14,9 +14,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ENTRY_POINTS, free_port, make_image_folder
-from tests.replicas import build_caltech256, build_species215, in_kagglehub_cache
-from tests.test_kaggle import fill_cache
-from tests.test_negatives import CALTECH, SPECIES
+from tests.replicas import (
+    CALTECH,
+    SPECIES,
+    build_caltech256,
+    build_species215,
+    fill_cache,
+    in_kagglehub_cache,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_module
 from tests.replicas import GENERA, SPECIES_215, Replica, build_genus, build_safety, build_species215
-from tests.test_cli import run_module
 
 pytestmark = pytest.mark.slow  # subprocesses of the package's own commands
 

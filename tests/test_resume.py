@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from tests.conftest import FAST_TRAIN, make_image_folder
-from tests.test_cli import run_module
+from tests.helpers import run_module
 
 pytestmark = pytest.mark.slow  # three training runs in subprocesses, one of them killed
 

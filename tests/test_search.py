@@ -21,8 +21,7 @@ from mushroom.cluster.study import StudyLock, open_storage
 from mushroom.errors import MushroomError
 from mushroom.trials import suggest, trial_config
 from tests.conftest import compose_config
-from tests.test_cli import run_module
-from tests.test_cli_errors import assert_one_clear_line
+from tests.helpers import assert_one_clear_line, run_module
 
 QUICK = ["experiment=smoke", "data.image_size=32", "data.num_workers=0", "callbacks=[model_checkpoint]"]
 
