@@ -57,7 +57,7 @@ def main() -> None:
         dm.setup("fit")
         results[f"{label}_setup_s"] = round(time.perf_counter() - start, 2)
         seconds = epoch_seconds(dm, args.epochs)
-        images = len(dm.ready()[1].train)
+        images = len(dm.index_and_split()[1].train)
         results[f"{label}_epoch_s"] = round(seconds, 2)
         results[f"{label}_img_s"] = round(images / seconds, 1)
         results["num_workers"] = dm.num_workers

@@ -60,7 +60,7 @@ def score_run(run: Path, open_set_root: Path) -> dict:
     data.update(class_names=model.class_names, num_workers=0, open_set={"root": str(open_set_root)})
     datamodule = instantiate(data, _convert_="all")
     datamodule.setup("test")
-    index, split = datamodule.ready()
+    index, split = datamodule.index_and_split()
     probs, open_set, labels = collect_scores(model, datamodule.test_dataloader())
     negatives = {
         kind: collect_scores(model, loader)[:2]

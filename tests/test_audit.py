@@ -262,7 +262,7 @@ def test_nested_labels_and_the_safety_check_apply_without_prepare(tmp_path: Path
         num_folds=2,
         num_workers=0,
     )
-    index, _ = dm.ready()
+    index, _ = dm.index_and_split()
     relative = [path.relative_to(replica.root).as_posix() for path in index.paths]
     assert index.class_names == sorted(SAFETY_LABELS)
     assert all(

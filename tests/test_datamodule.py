@@ -56,11 +56,11 @@ def test_with_or_without_prepare_training_sees_the_same_photos_and_split(tmp_pat
     kept = tmp_path / "processed"
     settings = {"num_workers": 0, "processed_root": str(kept), "num_folds": 4, "val_fraction": 0.2}
     in_memory = MushroomDataModule(root, **settings)
-    index, split = in_memory.ready()
+    index, split = in_memory.index_and_split()
     assert not kept.exists()  # nothing written
     persisted = MushroomDataModule(root, **settings, prepare={"enabled": True, "cache_size": None})
     persisted.prepare_data()
-    stored_index, stored_split = persisted.ready()
+    stored_index, stored_split = persisted.index_and_split()
 
     assert index.paths == stored_index.paths and np.array_equal(index.labels, stored_index.labels)
     for name in ("train", "val", "test"):
@@ -81,7 +81,7 @@ def test_a_set_too_small_for_its_folds_is_not_taken_for_a_stale_manifest(tmp_pat
     """Three photos per class over 5 folds are dealt over them; with seed 19 the last fold stays empty,
     which is not a manifest made with other settings."""
     root = make_image_folder(tmp_path / "tiny", per_class=3, size=(32, 32))
-    index, split = MushroomDataModule(root, num_workers=0, seed=19).ready()
+    index, split = MushroomDataModule(root, num_workers=0, seed=19).index_and_split()
     assert len(split.train) + len(split.val) + len(split.test) == len(index) == 9
 
 

@@ -51,7 +51,9 @@ def test_two_process_ddp_on_cpu_sees_disjoint_data_and_writes_one_checkpoint(tmp
     # Both ranks ran this checkout's package, not whatever mushroom is installed.
     assert {r["package"] for r in ranks} == {str(REPO / "src" / "mushroom" / "__init__.py")}
     first, second = (set(r["indices"]) for r in ranks)
-    split = MushroomDataModule(data).ready()[1]  # the split training made: its defaults, as the run's
+    split = MushroomDataModule(data).index_and_split()[
+        1
+    ]  # the split training made: its defaults, as the run's
     n_train = len(split.train)
     # DistributedSampler pads an odd count by repeating one sample; otherwise the shards are disjoint.
     assert first | second == set(range(n_train))

@@ -189,7 +189,9 @@ def test_mirror_tta_averages_probabilities() -> None:
     images = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         expected = (module(images).softmax(-1) + module(images.flip(-1)).softmax(-1)) / 2
-        assert torch.allclose(module.predict_logits(images).exp(), expected, atol=1e-6)
+        assert torch.allclose(module.predict_log_proba(images).exp(), expected, atol=1e-6)
+        with pytest.warns(DeprecationWarning, match="predict_log_proba"):
+            assert torch.equal(module.predict_logits(images), module.predict_log_proba(images))
 
 
 def test_mixup_blends_images_and_targets_alike() -> None:

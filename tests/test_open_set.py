@@ -200,7 +200,7 @@ def test_the_sampler_draws_the_configured_share_of_negatives(
         data, image_size=32, num_workers=0, open_set={"root": str(open_set_run[1]), "share": 0.25}
     )
     module.setup("fit")
-    known = len(module.ready()[1].train)
+    known = len(module.index_and_split()[1].train)
     loader = module.train_dataloader()
     drawn = [index for _, index in loader.sampler]
     assert len(drawn) == round(known / 0.75)

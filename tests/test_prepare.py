@@ -69,7 +69,7 @@ def test_datamodule_trains_from_manifest_and_cache(tmp_path: Path) -> None:
     )
     dm.prepare_data()
     dm.setup("fit")
-    index, split = dm.ready()
+    index, split = dm.index_and_split()
     assert all("cache_48" in str(path) for path in index.paths)
     assert not any("broken" in str(path) for path in index.paths)
     manifest = Manifest.read(tmp_path / "processed" / "raw" / "manifest.csv")

@@ -55,7 +55,7 @@ def evaluate(cfg: DictConfig) -> dict:
             raise MushroomError(f"open_set_dirs: {folder} holds no image.")
         loader = datamodule.images_dataloader(paths, [0] * len(paths))
         negatives[str(folder)] = collect_scores(model, loader)[:2]
-    index, split = datamodule.ready()
+    index, split = datamodule.index_and_split()
     return write_evaluation_report(
         probs,
         labels,

@@ -85,7 +85,7 @@ def write_model_card(
     folder: Path,
 ) -> Path:
     """Write ``model_card.md`` in ``folder`` from a test report."""
-    index, split = datamodule.ready()
+    index, split = datamodule.index_and_split()
     counts = dict(zip(index.class_names, index.class_counts().tolist(), strict=True))
     calibration = report.get("calibration") or {}
     pre = datamodule.preprocessing

@@ -125,7 +125,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
 
-    if cfg.get("test") and len(datamodule.ready()[1].test):
+    if cfg.get("test") and len(datamodule.index_and_split()[1].test):
         best = best_checkpoint(trainer)
         if not best:
             log.warning("No best checkpoint was saved; testing the weights as they are after fitting.")
@@ -162,7 +162,7 @@ def report_on_test_split(
     held_out = datamodule.negatives_by_kind("test")
     negatives = {kind: collect_scores(model, loader)[:2] for kind, loader in held_out.items()}
     thresholds = model.fitted_abstain_threshold(), model.fitted_open_set_threshold()
-    index, split = datamodule.ready()
+    index, split = datamodule.index_and_split()
     test_paths = [index.paths[i] for i in split.test]
     scored = {"known": (probs, open_set, labels), **negatives}
     fold_predictions(model, datamodule, int(cfg.data.fold), scored).write(output_dir / "test_predictions.csv")

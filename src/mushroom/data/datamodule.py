@@ -70,7 +70,7 @@ class MushroomDataModule(L.LightningDataModule):
         """``settings``: any field of :class:`mushroom.schemas.DataConfig`, whose defaults apply."""
         super().__init__()
         config = from_mapping(DataConfig, {"root": str(root), **settings}, "data")
-        self.settings = config
+        self.config = config
         self.save_hyperparameters(
             settings_dict(config) | {"class_names": class_names, "test_on_all": test_on_all}, logger=False
         )
@@ -122,8 +122,8 @@ class MushroomDataModule(L.LightningDataModule):
     def _prepare(self) -> PreparedData:
         """Global rank 0 prepares; every other rank (other nodes included) waits for its result."""
         if not _on_global_rank_zero():
-            return wait_for_prepared(self.settings)
-        return prepare_dataset(self.settings)
+            return wait_for_prepared(self.config)
+        return prepare_dataset(self.config)
 
     def setup(self, stage: str | None = None) -> None:
         if self.index is not None:
@@ -135,7 +135,7 @@ class MushroomDataModule(L.LightningDataModule):
             cache_dir = prepared.cache_dir
         else:  # the same pipeline, in memory
             source = locate_dataset(self.hparams["kaggle_handle"], self.root) or DataSource(self.root)
-            manifest, cache_dir = audit_and_split(self.settings, source, partition=not test_on_all), None
+            manifest, cache_dir = audit_and_split(self.config, source, partition=not test_on_all), None
         self.index, self.split = self._from_manifest(manifest, source.dir, cache_dir)
         labels = self.index.labels
         if test_on_all:
@@ -192,7 +192,7 @@ class MushroomDataModule(L.LightningDataModule):
             "num_folds": self.hparams["num_folds"],
             **self.negatives.describe(),
         }
-        path = self.settings.processed_dir / "negatives.json"
+        path = self.config.processed_dir / "negatives.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1))
 
@@ -226,10 +226,10 @@ class MushroomDataModule(L.LightningDataModule):
 
     def train_class_counts(self) -> list[int]:
         """Images per class in the training split (for class-weighted losses)."""
-        index, split = self.ready()
+        index, split = self.index_and_split()
         return np.bincount(index.labels[split.train], minlength=len(index.class_names)).tolist()
 
-    def ready(self) -> tuple[ImageFolderIndex, Split]:
+    def index_and_split(self) -> tuple[ImageFolderIndex, Split]:
         """The image index and the split, set up on first use."""
         if self.index is None or self.split is None:
             self.setup()
@@ -238,7 +238,7 @@ class MushroomDataModule(L.LightningDataModule):
 
     # -- loaders ------------------------------------------------------------------------------------
     def dataset(self, indices: np.ndarray, train: bool) -> ImageDataset:
-        index, _ = self.ready()
+        index, _ = self.index_and_split()
         return self._images([index.paths[i] for i in indices], index.labels[indices], train, self.reads_cache)
 
     def _images(
@@ -266,7 +266,7 @@ class MushroomDataModule(L.LightningDataModule):
         With negatives, they join as classes ``C + kind`` and make up ``open_set.share`` of each epoch's
         draws (split evenly between the kinds); the known genera keep their own balance and count.
         """
-        index, split = self.ready()
+        index, split = self.index_and_split()
         known_labels = index.labels[split.train]
         weights = None
         if self.hparams["balanced_sampling"]:
@@ -324,10 +324,10 @@ class MushroomDataModule(L.LightningDataModule):
         return self._loader(dataset, True, weights, num_samples)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset(self.ready()[1].val, train=False), train=False)
+        return self._loader(self.dataset(self.index_and_split()[1].val, train=False), train=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset(self.ready()[1].test, train=False), train=False)
+        return self._loader(self.dataset(self.index_and_split()[1].test, train=False), train=False)
 
     def images_dataloader(self, paths: Sequence[Path], labels: Sequence[int] | np.ndarray) -> DataLoader:
         """Any photos, preprocessed for evaluation (e.g. a folder of negatives)."""
@@ -354,7 +354,7 @@ class MushroomDataModule(L.LightningDataModule):
     def photo_keys(self, part: str) -> tuple[list[str], list[str]]:
         """Per photo of one part (``val``, ``test``), in its loader's order: its path in the data folder
         (the same on every run and fold) and its duplicate group (photos that are resampled together)."""
-        _, split = self.ready()
+        _, split = self.index_and_split()
         assert self.manifest is not None
         paths, groups = self.manifest.column("path"), self.manifest.column("group")
         chosen = getattr(split, part)

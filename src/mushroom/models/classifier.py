@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -234,9 +235,19 @@ class MushroomClassifier(L.LightningModule):
         """Calibrated genus probabilities (see :meth:`predict_scores`)."""
         return self.predict_scores(images)[0]
 
-    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Evaluation scores: log of :meth:`predict_proba` (the same argmax as the logits)."""
+    def predict_log_proba(self, images: torch.Tensor) -> torch.Tensor:
+        """Log of :meth:`predict_proba` (the same argmax as the logits)."""
         return self.predict_proba(images).clamp_min(1e-12).log()
+
+    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Deprecated name of :meth:`predict_log_proba` (it never returned logits); removed in 0.3.0."""
+        warnings.warn(
+            "MushroomClassifier.predict_logits is now predict_log_proba (it returns log-probabilities); "
+            "the old name goes in mushroom 0.3.0.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.predict_log_proba(images)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Checkpoints from before calibration existed load as uncalibrated."""
@@ -297,9 +308,10 @@ class MushroomClassifier(L.LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, targets = batch
-        logits = self.predict_logits(images)
-        self.test_metrics.update(logits, targets)
-        self.log("test/loss", self.loss(logits, targets), batch_size=len(targets), sync_dist=True)
+        # Calibrated log-probabilities: a softmax of them is themselves, so the loss is their NLL.
+        log_probs = self.predict_log_proba(images)
+        self.test_metrics.update(log_probs, targets)
+        self.log("test/loss", self.loss(log_probs, targets), batch_size=len(targets), sync_dist=True)
         self.log_dict(self.test_metrics)
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
