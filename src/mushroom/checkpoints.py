@@ -37,6 +37,32 @@ def checkpoint_class_names(path: str | Path) -> list[str]:
         ) from error
 
 
+def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """``ckpt_path`` to resume from: ``last`` is this run dir's ``checkpoints/last.ckpt``; anything else
+    must be an existing file."""
+    if not ckpt_path:
+        return None
+    path = output_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if not path.is_file():
+        hint = (
+            " To resume, pass the interrupted run's directory: hydra.run.dir=<that dir> ckpt_path=last."
+            if ckpt_path == "last"
+            else ""
+        )
+        raise MushroomError(f"Checkpoint {path} does not exist.{hint}")
+    return str(path)
+
+
+def check_resume_classes(ckpt_path: str, class_names: list[str]) -> None:
+    """Refuse to resume a checkpoint trained on other classes than the data's."""
+    trained_on = checkpoint_class_names(ckpt_path)
+    if trained_on != class_names:
+        raise MushroomError(
+            f"{ckpt_path} was trained on classes {trained_on}, but the data has {class_names}. "
+            "Resume with the same data, or start a new run without ckpt_path."
+        )
+
+
 def best_checkpoint(trainer: Any) -> str:
     """The best checkpoint a monitoring ``ModelCheckpoint`` of ``trainer`` saved ("" when none did)."""
     from lightning.pytorch.callbacks import ModelCheckpoint

@@ -17,12 +17,11 @@ from omegaconf import DictConfig
 from mushroom.checkpoints import load_classifier
 from mushroom.core.answer import chosen_threshold
 from mushroom.core.images import find_images
-from mushroom.core.open_set import open_set_view
 from mushroom.core.safety import table_from_config
 from mushroom.data import MushroomDataModule
 from mushroom.errors import MushroomError
-from mushroom.inference import collect_scores
-from mushroom.report import write_evaluation_report
+from mushroom.inference import score_test_set
+from mushroom.report import write_test_report
 from mushroom.runtime import checked_command_line, exit_on_user_error
 
 log = logging.getLogger(__name__)
@@ -46,31 +45,26 @@ def evaluate(cfg: DictConfig) -> dict:
         if cfg.trainer.get("accelerator") in ("auto", "gpu", "cuda") and torch.cuda.is_available()
         else "cpu"
     )
-    probs, open_set, labels = collect_scores(model.to(device), datamodule.test_dataloader())
-    threshold = chosen_threshold(cfg.abstain_threshold, model.fitted_abstain_threshold())
     negatives = {}
     for folder in cfg.open_set_dirs or []:
         paths = find_images([folder])
         if not paths:
             raise MushroomError(f"open_set_dirs: {folder} holds no image.")
-        loader = datamodule.images_dataloader(paths, [0] * len(paths))
-        negatives[str(folder)] = collect_scores(model, loader)[:2]
+        negatives[str(folder)] = datamodule.images_dataloader(paths, [0] * len(paths))
+    scores = score_test_set(model.to(device), datamodule.test_dataloader(), negatives)
+    threshold = chosen_threshold(cfg.abstain_threshold, model.fitted_abstain_threshold())
     index, split = datamodule.index_and_split()
-    return write_evaluation_report(
-        probs,
-        labels,
+    return write_test_report(
+        scores,
         model.class_names,
         cfg.metrics_path,
         paths=[index.paths[i] for i in split.test],
         safety_table=table_from_config(cfg.get("safety")),
-        abstain_threshold=threshold,
+        thresholds=(threshold, model.fitted_open_set_threshold()),
         extra={
             "checkpoint": str(cfg.model_path),
             "tta_hflip": bool(model.hparams["tta_hflip"]),
             "temperature": float(model.temperature),
-            "open_set": open_set_view(
-                (probs, open_set), negatives, threshold, model.fitted_open_set_threshold()
-            ),
         },
     )
 

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from mushroom.data.splits import source_family
 from mushroom.models import MushroomClassifier
-from mushroom.predictions import Predictions, predictions_of
+from mushroom.predictions import Predictions, TestScores, predictions_of
 
 if TYPE_CHECKING:
     from mushroom.data import MushroomDataModule
@@ -51,15 +51,24 @@ def collect_scores(
     return probs, open_set, labels
 
 
+def score_test_set(
+    model: MushroomClassifier, known: DataLoader, negatives: Mapping[str, DataLoader]
+) -> TestScores:
+    """:func:`collect_scores` of the photos of known classes and of each set of negatives."""
+    probs, open_set, labels = collect_scores(model, known)
+    scored = {name: collect_scores(model, loader)[:2] for name, loader in negatives.items()}
+    return TestScores(probs, open_set, labels, scored)
+
+
 def fold_predictions(
     model: MushroomClassifier,
     datamodule: MushroomDataModule,
     fold: int,
-    test: Mapping[str, tuple[np.ndarray, ...]],
+    test: TestScores,
 ) -> Predictions:
     """The per-photo table of one fold (:mod:`mushroom.predictions`): the test photos of the known genera
-    and the held-out negatives (``test``: the scores already collected for the report, ``"known"`` and one
-    entry per kind of negative), then the validation photos and negatives, scored here. Each row is
+    and the held-out negatives (``test``: the scores already collected for the report), then the
+    validation photos and negatives, scored here. Each row is
     answered as a user would have been, at the model's fitted thresholds. The validation rows let a
     decision rule be fitted again per fold without training (``python -m mushroom.cv --refit``)."""
     names = datamodule.class_names
@@ -67,7 +76,11 @@ def fold_predictions(
     tables = []
     for part in ("test", "val"):
         photos, groups = datamodule.photo_keys(part)
-        scored = test["known"] if part == "test" else collect_scores(model, datamodule.val_dataloader())
+        scored = (
+            (test.probs, test.open_set, test.labels)
+            if part == "test"
+            else collect_scores(model, datamodule.val_dataloader())
+        )
         probs, open_set, labels = scored
         sources = [source_family(p) for p in photos]
         tables.append(
@@ -77,7 +90,7 @@ def fold_predictions(
         )
         loaders = datamodule.negatives_by_kind(part) if part == "val" else {}
         for kind, paths in datamodule.negative_paths_by_kind(part).items():
-            scores = test[kind] if part == "test" else collect_scores(model, loaders[kind])
+            scores = test.negatives[kind] if part == "test" else collect_scores(model, loaders[kind])
             assert datamodule.negatives is not None
             neg_keys, neg_groups = zip(*map(datamodule.negatives.key_and_group, paths), strict=True)
             tables.append(

@@ -13,13 +13,25 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from mushroom.core.answer import answer
 from mushroom.errors import MushroomError
+
+
+@dataclass
+class TestScores:
+    """What a model said about a test set: calibrated probabilities, open-set scores and labels of the
+    photos of known classes, and the probabilities and open-set scores of each set of negatives."""
+
+    probs: np.ndarray
+    open_set: np.ndarray
+    labels: np.ndarray
+    negatives: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
 
 KNOWN = "known"
 #: Columns before the per-class probabilities (``p:<class>``).

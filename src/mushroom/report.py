@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from mushroom.calibration import expected_calibration_error, reliability_bins
+from mushroom.core.open_set import open_set_view
 from mushroom.core.safety import abstain_curve, dangerous_confusions, deadly_mask
+from mushroom.predictions import TestScores
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +279,31 @@ def write_evaluation_report(
             )
     log_open_set(metrics.get("open_set"))
     return metrics
+
+
+def write_test_report(
+    scores: TestScores,
+    class_names: Sequence[str],
+    metrics_path: str | Path,
+    paths: Sequence[str | Path],
+    safety_table: Mapping[str, Any] | None,
+    thresholds: tuple[float | None, float | None],
+    extra: Mapping[str, Any],
+) -> dict:
+    """The report that ``mushroom.train`` writes on its test split and ``mushroom.evaluate`` on a folder:
+    :func:`write_evaluation_report` with the open-set view at the (abstain, open-set) ``thresholds``."""
+    abstain, open_set = thresholds
+    view = open_set_view((scores.probs, scores.open_set), scores.negatives, abstain, open_set)
+    return write_evaluation_report(
+        scores.probs,
+        scores.labels,
+        class_names,
+        metrics_path,
+        paths=paths,
+        safety_table=safety_table,
+        abstain_threshold=abstain,
+        extra={**extra, "open_set": view},
+    )
 
 
 def log_open_set(view: Mapping[str, Any] | None) -> None:

@@ -20,21 +20,10 @@ from typing import Any, TypeVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from mushroom.core.safety import check_safety_policy
 from mushroom.errors import MushroomError
 
 T = TypeVar("T")
-
-#: What ``data.prepare.safety_conflicts`` may say: drop those photos, keep them, or relabel them deadly.
-SAFETY_POLICIES = ("drop", "keep", "relabel")
-
-
-def check_safety_policy(policy: str) -> None:
-    """Refuse, by name, a ``data.prepare.safety_conflicts`` that is not a policy."""
-    if policy not in SAFETY_POLICIES:
-        raise MushroomError(
-            f"data.prepare.safety_conflicts={policy!r} is not a policy; "
-            f"use one of {', '.join(SAFETY_POLICIES)}."
-        )
 
 
 @dataclass(frozen=True)

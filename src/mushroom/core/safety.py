@@ -13,6 +13,33 @@ from typing import Any
 
 import numpy as np
 
+# -- the vocabulary -------------------------------------------------------------------------------------
+#: Labels that tell a forager a mushroom may be eaten, and the label of the most dangerous class.
+EDIBLE_LABELS = ("edible", "conditionally_edible")
+DEADLY_LABEL = "deadly"
+
+#: What ``data.prepare.safety_conflicts`` may say: drop those photos, keep them, or relabel them deadly.
+SAFETY_POLICIES = ("drop", "keep", "relabel")
+
+
+def check_safety_policy(policy: str) -> None:
+    """Refuse, by name, a ``data.prepare.safety_conflicts`` that is not a policy."""
+    from mushroom.errors import MushroomError
+
+    if policy not in SAFETY_POLICIES:
+        raise MushroomError(
+            f"data.prepare.safety_conflicts={policy!r} is not a policy; "
+            f"use one of {', '.join(SAFETY_POLICIES)}."
+        )
+
+
+def deadly_genera(table: Mapping[str, Mapping]) -> set[str]:
+    """The genera the safety table marks as holding deadly species."""
+    return {name for name, entry in table.items() if entry.get("deadly")}
+
+
+# -- tables and masks -----------------------------------------------------------------------------------
+
 
 def load_table(name: str) -> dict[str, Any]:
     """A safety table shipped in ``configs/safety/<name>.yaml``, read without Hydra."""

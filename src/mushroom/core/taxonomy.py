@@ -10,7 +10,7 @@ genus. A name that none of the rules resolves is reported as unknown, never gues
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -83,8 +83,3 @@ def genus_table(names: Iterable[str], genera: set[str]) -> tuple[dict[str, str],
         else:
             resolved[name] = genus
     return resolved, unknown
-
-
-def deadly_genera(table: Mapping[str, Mapping]) -> set[str]:
-    """The genera the safety table marks as holding deadly species."""
-    return {name for name, entry in table.items() if entry.get("deadly")}

@@ -26,8 +26,8 @@ import hydra
 from omegaconf import DictConfig
 
 from mushroom.core.images import decode_or_problem
-from mushroom.core.safety import load_table
-from mushroom.core.taxonomy import deadly_genera, genus_table, known_genera, path_genus
+from mushroom.core.safety import EDIBLE_LABELS, deadly_genera, load_table
+from mushroom.core.taxonomy import genus_table, known_genera, path_genus
 from mushroom.data.folder import list_class_files, visible_files
 from mushroom.data.hashing import (
     connected_groups,
@@ -89,11 +89,6 @@ class SafetyConflict:
     path: str
     label: str
     genus: str
-
-
-#: Labels that tell a forager a mushroom may be eaten, and the label of the most dangerous class.
-EDIBLE_LABELS = ("edible", "conditionally_edible")
-DEADLY_LABEL = "deadly"
 
 
 @dataclass

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mushroom.data.audit import DEADLY_LABEL, AuditReport, ImageRecord
+from mushroom.core.safety import DEADLY_LABEL, check_safety_policy
+from mushroom.data.audit import AuditReport, ImageRecord
 from mushroom.data.cache import cached_path
 from mushroom.data.folder import ImageFolderIndex
 from mushroom.data.splits import (
@@ -25,7 +26,7 @@ from mushroom.data.splits import (
     validate_split_settings,
 )
 from mushroom.errors import MushroomError
-from mushroom.schemas import PrepareSettings, SplitSettings, check_safety_policy
+from mushroom.schemas import PrepareSettings, SplitSettings
 
 log = logging.getLogger(__name__)
 
