@@ -78,3 +78,31 @@ def test_a_kaggle_dataset_added_by_one_file(my_configs: str, tmp_path: Path) -> 
         datamodule.setup("fit")
     assert datamodule.class_names == ["Amanita", "Boletus"]
     assert datamodule.prepared().manifest_path.is_file()  # audited and split leak-free, as prepare does
+
+
+def test_a_network_added_by_one_decorated_file_is_found_through_its_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The how-to's Python file, installed as a package with the entry point the how-to names: training
+    finds the network by name, with its own preprocessing, without importing it by hand."""
+    from mushroom.models import MushroomClassifier, create_network, network_preprocessing, registry
+
+    blocks = re.findall(r"```python\n(.*?)```", HOWTO.read_text(), flags=re.DOTALL)
+    (code,) = [block for block in blocks if block.startswith("# my_networks.py")]
+    site = tmp_path / "site"
+    (site / "my_networks-0.1.dist-info").mkdir(parents=True)
+    (site / "my_networks.py").write_text(code)
+    (site / "my_networks-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: my-networks\n")
+    entry = re.search(r'\[project.entry-points."mushroom.networks"\]\n#\s+(\w+) = "(\w+)"', code)
+    assert entry, "the how-to names its entry point"
+    (site / "my_networks-0.1.dist-info" / "entry_points.txt").write_text(
+        f"[mushroom.networks]\n{entry[1]} = {entry[2]}\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+
+    assert network_preprocessing("tiny_mlp")["image_size"] == 64  # its own, not timm's or the default
+    assert create_network("tiny_mlp", num_classes=3)(torch.zeros(2, 3, 64, 64)).shape == (2, 3)
+    model = MushroomClassifier(name="tiny_mlp", class_names=["Amanita", "Boletus"], pretrained=False)
+    assert type(model.net).__name__ == "TinyMLP" and model(torch.zeros(1, 3, 64, 64)).shape == (1, 2)
+    assert "tiny_mlp" in registry.registered_names() and "small_cnn" in registry.registered_names()

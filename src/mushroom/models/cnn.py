@@ -7,6 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from mushroom.errors import MushroomError
+from mushroom.models.registry import register_network
+
 
 def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
@@ -42,3 +45,13 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.features(x)))
+
+
+@register_network("small_cnn")
+def small_cnn(
+    num_classes: int, drop_rate: float = 0.0, cnn_channels: Sequence[int] = (), **_: object
+) -> SmallCNN:
+    """Our small CNN (``model=cnn``): trained from scratch, so ``pretrained`` means nothing to it."""
+    if not cnn_channels:
+        raise MushroomError("small_cnn needs its stages' channels (model.cnn_channels).")
+    return SmallCNN(num_classes, channels=cnn_channels, drop_rate=drop_rate)

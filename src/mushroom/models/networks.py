@@ -1,4 +1,5 @@
-"""Building a network by name: ``small_cnn`` or any timm model, with clear errors for what goes wrong."""
+"""Building a network by name: a registered one (:mod:`mushroom.models.registry`, such as ``small_cnn``) or
+any timm model, with clear errors for what goes wrong."""
 
 from __future__ import annotations
 
@@ -13,23 +14,25 @@ from urllib.parse import urlsplit
 import timm
 from torch import nn
 
-from mushroom.core.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+import mushroom.models.cnn  # noqa: F401  (registers small_cnn)
+from mushroom.core.preprocessing import Preprocessing
 from mushroom.errors import MushroomError
-from mushroom.models.cnn import SmallCNN
+from mushroom.models.registry import registered_names, registered_network
 
 log = logging.getLogger(__name__)
-
-SMALL_CNN = "small_cnn"
 
 
 def _check_timm_name(name: str) -> None:
     architecture = name.split(".", 1)[0]
     if timm.is_model(architecture):
         return
-    close = difflib.get_close_matches(architecture, timm.list_models(), n=5, cutoff=0.6)
+    close = difflib.get_close_matches(
+        architecture, [*registered_names(), *timm.list_models()], n=5, cutoff=0.6
+    )
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    ours = " or ".join(f"'{n}'" for n in registered_names())
     raise MushroomError(
-        f"model.name={name!r} is neither '{SMALL_CNN}' nor a timm model.{hint} "
+        f"model.name={name!r} is neither a registered network ({ours}) nor a timm model.{hint} "
         "List timm's models with: python -c \"import timm; print(timm.list_models('*resnet*'))\""
     )
 
@@ -46,10 +49,16 @@ def create_network(
     """Create ``name`` with a fresh ``num_classes``-way head; ImageNet weights when ``pretrained``.
     ``cnn_channels``: the stages of our small CNN (``model.cnn_channels``). ``image_size``: the input size,
     for networks built for one size (a ViT's position embeddings; timm resamples the pretrained ones)."""
-    if name == SMALL_CNN:
-        if not cnn_channels:
-            raise MushroomError(f"{SMALL_CNN} needs its stages' channels (model.cnn_channels).")
-        return SmallCNN(num_classes, channels=cnn_channels, drop_rate=drop_rate)
+    registered = registered_network(name)
+    if registered is not None:
+        return registered.build(
+            num_classes,
+            pretrained=pretrained,
+            drop_rate=drop_rate,
+            drop_path_rate=drop_path_rate,
+            cnn_channels=cnn_channels,
+            image_size=image_size,
+        )
     _check_timm_name(name)
     kwargs: dict = {"num_classes": num_classes, "drop_rate": drop_rate}
     if drop_path_rate:
@@ -142,16 +151,27 @@ def layer_lr_scales(net: nn.Module, layer_decay: float | None) -> dict[str, floa
 
 
 def network_preprocessing(name: str) -> dict:
-    """Input size, crop and normalisation the network's pretrained weights expect."""
-    if name == SMALL_CNN:
-        return {"image_size": 224, "crop_pct": 0.875, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+    """Input size, crop and normalisation the network's pretrained weights expect (the registered
+    network's own, timm's pretrained config, or :class:`~mushroom.core.preprocessing.Preprocessing`'s)."""
+    registered = registered_network(name)
+    if registered is not None:
+        return _as_defaults(registered.preprocessing)
     _check_timm_name(name)
     cfg = timm.get_pretrained_cfg(name)
     if cfg is None:
-        return {"image_size": 224, "crop_pct": 0.875, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+        return _as_defaults(Preprocessing())
     return {
         "image_size": int(cfg.input_size[-1]),
         "crop_pct": float(cfg.crop_pct),
         "mean": tuple(cfg.mean),
         "std": tuple(cfg.std),
+    }
+
+
+def _as_defaults(pre: Preprocessing) -> dict:
+    return {
+        "image_size": pre.image_size,
+        "crop_pct": pre.crop_pct,
+        "mean": tuple(pre.mean),
+        "std": tuple(pre.std),
     }
