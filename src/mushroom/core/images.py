@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -203,3 +204,9 @@ def decode_error(path: str | Path) -> str | None:
     """Why ``path`` is not a usable image (:func:`decode_or_problem`), or ``None`` if it is one."""
     problem = decode_or_problem(path)[1]
     return None if problem is None else problem[1]
+
+
+def decoding_threads(workers: int | None = None) -> int:
+    """Threads for decoding many images at once: ``workers`` when given, else twice the cores, at most 8
+    (PIL and OpenCV release the GIL while they decode, and the files are read meanwhile)."""
+    return workers or min(8, 2 * (os.cpu_count() or 1))

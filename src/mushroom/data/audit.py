@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,9 +23,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from mushroom.core.images import decode_or_problem
+from mushroom.core.images import decode_or_problem, decoding_threads
 from mushroom.core.safety import EDIBLE_LABELS, deadly_genera, load_table
-from mushroom.core.taxonomy import genus_table, known_genera, path_genus
+from mushroom.core.taxonomy import genus_table, known_genera, name_key, path_genus
 from mushroom.data.folder import list_class_files, visible_files
 from mushroom.data.hashing import (
     connected_groups,
@@ -185,11 +183,6 @@ class AuditReport:
 
 
 # -- finding files and their labels -----------------------------------------------------------------
-def normalise_name(name: str) -> str:
-    """``Conditionally Edible`` / ``conditionally-edible`` / ``conditionally_edible`` -> one key."""
-    return re.sub(r"[\s_\-]+", "_", name.strip().lower())
-
-
 @dataclass
 class LabelledFiles:
     """Every visible file under a data root with its label (``None``: no label applies), and the copies
@@ -219,11 +212,11 @@ def labelled_files(root: str | Path, label_map: Mapping[str, str] | None = None)
     base = Path(root).expanduser()
     if not base.is_dir():
         raise MushroomError(f"Data folder {base} does not exist. Point data.root at the dataset.")
-    keys = {normalise_name(name): label for name, label in label_map.items()}
+    keys = {name_key(name): label for name, label in label_map.items()}
     files = []
     for path in visible_files(base):
         relative = path.relative_to(base)
-        labels = (keys[normalise_name(part)] for part in relative.parts[:-1] if normalise_name(part) in keys)
+        labels = (keys[name_key(part)] for part in relative.parts[:-1] if name_key(part) in keys)
         files.append((path, next(labels, None)))
     return LabelledFiles(base, files)
 
@@ -299,7 +292,7 @@ def audit_folder(
         else:
             labelled.append((path, label))
 
-    workers = workers or min(8, 2 * (os.cpu_count() or 1))
+    workers = decoding_threads(workers)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda item: inspect_file(item[0], min_size), labelled))
     for (path, label), (facts, problem) in zip(labelled, results, strict=True):
@@ -330,10 +323,10 @@ def name_genera(report: AuditReport, label_map: Mapping[str, str] | None, safety
     table = load_table(safety_table) if safety_table else {}
     genera = known_genera([*table, *load_table("genus")])
     deadly = deadly_genera(table)
-    label_folders = {normalise_name(name) for name in (label_map or {})}
+    label_folders = {name_key(name) for name in (label_map or {})}
     parents = {PurePosixPath(image.path).parent.name for image in report.images}
     report.folder_genera, unknown = genus_table(parents, genera)
-    report.unknown_folders = [name for name in unknown if normalise_name(name) not in label_folders]
+    report.unknown_folders = [name for name in unknown if name_key(name) not in label_folders]
     for image in report.images:
         genus = path_genus(PurePosixPath(image.path).parent.parts, genera)
         if genus in deadly and image.label in EDIBLE_LABELS:

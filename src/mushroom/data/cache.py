@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mushroom.core.images import load_rgb
+from mushroom.core.images import decoding_threads, load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def build_cache(
 ) -> int:
     """Cache every image of ``relative_paths``; returns how many had to be (re)encoded."""
     data_root, cache_dir = Path(data_root), Path(cache_dir)
-    workers = workers or min(8, 2 * (os.cpu_count() or 1))
+    workers = decoding_threads(workers)
 
     def one(relative: str) -> bool:
         return cache_one(data_root / relative, cached_path(cache_dir, relative), size)

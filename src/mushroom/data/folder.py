@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import filecmp
 import logging
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mushroom.core.images import IMAGE_EXTENSIONS, decode_error
+from mushroom.core.images import IMAGE_EXTENSIONS, decode_error, decoding_threads
 from mushroom.errors import MushroomError
 
 log = logging.getLogger(__name__)
@@ -174,7 +173,7 @@ def list_class_files(root: str | Path) -> ClassFiles:
 
 def find_undecodable(paths: Sequence[Path], workers: int | None = None) -> list[tuple[Path, str]]:
     """Decode every file (in threads: PIL releases the GIL while decoding) and list the failures."""
-    workers = workers or min(8, 2 * (os.cpu_count() or 1))
+    workers = decoding_threads(workers)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         errors = list(pool.map(decode_error, paths))
     return [(path, error) for path, error in zip(paths, errors, strict=True) if error is not None]
