@@ -10,8 +10,10 @@ import torch
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
+from mushroom.config_checks import RENAMED_KEYS_REMOVED_IN
 from mushroom.configs import group_options
-from mushroom.runtime import RENAMED_KEYS_REMOVED_IN, instantiate_all, prepare_wandb
+from mushroom.runtime import instantiate_all
+from mushroom.tracking import prepare_wandb
 from tests.conftest import ENTRY_POINTS, REPO, compose_config
 from tests.helpers import make_distinct_folder
 
@@ -142,7 +144,7 @@ def test_old_key_names_still_work_for_one_release_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """ckpt_path, eval.tta, eval.abstain_threshold and eval.open_set_dirs reach their new keys."""
-    from mushroom.runtime import apply_renamed_keys
+    from mushroom.config_checks import apply_renamed_keys
 
     old = ["ckpt_path=x.ckpt", "data.root=/photos", "eval.tta=true", "eval.abstain_threshold=0.7"]
     cfg = compose_config("evaluate", [*old, "eval.open_set_dirs=[cats]"], tmp_path)
@@ -153,7 +155,7 @@ def test_old_key_names_still_work_for_one_release_with_a_warning(
     assert "eval.abstain_threshold is now called abstain_threshold" in caplog.text
     assert f"read until mushroom {RENAMED_KEYS_REMOVED_IN}" in caplog.text
     assert (
-        f"until {RENAMED_KEYS_REMOVED_IN} (`runtime.RENAMED_KEYS_REMOVED_IN`)"
+        f"until {RENAMED_KEYS_REMOVED_IN} (`config_checks.RENAMED_KEYS_REMOVED_IN`)"
         in (REPO / "CHANGELOG.md").read_text()
     )
     # train has no model_path: its ckpt_path (resume from) is left alone.
@@ -173,8 +175,8 @@ def test_help_lists_its_own_groups_and_examples_that_run(module: str, tmp_path: 
 
     from hydra import compose, initialize_config_module
 
+    from mushroom.config_checks import command_line_error
     from mushroom.configs import group_options
-    from mushroom.runtime import command_line_error
 
     config = ENTRY_POINTS[module]
     result = subprocess.run(

@@ -63,7 +63,7 @@ def invoke_tasks() -> set[str]:
 def test_every_command_the_docs_show_exists() -> None:
     """Each `python -m mushroom...` line composes (keys, options and values as the schemas take them), each
     `python benchmarks/...` script and each `invoke` task exists."""
-    from mushroom.runtime import command_line_error
+    from mushroom.config_checks import command_line_error
 
     tasks = invoke_tasks()
     checked, wrong = 0, []

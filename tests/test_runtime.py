@@ -12,16 +12,16 @@ from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from mushroom.calibration import warn_about_calibration
-from mushroom.errors import MushroomError
-from mushroom.runtime import (
+from mushroom.config_checks import (
     ValueRangeError,
     _fits,
     _same_kind,
     _target_hint,
     check_value_ranges,
     command_line_error,
-    user_error_message,
 )
+from mushroom.errors import MushroomError
+from mushroom.runtime import user_error_message
 from mushroom.schemas import COUNT, POSITIVE, PROBABILITY, DataConfig, Range, from_mapping
 
 

@@ -53,7 +53,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
     from mushroom.core.safety import deadly_mask, table_from_config
     from mushroom.data.sampling import EpochSeeds
     from mushroom.run_report import report_on_test_split
-    from mushroom.runtime import instantiate_all, lightning_logs_once, prepare_wandb
+    from mushroom.runtime import instantiate_all, lightning_logs_once
+    from mushroom.tracking import prepare_wandb
 
     lightning_logs_once()
     if cfg.get("seed") is not None:
