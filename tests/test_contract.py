@@ -60,7 +60,7 @@ def test_the_docs_page_loads_only_pinned_files_checked_by_their_hashes(tmp_path:
     """/docs loaded Swagger UI from a CDN at a floating version with no integrity hash; /redoc too."""
     import re
 
-    from mushroom.serving.app import SWAGGER_UI, SWAGGER_UI_FILES
+    from mushroom.serving.page_policy import SWAGGER_UI, SWAGGER_UI_FILES
 
     model = corner_finder(tmp_path / "finder.onnx")
     with TestClient(create_app(ServeSettings(model_path=str(model)))) as client:

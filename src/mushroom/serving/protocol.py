@@ -21,7 +21,7 @@ import asyncio
 import json
 from typing import Any
 
-#: What every answer carries (``serving.app.SecurityHeaders`` adds a content policy per kind of page).
+#: What every answer carries (``serving.page_policy.SecurityHeaders`` adds a content policy per kind of page).
 NO_SNIFFING_OR_FRAMING = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
