@@ -19,6 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from mushroom.errors import MushroomError
 from mushroom.models.mixing import Mixing
 from mushroom.models.networks import classifier_head, create_network, layer_lr_scales
+from mushroom.models.scoring import danger_term, open_set_scores
 from mushroom.schemas import LEGACY_MODEL_KEYS, ModelConfig, from_mapping, settings_dict
 
 
@@ -202,19 +203,8 @@ class MushroomClassifier(L.LightningModule):
         return None if math.isnan(threshold) else threshold
 
     def open_set_scores(self, logits: torch.Tensor) -> torch.Tensor:
-        """``N x 2``: the known score and the share of the doubt that says "not a mushroom".
-
-        With negative outputs: the softmax mass on the genera, and ``p(not mushroom) / p(any negative)``.
-        Without: the energy ``logsumexp`` of the genus logits, and 0 (it cannot tell which kind).
-        """
-        genera = len(self.class_names)
-        if self.num_outputs == genera:
-            known = logits.logsumexp(-1)
-            return torch.stack([known, torch.zeros_like(known)], -1)
-        probs = logits.softmax(-1)
-        negative = probs[:, genera:]
-        share = negative[:, -1] / negative.sum(-1).clamp_min(1e-12)
-        return torch.stack([probs[:, :genera].sum(-1), share], -1)
+        """:func:`~mushroom.models.scoring.open_set_scores` of all the network's outputs."""
+        return open_set_scores(logits, len(self.class_names))
 
     def predict_scores(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Calibrated genus probabilities (logits / temperature) and :meth:`open_set_scores`; with
@@ -267,18 +257,8 @@ class MushroomClassifier(L.LightningModule):
         return loss
 
     def danger(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``-log p(any deadly genus)`` for each photo of a deadly genus, averaged over the batch.
-
-        Cross-entropy costs calling an Amanita a Boletus no more than calling it another deadly genus;
-        this term costs only the mass put on harmless answers, the confusion that poisons a forager (as
-        FungiCLEF's poisonous-confusion score weighs it).
-        """
-        deadly = self.deadly[: logits.shape[-1]]  # validation and test score the genera alone
-        at_risk = deadly[targets]
-        if not at_risk.any():
-            return logits.new_zeros(())
-        deadly_mass = logits[at_risk].softmax(-1)[:, deadly].sum(-1)
-        return -deadly_mass.clamp_min(1e-6).log().sum() / len(targets)
+        """The danger term (:func:`~mushroom.models.scoring.danger_term`) for this model's deadly genera."""
+        return danger_term(logits, targets, self.deadly)
 
     # -- steps --------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
