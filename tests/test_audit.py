@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mushroom.data.audit import AuditReport, audit_folder
+from mushroom.data.audit import audit_folder
+from mushroom.data.audit_report import AuditReport
 from mushroom.data.hashing import connected_groups, perceptual_hash
 from mushroom.data.manifest import Manifest, build_manifest
 from mushroom.schemas import DataConfig, PrepareSettings, SplitSettings

@@ -128,7 +128,8 @@ def test_species215_replica_is_found_on_disk_and_named_by_genus(tmp_path: Path) 
 
 def test_published_counts_name_the_classes_that_differ(tmp_path: Path) -> None:
     """The shipped genus counts (version 1) against a replica with a few photos per class."""
-    from mushroom.data.audit import audit_folder, compare_with_published
+    from mushroom.data.audit import audit_folder
+    from mushroom.data.published import compare_with_published
 
     replica = build_genus(tmp_path / "archive", per_class=3, doubled=True)
     report = audit_folder(replica.root)

@@ -11,12 +11,10 @@ report is a JSON file, and the manifest built from it decides what training sees
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -26,15 +24,16 @@ from omegaconf import DictConfig
 from mushroom.core.images import decode_or_problem, decoding_threads
 from mushroom.core.safety import EDIBLE_LABELS, deadly_genera, load_table
 from mushroom.core.taxonomy import genus_table, known_genera, name_key, path_genus
+from mushroom.data.audit_report import AuditReport, ImageRecord, Problem, SafetyConflict
+from mushroom.data.duplicates import group_duplicates
 from mushroom.data.folder import list_class_files, visible_files
 from mushroom.data.hashing import (
-    connected_groups,
     file_sha256,
     folder_fingerprint,
-    hamming_pairs,
     perceptual_hash,
 )
 from mushroom.data.kaggle import DataSource, locate_dataset
+from mushroom.data.published import compare_with_published
 from mushroom.errors import MushroomError
 from mushroom.runtime import checked_command_line, exit_on_user_error
 from mushroom.schemas import PrepareSettings, data_config
@@ -44,142 +43,6 @@ log = logging.getLogger(__name__)
 #: Decode at least this many pixels on the shorter side: enough for the perceptual hash, and the
 #: JPEG decoder still reads (and so checks) every byte of the file.
 HASH_DECODE_SIDE = 64
-
-
-@dataclass
-class ImageRecord:
-    """One usable image: where it is (relative to the data root), its label and fingerprints."""
-
-    path: str
-    label: str
-    width: int
-    height: int
-    mode: str
-    sha256: str
-    phash: str
-    group: int = -1
-
-
-@dataclass
-class Problem:
-    path: str
-    kind: str  # undecodable | truncated | not_an_image | too_small | unlabelled | copy | converted
-    detail: str
-    label: str | None = None  # the class the file would have had, when it has one
-
-
-@dataclass
-class DuplicateGroup:
-    id: int
-    kind: str  # exact | near
-    paths: list[str]
-    labels: list[str]
-
-    @property
-    def conflicting(self) -> bool:
-        return len(set(self.labels)) > 1
-
-
-@dataclass
-class SafetyConflict:
-    """A photo whose folders name a genus with deadly species but whose label says it can be eaten."""
-
-    path: str
-    label: str
-    genus: str
-
-
-@dataclass
-class AuditReport:
-    root: str
-    fingerprint: str
-    settings: dict
-    images: list[ImageRecord] = field(default_factory=list)
-    excluded: list[Problem] = field(default_factory=list)
-    converted: list[Problem] = field(default_factory=list)
-    duplicate_groups: list[DuplicateGroup] = field(default_factory=list)
-    # With settings["genus_names"]: the genus each image folder stands for, and the names none matched.
-    folder_genera: dict[str, str] = field(default_factory=dict)
-    unknown_folders: list[str] = field(default_factory=list)
-    # With settings["safety_table"]: labels the safety table contradicts.
-    safety_conflicts: list[SafetyConflict] = field(default_factory=list)
-    # Class folders without a single file: a class the user gave but no model could learn.
-    empty_classes: list[str] = field(default_factory=list)
-
-    @property
-    def class_names(self) -> list[str]:
-        return sorted({image.label for image in self.images})
-
-    def conflicting_groups(self) -> list[DuplicateGroup]:
-        return [group for group in self.duplicate_groups if group.conflicting]
-
-    def summary(self) -> dict:
-        exact = [g for g in self.duplicate_groups if g.kind == "exact"]
-        near = [g for g in self.duplicate_groups if g.kind == "near"]
-        return {
-            "usable_images": len(self.images),
-            "per_class": dict(sorted(Counter(image.label for image in self.images).items())),
-            "excluded": dict(Counter(problem.kind for problem in self.excluded)),
-            "converted_modes": dict(Counter(problem.detail for problem in self.converted)),
-            "exact_duplicate_groups": len(exact),
-            "exact_duplicate_images": sum(len(g.paths) for g in exact),
-            "near_duplicate_groups": len(near),
-            "near_duplicate_images": sum(len(g.paths) for g in near),
-            "conflicting_label_groups": len(self.conflicting_groups()),
-            "conflicting_label_pairs": self.conflicting_label_pairs(),
-            "safety_label_conflicts": len(self.safety_conflicts),
-            "safety_label_conflicts_by_genus": dict(
-                sorted(Counter(c.genus for c in self.safety_conflicts).items())
-            ),
-            "unknown_folders": len(self.unknown_folders),
-        }
-
-    def conflicting_label_pairs(self) -> dict[str, int]:
-        """``"edible / poisonous": n``: how many duplicate groups carry each pair of labels, most first."""
-        pairs: Counter[str] = Counter()
-        for group in self.conflicting_groups():
-            labels = sorted(set(group.labels))
-            pairs.update(f"{a} / {b}" for i, a in enumerate(labels) for b in labels[i + 1 :])
-        return dict(pairs.most_common())
-
-    def files_per_class(self) -> Counter[str]:
-        """Files found under each label, usable or not, copies of the set left out."""
-        found = Counter(image.label for image in self.images)
-        found.update(p.label for p in self.excluded if p.label is not None and p.kind != "copy")
-        return found
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data["summary"] = self.summary()
-        for group, raw in zip(self.duplicate_groups, data["duplicate_groups"], strict=True):
-            raw["conflicting"] = group.conflicting
-        return data
-
-    def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=1))
-        return path
-
-    @classmethod
-    def read(cls, path: str | Path) -> AuditReport:
-        data = json.loads(Path(path).read_text())
-        return cls(
-            root=data["root"],
-            fingerprint=data["fingerprint"],
-            settings=data["settings"],
-            images=[ImageRecord(**raw) for raw in data["images"]],
-            excluded=[Problem(**raw) for raw in data["excluded"]],
-            converted=[Problem(**raw) for raw in data["converted"]],
-            duplicate_groups=[
-                DuplicateGroup(**{k: v for k, v in raw.items() if k != "conflicting"})
-                for raw in data["duplicate_groups"]
-            ],
-            folder_genera=data.get("folder_genera", {}),
-            unknown_folders=data.get("unknown_folders", []),
-            safety_conflicts=[SafetyConflict(**raw) for raw in data.get("safety_conflicts", [])],
-            empty_classes=data.get("empty_classes", []),
-        )
 
 
 # -- finding files and their labels -----------------------------------------------------------------
@@ -333,35 +196,6 @@ def name_genera(report: AuditReport, label_map: Mapping[str, str] | None, safety
             report.safety_conflicts.append(SafetyConflict(image.path, image.label, genus))
 
 
-def group_duplicates(report: AuditReport, near_duplicate_distance: int) -> None:
-    """Give every image a group id: exact copies and near copies (transitively) share one."""
-    images = report.images
-    by_content: dict[str, int] = {}
-    pairs = []
-    for i, image in enumerate(images):
-        first = by_content.setdefault(image.sha256, i)
-        if first != i:
-            pairs.append((first, i))
-    hashes = [int(image.phash, 16) for image in images]
-    pairs += hamming_pairs(hashes, near_duplicate_distance)
-    groups = connected_groups(len(images), pairs)
-    for image, group in zip(images, groups, strict=True):
-        image.group = int(group)
-    members: dict[int, list[ImageRecord]] = {}
-    for image in images:
-        members.setdefault(image.group, []).append(image)
-    report.duplicate_groups = [
-        DuplicateGroup(
-            id=group,
-            kind="exact" if len({m.sha256 for m in found}) == 1 else "near",
-            paths=[m.path for m in found],
-            labels=[m.label for m in found],
-        )
-        for group, found in sorted(members.items())
-        if len(found) > 1
-    ]
-
-
 def log_audit(report: AuditReport) -> None:
     """A short table for people; the JSON holds every path."""
     summary = report.summary()
@@ -419,58 +253,6 @@ def run_audit(
         for warning in compare_with_published(report, settings.published_counts):
             log.warning(warning)
     return report
-
-
-def compare_with_published(report: AuditReport, published: Mapping[str, Any]) -> list[str]:
-    """Warnings, naming the classes, where the files found differ from the publisher's counts.
-
-    ``published``: ``per_class`` (label -> files), ``total`` (files in all), ``classes`` (how many),
-    ``version`` (the dataset version they describe). Files are counted whether usable or not, as the
-    publisher counts them; copies of the whole set are counted once and reported on their own.
-    """
-    found = report.files_per_class()
-    version = published.get("version")
-    of_version = f" (version {version})" if version is not None else ""
-    warnings = []
-    per_class = dict(published.get("per_class") or {})
-    short = {name: n for name, n in per_class.items() if found.get(name, 0) < n}
-    extra = {name: n for name, n in per_class.items() if found.get(name, 0) > n}
-    if short:
-        listing = _listing(f"{name} {found.get(name, 0)} of {n}" for name, n in short.items())
-        warnings.append(
-            f"Fewer files than published{of_version}: {listing}. The download may be incomplete: "
-            "delete the folder and download again, or check that data.root is the whole archive."
-        )
-    if extra:
-        listing = _listing(f"{name} {found[name]} of {n}" for name, n in extra.items())
-        warnings.append(
-            f"More files than published{of_version}: {listing}. The folder may hold the set twice or "
-            "another version; the audit report's duplicate groups say which files repeat."
-        )
-    unexpected = sorted(set(found) - set(per_class)) if per_class else []
-    if unexpected:
-        warnings.append(f"Classes the published set does not have: {_listing(unexpected)}.")
-    total = published.get("total")
-    if total is not None and sum(found.values()) != total:
-        warnings.append(f"{sum(found.values())} files in all, the publisher counts {total}{of_version}.")
-    classes = published.get("classes")
-    if classes is not None and len(found) != classes:
-        warnings.append(f"{len(found)} classes, the publisher counts {classes}{of_version}.")
-    copies = Counter(problem.label for problem in report.excluded if problem.kind == "copy")
-    if copies:
-        listing = _listing(f"{name} {n}" for name, n in sorted(copies.items()))
-        warnings.append(
-            f"The archive holds the set more than once: {sum(copies.values())} files are copies of files "
-            f"found before ({listing}); each is counted once."
-        )
-    return warnings
-
-
-def _listing(items: Iterable[str], limit: int = 12) -> str:
-    """``a, b, c`` or, past ``limit`` items, ``a, b, ... and 203 more``: 215 classes make no log line."""
-    items = list(items)
-    more = f" and {len(items) - limit} more" if len(items) > limit else ""
-    return ", ".join(items[:limit]) + more
 
 
 @checked_command_line("audit")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mushroom.core.safety import DEADLY_LABEL, check_safety_policy
-from mushroom.data.audit import AuditReport, ImageRecord
+from mushroom.data.audit_report import AuditReport, ImageRecord
 from mushroom.data.cache import cached_path
 from mushroom.data.folder import ImageFolderIndex
 from mushroom.data.splits import (
