@@ -26,7 +26,7 @@ import onnxruntime
 from _service import Client, arguments, jpegs_512, multipart, report, service  # benchmarks/_service.py
 from PIL import Image
 
-from mushroom.core.model import INPUT_NAME, OUTPUT_NAME, OnnxClassifier
+from mushroom.core.onnx_model import INPUT_NAME, OUTPUT_NAME, OnnxClassifier
 from mushroom.core.preprocessing import eval_preprocess
 from mushroom.serving.uploads import UploadLimits, decode_checked, open_upload
 

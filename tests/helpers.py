@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 import mushroom
-from mushroom.core.model import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from mushroom.core.onnx_model import INPUT_NAME, OUTPUT_NAME, ModelInfo
 
 
 class RecordTrainIndices(L.Callback):

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from scipy.stats import ks_2samp
 
-from mushroom.core.model import OnnxClassifier
+from mushroom.core.onnx_model import OnnxClassifier
 from mushroom.core.preprocessing import resize_and_crop
 from mushroom.core.stats import image_stats
 from mushroom.drift import cached_reference, compare, ks_test, psi

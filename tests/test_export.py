@@ -12,7 +12,7 @@ import torch
 
 from mushroom.checkpoints import TorchClassifier, load_classifier, model_info
 from mushroom.core.images import find_images, load_rgb
-from mushroom.core.model import METADATA_KEY, OnnxClassifier
+from mushroom.core.onnx_model import METADATA_KEY, OnnxClassifier
 from mushroom.core.preprocessing import eval_preprocess
 from mushroom.errors import MushroomError
 from mushroom.export import parity_check, write_onnx

@@ -75,7 +75,7 @@ def test_png_and_exif_rotated_photos_are_answered(server: tuple[str, Path], phot
 def test_without_a_threshold_the_one_stored_in_the_model_decides(
     exported_model: Path, tmp_path: Path
 ) -> None:
-    from mushroom.core.model import OnnxClassifier
+    from mushroom.core.onnx_model import OnnxClassifier
 
     info = OnnxClassifier(exported_model).info
     stored, known_at = info.abstain_threshold, info.open_set_threshold

@@ -147,7 +147,7 @@ def test_not_a_mushroom_is_shown_apart_from_not_sure(
 ) -> None:
     """A model trained with negatives: stripes are "Not a mushroom", with the reason and no genus ranking;
     a toy genus photo the model knows is shown with its genus."""
-    from mushroom.core.model import OnnxClassifier
+    from mushroom.core.onnx_model import OnnxClassifier
     from mushroom.predict import predict_files
 
     _, negatives = open_set_run

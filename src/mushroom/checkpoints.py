@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mushroom.core.model import ModelInfo
+from mushroom.core.onnx_model import ModelInfo
 from mushroom.core.preprocessing import Preprocessing
 from mushroom.errors import MushroomError
 from mushroom.models import MushroomClassifier
@@ -123,7 +123,7 @@ def model_info(classifier: MushroomClassifier, safety: dict[str, Any] | None, so
 
 
 class TorchClassifier:
-    """A training checkpoint behind the same interface as :class:`mushroom.core.model.OnnxClassifier`:
+    """A training checkpoint behind the same interface as :class:`mushroom.core.onnx_model.OnnxClassifier`:
     ``info`` and ``predict_scores`` (as the exported graph computes them)."""
 
     def __init__(self, model_path: str | Path, safety: dict[str, Any] | None) -> None:

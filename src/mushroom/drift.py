@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from mushroom.core.images import decode_opened, find_images, sample_evenly
-from mushroom.core.model import OnnxClassifier
+from mushroom.core.onnx_model import OnnxClassifier
 from mushroom.core.preprocessing import resize_and_crop
 from mushroom.core.stats import FEATURES, image_stats
 from mushroom.data.hashing import file_sha256, folder_fingerprint

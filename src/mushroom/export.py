@@ -4,7 +4,7 @@
 
 The graph takes the normalised image batch and returns calibrated probabilities (temperature and
 mirror averaging included); class names, preprocessing, the "not sure" threshold and the safety table
-travel in the file's metadata (:class:`mushroom.core.model.ModelInfo`). The export fails, and
+travel in the file's metadata (:class:`mushroom.core.onnx_model.ModelInfo`). The export fails, and
 leaves no file, when ONNX Runtime disagrees with PyTorch beyond ``parity_tolerance`` or on a top-1.
 """
 
@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 
 from mushroom.checkpoints import TorchClassifier
 from mushroom.core.images import find_images, load_rgb, sample_evenly
-from mushroom.core.model import INPUT_NAME, OPEN_SET_OUTPUT, OUTPUT_NAME, ModelInfo, OnnxClassifier
+from mushroom.core.onnx_model import INPUT_NAME, OPEN_SET_OUTPUT, OUTPUT_NAME, ModelInfo, OnnxClassifier
 from mushroom.core.preprocessing import eval_preprocess
 from mushroom.core.safety import table_from_config
 from mushroom.errors import MushroomError

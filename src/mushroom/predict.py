@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mushroom.core.answer import SAFETY_WARNING, answer, chosen_threshold, scalar_fields
 from mushroom.core.images import find_images, load_rgb
-from mushroom.core.model import ModelInfo, OnnxClassifier
+from mushroom.core.onnx_model import ModelInfo, OnnxClassifier
 from mushroom.core.preprocessing import eval_preprocess
 from mushroom.core.safety import load_table, table_from_config
 from mushroom.errors import MushroomError

@@ -5,6 +5,11 @@ Each dataclass is registered in Hydra's ConfigStore (``data_schema``, ...); the 
 once, a value of the wrong type (``data.batch_size=abc``) is refused while the config is composed, with
 the key's name, and the objects (``MushroomDataModule``, ``MushroomClassifier``, the service) take the
 same dataclasses. Torch-free on purpose: composing a config (``--help``, a typo) stays quick.
+
+Names: a ``*Config`` is the schema of a whole config group or entry point (what :data:`SCHEMAS` registers:
+``DataConfig``, ``ModelConfig``, ``ServeConfig``, ``RayClusterConfig``); a ``*Settings`` (or ``ServerLimits``,
+``Augmentation``) is a node inside one, which the code that uses it takes on its own (``PrepareSettings``
+for the audit, ``ServeSettings`` for the service without the entry point's ``paths``).
 """
 
 from __future__ import annotations

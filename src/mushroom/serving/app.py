@@ -30,24 +30,24 @@ from starlette.background import BackgroundTask
 import mushroom
 from mushroom.core import answer as answer_module
 from mushroom.core.answer import answer, chosen_threshold
-from mushroom.core.model import OnnxClassifier
+from mushroom.core.onnx_model import OnnxClassifier
 from mushroom.core.preprocessing import resize_and_crop
 from mushroom.core.stats import image_stats
 from mushroom.schemas import ServeSettings
 from mushroom.serving.budget import Budget, give_back_free_memory
 from mushroom.serving.form import read_photo
 from mushroom.serving.metrics import ServiceMetrics
-from mushroom.serving.page_policy import SecurityHeaders, docs_page, page_policy
-from mushroom.serving.protocol import SECURITY_HEADERS
-from mushroom.serving.recorder import StatsRecorder
-from mushroom.serving.request_metrics import RequestMetrics
-from mushroom.serving.schema import (
+from mushroom.serving.openapi import (
     METRICS_RESPONSE,
     PREDICT_BODY,
     PREDICT_ERRORS,
     Health,
     Readiness,
 )
+from mushroom.serving.page_policy import SecurityHeaders, docs_page, page_policy
+from mushroom.serving.protocol import SECURITY_HEADERS
+from mushroom.serving.recorder import StatsRecorder
+from mushroom.serving.request_metrics import RequestMetrics
 from mushroom.serving.uploads import OpenedUpload, UploadError, UploadLimits, decode_checked, open_upload
 
 log = logging.getLogger(__name__)
