@@ -158,10 +158,15 @@ def test_old_key_names_still_work_for_one_release_with_a_warning(
         f"until {RENAMED_KEYS_REMOVED_IN} (`config_checks.RENAMED_KEYS_REMOVED_IN`)"
         in (REPO / "CHANGELOG.md").read_text()
     )
-    # train has no model_path: its ckpt_path (resume from) is left alone.
-    train = compose_config("train", ["ckpt_path=last"], tmp_path)
-    apply_renamed_keys(train)
-    assert train.ckpt_path == "last"
+    # train has no model_path: its ckpt_path (resume from) is left alone; its eval.* are calibration.*.
+    train = compose_config(
+        "train", ["ckpt_path=last", "eval.calibrate=false", "eval.open_set_tpr=0.9"], tmp_path
+    )
+    with pytest.warns(DeprecationWarning, match="eval.calibrate is now called calibration.enabled"):
+        apply_renamed_keys(train)
+    assert train.ckpt_path == "last" and train.eval.calibrate is None
+    assert train.calibration.enabled is False and train.calibration.open_set_tpr == 0.9
+    assert train.calibration.dangerous_target == 0.02  # not given: the default stays
 
 
 @pytest.mark.slow

@@ -154,7 +154,8 @@ def test_a_range_holds_its_ends_as_written(allowed: Range, inside: list, outside
         ("train", "data.num_folds=1", "data.num_folds=1: must be at least 2."),
         ("train", "data.prepare.near_duplicate_distance=65", "must be in [0, 64]"),  # nested schema
         ("train", "model.scheduler.min_lr_ratio=2", "model.scheduler.min_lr_ratio=2: must be in [0, 1]."),
-        ("train", "eval.open_set_tpr=0", "eval.open_set_tpr=0: must be in (0, 1]."),
+        ("train", "calibration.open_set_tpr=0", "calibration.open_set_tpr=0: must be in (0, 1]."),
+        ("train", "eval.open_set_tpr=0", "eval.open_set_tpr=0: must be in (0, 1]."),  # the old name too
         ("serve", "server.max_connections=0", "server.max_connections=0: must be at least 1."),
     ],
 )

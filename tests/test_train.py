@@ -56,7 +56,9 @@ def refit_on_validation(out: Path) -> tuple[float, float]:
     probs = (logits / temperature).softmax(-1).numpy()
     deadly = deadly_mask(model.class_names, table_from_config(cfg.safety))
     assert deadly is not None
-    return temperature, threshold_for_target(probs, np.array(labels), deadly, cfg.eval.dangerous_target)
+    return temperature, threshold_for_target(
+        probs, np.array(labels), deadly, cfg.calibration.dangerous_target
+    )
 
 
 def test_run_is_calibrated_reported_and_carded(trained_run: tuple[Path, dict]) -> None:

@@ -140,6 +140,9 @@ RENAMED_KEYS = {
     "eval.tta": "tta_hflip",
     "eval.abstain_threshold": "abstain_threshold",
     "eval.open_set_dirs": "open_set_dirs",
+    "eval.calibrate": "calibration.enabled",
+    "eval.dangerous_target": "calibration.dangerous_target",
+    "eval.open_set_tpr": "calibration.open_set_tpr",
 }
 
 

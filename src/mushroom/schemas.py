@@ -90,7 +90,9 @@ OTHER_RANGES: dict[str, Range] = {
     "trainer.log_every_n_steps": COUNT,
     "trainer.check_val_every_n_epoch": COUNT,
     "trainer.num_nodes": COUNT,
-    "eval.dangerous_target": PROBABILITY,
+    "calibration.dangerous_target": PROBABILITY,
+    "calibration.open_set_tpr": Range(0, 1, low_open=True),
+    "eval.dangerous_target": PROBABILITY,  # the old names, until they go (config_checks.RENAMED_KEYS)
     "eval.open_set_tpr": Range(0, 1, low_open=True),
 }
 

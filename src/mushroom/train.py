@@ -85,9 +85,9 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
     prepare_wandb(cfg.get("logger"))
     callbacks = [*instantiate_all(cfg.get("callbacks")), *extra_callbacks]
     calibrator = None
-    if cfg.eval.calibrate:
-        tpr = cfg.eval.get("open_set_tpr")
-        calibrator = CalibrateBestCheckpoint(cfg.eval.dangerous_target, tpr, model.hparams["deadly"])
+    if cfg.calibration.enabled:
+        tpr = cfg.calibration.get("open_set_tpr")
+        calibrator = CalibrateBestCheckpoint(cfg.calibration.dangerous_target, tpr, model.hparams["deadly"])
         callbacks.append(calibrator)
     if cfg.get("seed") is not None:
         callbacks.append(EpochSeeds(cfg.seed))  # a resumed run ends where the uninterrupted one does
