@@ -3,7 +3,8 @@ bootstrap intervals, and (with --before) the paired comparison against another r
 
     python benchmarks/out_of_fold.py --data ../shared/data/mushrooms-real \
         --hf-cache ../shared/weights/hf-cache --out logs/oof/base   # the shipped recipe
-    python benchmarks/out_of_fold.py ... --out logs/oof/tpr99 --before logs/oof/base calibration.open_set_tpr=0.99
+    python benchmarks/out_of_fold.py ... --out logs/oof/tpr99 --before logs/oof/base \
+        calibration.open_set_tpr=0.99
 
 Views: ``random`` holds duplicate groups out at random (within sources); ``source`` holds whole source
 families out (``data.prepare.split_by_source=true``), which predicts what photos from new sources get.

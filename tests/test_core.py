@@ -1,4 +1,5 @@
-"""The answer core (``mushroom.core``) and the service import and answer without PyTorch, as in the API image."""
+"""The answer core (``mushroom.core``) and the service import and answer without PyTorch, as in the API
+image."""
 
 from __future__ import annotations
 
