@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from mushroom.cluster.study import StudyLock, open_storage
 from mushroom.errors import MushroomError
-from mushroom.trials import suggest, trial_config
+from mushroom.trials import suggest, trial_config, trial_metric
 from tests.conftest import compose_config
 from tests.helpers import assert_one_clear_line, run_module
 
@@ -259,3 +259,12 @@ def test_a_database_lost_while_a_trial_trains_ends_the_worker_in_one_line(
     errors = [line for line in output.splitlines() if "][ERROR]" in line]
     assert len(errors) == 1 and "cannot be reached" in errors[0], output[-3000:]
     assert "run the same command again" in errors[0]
+
+
+def test_a_trial_metric_that_was_not_logged_is_named() -> None:
+    """Both schedulers (Optuna's loop and Ray Tune's trials) take a trial's value through trial_metric."""
+    assert trial_metric({"val/loss": 0.5, "val/balanced_acc": 0.8}, "val/balanced_acc") == 0.8
+    with pytest.raises(
+        MushroomError, match=r"search.metric=val/bal_acc was not logged; logged: val/acc, val/loss"
+    ):
+        trial_metric({"val/loss": 0.5, "val/acc": 0.7}, "val/bal_acc")

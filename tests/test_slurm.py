@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from lightning.pytorch.strategies import SingleDeviceStrategy
 
 from mushroom.cluster import slurm
 from mushroom.cluster.requeue import JobRequeued, RequeueOnSignal
@@ -102,14 +103,11 @@ def test_a_job_signalled_before_its_time_limit_requeues_once_and_ends_as_the_uni
         assert torch.allclose(expected[name].float(), resumed[name].float(), atol=1e-6, equal_nan=True), name
 
 
-class FakeStrategy:
-    @staticmethod
-    def reduce_boolean_decision(decision: bool, all: bool = True) -> bool:
-        return decision
-
-
 def fake_trainer() -> SimpleNamespace:
-    return SimpleNamespace(strategy=FakeStrategy(), is_global_zero=True, default_root_dir="/runs/x")
+    """What the callback reads of a trainer, with Lightning's own one-process strategy."""
+    return SimpleNamespace(
+        strategy=SingleDeviceStrategy("cpu"), is_global_zero=True, default_root_dir="/runs/x"
+    )
 
 
 @pytest.fixture

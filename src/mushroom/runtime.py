@@ -25,6 +25,17 @@ from mushroom.config_checks import (
 from mushroom.errors import MushroomError
 
 log = logging.getLogger(__name__)
+
+#: The console's log lines where Hydra has not set logging up (configs/hydra/default.yaml says the same).
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] %(message)s"
+
+
+def log_to_console(level: int = logging.WARNING) -> None:
+    """Log to the console as Hydra's runs do, in a process Hydra does not start (a Ray worker) or before
+    it has started."""
+    logging.basicConfig(level=level, format=LOG_FORMAT, datefmt="%H:%M:%S")
+
+
 T = TypeVar("T")
 
 
@@ -95,9 +106,7 @@ def checked_command_line(config_name: str) -> Callable[[Callable[..., T]], Calla
             if not args and not kwargs:
                 message = command_line_error(config_name, sys.argv[1:])
                 if message:
-                    logging.basicConfig(
-                        format="[%(asctime)s][%(name)s][%(levelname)s] %(message)s", datefmt="%H:%M:%S"
-                    )
+                    log_to_console()
                     log.error("%s", message)
                     sys.exit(1)
             return hydra_main(*args, **kwargs)

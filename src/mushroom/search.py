@@ -20,9 +20,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from mushroom.cluster.study import StudyLock, database_error, open_storage
-from mushroom.errors import MushroomError
 from mushroom.runtime import checked_command_line, exit_on_user_error
-from mushroom.trials import BestTrial, suggest, trial_config, write_best
+from mushroom.trials import BestTrial, suggest, trial_config, trial_metric, write_best
 
 if TYPE_CHECKING:
     import optuna
@@ -43,11 +42,7 @@ def objective(cfg: DictConfig, run_dir: Path) -> Any:
         log.info("Trial %d: %s", trial.number, params)
         trial_cfg = trial_config(cfg, params, run_dir / f"trial_{trial.number}")
         metrics = train(trial_cfg, extra_callbacks=[PyTorchLightningPruningCallback(trial, monitor=metric)])
-        if metric not in metrics:
-            raise MushroomError(
-                f"search.metric={metric} was not logged; logged: {', '.join(sorted(metrics))}."
-            )
-        return metrics[metric]
+        return trial_metric(metrics, metric)
 
     return run_trial
 

@@ -60,6 +60,13 @@ def trial_config(cfg: DictConfig, params: Mapping[str, Any], output_dir: Path) -
     return trial_cfg
 
 
+def trial_metric(metrics: Mapping[str, float], name: str) -> float:
+    """The value of ``search.metric`` a trial's training returned; refused by name when it was not logged."""
+    if name not in metrics:
+        raise MushroomError(f"search.metric={name} was not logged; logged: {', '.join(sorted(metrics))}.")
+    return metrics[name]
+
+
 @dataclass(frozen=True)
 class BestTrial:
     """The winner of a search, whichever scheduler ran it."""

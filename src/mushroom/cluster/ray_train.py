@@ -50,12 +50,11 @@ def portable_config(cfg: DictConfig) -> dict[str, Any]:
     """The config as plain data for another process, which has no Hydra runtime: ``paths`` (where
     ``${hydra:...}`` is read) resolved to their values, every other interpolation kept, so that a trial
     that moves ``paths.output_dir`` moves its checkpoints and logs with it."""
-    copy = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
-    with open_dict(copy):
-        copy.paths = OmegaConf.to_container(cfg.paths, resolve=True)
-    container = OmegaConf.to_container(copy, resolve=False)
+    container = OmegaConf.to_container(cfg, resolve=False)
     assert isinstance(container, dict)
-    return {str(key): value for key, value in container.items()}
+    return {str(key): value for key, value in container.items()} | {
+        "paths": OmegaConf.to_container(cfg.paths, resolve=True)
+    }
 
 
 def train_on_ray(cfg: DictConfig, train: Callable[[DictConfig], dict[str, float]]) -> dict[str, float]:
@@ -100,7 +99,9 @@ def train_worker(config: dict[str, Any]) -> dict[str, float]:
     import ray.train
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] %(message)s")
+    from mushroom.runtime import log_to_console
+
+    log_to_console(logging.INFO)
     context = ray.train.get_context()
     # The data is prepared by global rank 0 while the others wait, before Lightning knows the rank.
     rank_zero_only.rank = context.get_world_rank()  # type: ignore[attr-defined]

@@ -121,12 +121,16 @@ def run_trial(config: dict[str, Any], cfg: dict[str, Any]) -> None:
     the scheduler stops it."""
     import ray.tune
 
+    from mushroom.runtime import log_to_console
     from mushroom.train import train
-    from mushroom.trials import trial_config
+    from mushroom.trials import trial_config, trial_metric
 
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] %(message)s")
+    log_to_console(logging.INFO)
     base = OmegaConf.create(cfg)
     trial_id = ray.tune.get_context().get_trial_id()
     run_dir = Path(base.paths.output_dir) / f"trial_{trial_id}"
     log.info("Trial %s: %s", trial_id, config)
-    train(trial_config(base, config, run_dir), extra_callbacks=[ReportToTune(base.search.metric)])
+    metrics = train(trial_config(base, config, run_dir), extra_callbacks=[ReportToTune(base.search.metric)])
+    trial_metric(
+        metrics, base.search.metric
+    )  # a metric never logged fails the trial, as in the Optuna search

@@ -79,7 +79,9 @@ class RequeueOnSignal(L.Callback):
                 job, restart_count(), self.max_requeues, trainer.default_root_dir,
             )  # fmt: skip
             return
-        if trainer.is_global_zero and not self._requeue(str(job)):
+        # Rank 0 requeues; every rank learns whether it did, so that all stop or all train on together.
+        requeued = self._requeue(str(job)) if trainer.is_global_zero else False
+        if not trainer.strategy.broadcast(requeued, src=0):
             return
         log.info(
             "SLURM job %s requeued (requeue %d of at most %d); it resumes from the last epoch's last.ckpt.",
