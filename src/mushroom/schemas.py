@@ -170,6 +170,11 @@ class Augmentation:
     saturation: float = ranged(0.3, NON_NEGATIVE)
     hue: float = ranged(0.03, Range(0, 0.5))
     color_jitter_p: float = ranged(0.8, PROBABILITY)
+    # Share of photos shown in grey: the genus must be told from shape, gills and texture too, not from
+    # one source's colour cast alone.
+    grayscale: float = ranged(0.0, PROBABILITY)
+    # Share of photos blurred (Gaussian, sigma 0.5-2 px): phone photos out of focus or shaken.
+    blur: float = ranged(0.0, PROBABILITY)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Albumentations pipelines built from plain config values.
 
-Train: random resized crop, flips, rotation, colour jitter. Eval: resize the shorter side to
-``image_size / crop_pct`` and take the centre crop, as timm evaluates ImageNet models.
+Train: random resized crop, flips, rotation, colour jitter, grey and blurred photos. Eval: resize the
+shorter side to ``image_size / crop_pct`` and take the centre crop, as timm evaluates ImageNet models.
 Both end with the backbone's own normalisation (mean/std of its pretrained config).
 """
 
@@ -44,6 +44,10 @@ def train_transform(pre: Preprocessing, aug: Augmentation, seed: int | None = No
                 p=aug.color_jitter_p,
             )
         )
+    if aug.grayscale > 0:
+        steps.append(A.ToGray(p=aug.grayscale))
+    if aug.blur > 0:
+        steps.append(A.GaussianBlur(sigma_limit=(0.5, 2.0), p=aug.blur))
     steps += [A.Normalize(mean=tuple(pre.mean), std=tuple(pre.std)), ToTensorV2()]
     return A.Compose(steps, seed=seed)
 
