@@ -1,0 +1,158 @@
+"""Would a frozen second network help? Judged on folds already trained, without training them again.
+
+    python benchmarks/second_view.py logs/oof/base/source --data ../shared/data/mushrooms-real \
+        --open-set ../shared/data/open-set --hf-cache ../shared/weights/hf-cache --out logs/oof/dinov2-source
+
+For each fold of a cross-validation (``invoke cv`` or ``benchmarks/out_of_fold.py``), a logistic-regression
+probe on the frozen features of ``--model`` (class token and mean patch token, mirror-averaged; the known
+genera, other genera and not-mushroom photos as six outputs, as the network is trained) learns from the photos
+that fold's model trained on, and predicts its validation and test photos. Written, as fold tables: the probe
+alone and its geometric mean with the fold model (``--weight`` on the probe), each with its thresholds fitted
+again on the fold's validation rows as training fits them; then each is compared, paired, with the fold
+models' own answers (``python -m mushroom.cv``'s verdicts). Features are cached in ``<out>/features.npz``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mushroom.cv import compare, deadly_classes, pool, pooled_report, refit, write_folds
+from mushroom.predictions import Predictions
+
+log = logging.getLogger("second_view")
+NEGATIVE_OUTPUTS = {"other_genus": 0, "not_mushroom": 1}
+
+
+def features(model_name: str, image_size: int, paths: list[Path], cache: Path) -> np.ndarray:
+    """Frozen features of every photo (class token + mean patch token, or pooled maps), mirror-averaged."""
+    if cache.exists():
+        stored = np.load(cache)
+        if [str(p) for p in paths] == stored["paths"].tolist():
+            return stored["features"]
+    import timm
+    import torch
+
+    from mushroom.core.images import load_rgb
+    from mushroom.core.preprocessing import Preprocessing, eval_preprocess
+
+    extra = {"img_size": image_size} if "vit" in model_name else {}
+    net = timm.create_model(model_name, pretrained=True, num_classes=0, **extra).eval()
+    config = timm.data.resolve_data_config({}, model=net)
+    pre = Preprocessing(image_size=image_size, crop_pct=1.0, mean=config["mean"], std=config["std"])
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(paths), 16):
+            batch = torch.from_numpy(
+                np.stack([eval_preprocess(load_rgb(p), pre) for p in paths[start : start + 16]])
+            )
+            views = []
+            for view in (batch, batch.flip(3)):
+                maps = net.forward_features(view)
+                if maps.ndim == 3:  # tokens: class token and the mean of the patch tokens
+                    prefix = getattr(net, "num_prefix_tokens", 1)
+                    views.append(torch.cat([maps[:, 0], maps[:, prefix:].mean(1)], 1))
+                else:
+                    views.append(maps.mean((2, 3)))
+            out.append(((views[0] + views[1]) / 2).numpy())
+            log.info("features: %d of %d photos", min(start + 16, len(paths)), len(paths))
+    found = np.concatenate(out)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, features=found, paths=np.array([str(p) for p in paths]))
+    return found
+
+
+def six_outputs(table: Predictions) -> np.ndarray:
+    """The fold model's probabilities over genera, other genus and not a mushroom, from its table's scores."""
+    known, share = table.open_set[:, 0], table.open_set[:, 1]
+    doubt = 1.0 - known
+    return np.column_stack([table.probs * known[:, None], doubt * (1 - share), doubt * share])
+
+
+def targets(table: Predictions) -> np.ndarray:
+    offset = len(table.class_names)
+    return np.array(
+        [
+            int(label) if kind == "known" else offset + NEGATIVE_OUTPUTS[kind]
+            for label, kind in zip(table.label, table.kind, strict=True)
+        ]
+    )
+
+
+def probe_predictions(table: Predictions, feats: np.ndarray, strength: float) -> np.ndarray:
+    """Per fold, a probe fitted on the photos that fold's model trained on, predicting the rest."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    y = targets(table)
+    out = np.zeros((len(table), len(table.class_names) + 2))
+    for fold in sorted(set(table.fold.tolist())):
+        rows = table.fold == fold
+        trained_on = (table.part == "test") & ~np.isin(table.photo, table.photo[rows])
+        scaler = StandardScaler().fit(feats[trained_on])
+        counts = np.bincount(y[trained_on], minlength=out.shape[1])
+        weights = counts[y[trained_on]] ** -0.5  # halfway to even classes, as the recipe samples them
+        probe = LogisticRegression(C=strength, max_iter=3000)
+        probe.fit(scaler.transform(feats[trained_on]), y[trained_on], sample_weight=weights / weights.mean())
+        out[rows] = probe.predict_proba(scaler.transform(feats[rows]))
+    return out
+
+
+def as_table(table: Predictions, six: np.ndarray) -> Predictions:
+    genera = six[:, : len(table.class_names)]
+    known = genera.sum(1)
+    negatives = six[:, len(table.class_names) :]
+    share = negatives[:, 1] / np.maximum(negatives.sum(1), 1e-12)
+    return dataclasses.replace(table, probs=genera / known[:, None], open_set=np.column_stack([known, share]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("folds", type=Path, help="a cross-validation's multirun directory")
+    parser.add_argument("--data", type=Path, required=True, help="root of the known genera's photos")
+    parser.add_argument("--open-set", type=Path, help="root of the negatives (data.open_set.root)")
+    parser.add_argument("--hf-cache", type=Path, help="a Hugging Face hub cache holding --model (offline)")
+    parser.add_argument("--model", default="vit_small_patch14_dinov2.lvd142m")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--weight", type=float, default=0.5, help="the probe's share of the geometric mean")
+    parser.add_argument("--strength", type=float, default=0.1, help="inverse L2 strength of the probe (C)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--open-set-tpr", type=float, default=0.95)
+    parser.add_argument("--dangerous-target", type=float, default=0.02)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    if args.hf_cache:
+        os.environ.update(HF_HUB_CACHE=str(args.hf_cache.resolve()), HF_HUB_OFFLINE="1")
+
+    table = pool(args.folds)
+    roots = [args.data, *([args.open_set] if args.open_set else [])]
+    paths = [next((root / p for root in roots if (root / p).is_file()), roots[0] / p) for p in table.photo]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise SystemExit(f"{len(missing)} photos of the folds are not under {roots} (e.g. {missing[0]}).")
+    unique = sorted(set(paths))  # a validation row repeats a photo another fold tested
+    found = features(args.model, args.image_size, unique, args.out / "features.npz")
+    row = {path: i for i, path in enumerate(unique)}
+    feats = found[[row[p] for p in paths]]
+    deadly = deadly_classes(table.class_names, "genus")
+    probe = probe_predictions(table, feats, args.strength)
+    fold_model = six_outputs(table)
+    mixed = np.exp(args.weight * np.log(probe + 1e-9) + (1 - args.weight) * np.log(fold_model + 1e-9))
+    candidates = {"fold-models": fold_model, "probe": probe, "mixed": mixed / mixed.sum(1, keepdims=True)}
+    for name, six in candidates.items():
+        answered = refit(as_table(table, six), deadly, args.open_set_tpr, args.dangerous_target)
+        write_folds(answered, args.out / name)
+        pooled_report(args.out / name)
+    for name in ("probe", "mixed"):
+        compare(args.out / "fold-models", args.out / name)
+
+
+if __name__ == "__main__":
+    main()
