@@ -40,6 +40,19 @@ def test_defaults_are_genus_resnet50_csv(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("hydra_init")
+def test_an_experiment_sets_train_s_own_keys_and_the_command_line_still_wins(tmp_path: Path) -> None:
+    """train.yaml's own keys (calibration.*) come before the experiment: real_photos_cpu's stricter thresholds
+    were silently replaced by the defaults when train.yaml's _self_ came last."""
+    recipe = ["experiment=real_photos_cpu", "data.root=/photos"]
+    cfg = compose_config("train", recipe, tmp_path)
+    assert (cfg.calibration.open_set_tpr, cfg.calibration.dangerous_target) == (0.9, 0.01)
+    assert cfg.model.head_only_epochs == cfg.trainer.max_epochs == 12  # a probe throughout, at any length
+    cfg = compose_config("train", [*recipe, "calibration.open_set_tpr=0.8", "trainer.max_epochs=3"], tmp_path)
+    assert cfg.calibration.open_set_tpr == 0.8 and cfg.model.head_only_epochs == 3
+    assert compose_config("train", [], tmp_path).calibration.open_set_tpr == 0.95
+
+
+@pytest.mark.usefixtures("hydra_init")
 @pytest.mark.parametrize("data", options("data"))
 def test_data_options_compose(data: str, tmp_path: Path, toy_folder: Path) -> None:
     root, expected = toy_folder, ["Amanita", "Boletus", "Lactarius"]

@@ -184,6 +184,31 @@ def test_head_only_epochs_train_the_head_first_then_everything() -> None:
     module._trainer = None
 
 
+def test_a_probe_throughout_moves_the_head_and_nothing_else() -> None:
+    """head_only_epochs = max_epochs (real_photos_cpu's frozen backbone): after a real fit, every backbone
+    weight and BatchNorm statistic is what it was, the head is not, and the optimizer kept no state for the
+    backbone (the frozen features cost no gradient)."""
+    from lightning import Trainer
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    module = small_timm_module(head_only_epochs=2)
+    head = module.net.get_classifier()
+    head_ids = {id(p) for p in head.parameters()}
+    before = {k: v.clone() for k, v in module.net.state_dict().items()}
+    photos = TensorDataset(torch.rand(16, 3, 32, 32), torch.randint(0, 3, (16,)))
+    trainer = Trainer(
+        max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False
+    )
+    trainer.fit(module, DataLoader(photos, batch_size=8))
+    head_names = {name for name, p in module.net.named_parameters() if id(p) in head_ids}
+    after = module.net.state_dict()
+    moved = {name for name, value in after.items() if not torch.equal(value, before[name])}
+    assert moved == head_names
+    optimizer = trainer.optimizers[0]
+    assert {id(p) for p in optimizer.state} == head_ids
+
+
 def test_mirror_tta_averages_probabilities() -> None:
     module = small_timm_module(tta_hflip=True).eval()
     images = torch.rand(2, 3, 32, 32)
