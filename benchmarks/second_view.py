@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mushroom.core.open_set import NEGATIVE_KINDS
 from mushroom.cv import compare, deadly_classes, pool, pooled_report, refit, write_folds
 from mushroom.predictions import Predictions
 
 log = logging.getLogger("second_view")
-NEGATIVE_OUTPUTS = {"other_genus": 0, "not_mushroom": 1}
+NOT_MUSHROOM = NEGATIVE_KINDS.index("not_mushroom")
 
 
 def features(model_name: str, image_size: int, paths: list[Path], cache: Path) -> np.ndarray:
@@ -71,14 +72,15 @@ def six_outputs(table: Predictions) -> np.ndarray:
     """The fold model's probabilities over genera, other genus and not a mushroom, from its table's scores."""
     known, share = table.open_set[:, 0], table.open_set[:, 1]
     doubt = 1.0 - known
-    return np.column_stack([table.probs * known[:, None], doubt * (1 - share), doubt * share])
+    negatives = {"other_genus": doubt * (1 - share), "not_mushroom": doubt * share}
+    return np.column_stack([table.probs * known[:, None], *(negatives[kind] for kind in NEGATIVE_KINDS)])
 
 
 def targets(table: Predictions) -> np.ndarray:
     offset = len(table.class_names)
     return np.array(
         [
-            int(label) if kind == "known" else offset + NEGATIVE_OUTPUTS[kind]
+            int(label) if kind == "known" else offset + NEGATIVE_KINDS.index(kind)
             for label, kind in zip(table.label, table.kind, strict=True)
         ]
     )
@@ -90,7 +92,7 @@ def probe_predictions(table: Predictions, feats: np.ndarray, strength: float) ->
     from sklearn.preprocessing import StandardScaler
 
     y = targets(table)
-    out = np.zeros((len(table), len(table.class_names) + 2))
+    out = np.zeros((len(table), len(table.class_names) + len(NEGATIVE_KINDS)))
     for fold in sorted(set(table.fold.tolist())):
         rows = table.fold == fold
         trained_on = (table.part == "test") & ~np.isin(table.photo, table.photo[rows])
@@ -107,7 +109,7 @@ def as_table(table: Predictions, six: np.ndarray) -> Predictions:
     genera = six[:, : len(table.class_names)]
     known = genera.sum(1)
     negatives = six[:, len(table.class_names) :]
-    share = negatives[:, 1] / np.maximum(negatives.sum(1), 1e-12)
+    share = negatives[:, NOT_MUSHROOM] / np.maximum(negatives.sum(1), 1e-12)
     return dataclasses.replace(table, probs=genera / known[:, None], open_set=np.column_stack([known, share]))
 
 
