@@ -46,6 +46,7 @@ def test_an_experiment_sets_train_s_own_keys_and_the_command_line_still_wins(tmp
     recipe = ["experiment=real_photos_cpu", "data.root=/photos"]
     cfg = compose_config("train", recipe, tmp_path)
     assert (cfg.calibration.open_set_tpr, cfg.calibration.dangerous_target) == (0.9, 0.01)
+    assert cfg.calibration.deadly_risk == 0.01
     assert cfg.model.head_only_epochs == cfg.trainer.max_epochs == 12  # a probe throughout, at any length
     cfg = compose_config("train", [*recipe, "calibration.open_set_tpr=0.8", "trainer.max_epochs=3"], tmp_path)
     assert cfg.calibration.open_set_tpr == 0.8 and cfg.model.head_only_epochs == 3

@@ -300,3 +300,44 @@ def test_a_refit_needs_validation_rows() -> None:
 
     with pytest.raises(MushroomError, match="no validation rows"):
         refit(made_up(10, 0.8), DEADLY, open_set_tpr=0.99)
+
+
+def test_a_refit_with_the_deadly_risk_rule_answers_no_amanita_with_a_harmless_genus(tmp_path: Path) -> None:
+    from mushroom.cv import refit, write_folds
+
+    table = two_folds_with_validation()
+    assert figures(table, DEADLY)["dangerous_rate_answered"] > 0  # Amanita called harmless at 0.8
+    # Every harmless answer leaves 0.1 on Amanita: at 0.05 the rule refuses them all, so the "not sure"
+    # threshold fitted with the rule in place needs no confidence cut to reach a zero dangerous rate.
+    ruled = refit(table, DEADLY, dangerous_target=0.0, deadly_risk=0.05)
+    assert (ruled.abstain_threshold == 0.0).all() and (ruled.deadly_risk == 0.05).all()
+    assert figures(ruled, DEADLY)["dangerous_rate_answered"] == 0.0
+    answered = ruled.tested.answered_with_genus
+    assert set(ruled.tested.answer[answered]) == {"Amanita"}
+    # Above every photo's Amanita mass, the rule refuses nothing and the answers are the table's.
+    loose = refit(table, DEADLY, deadly_risk=0.2)
+    assert (loose.answer == table.answer).all()
+    with pytest.raises(MushroomError, match="safety table"):
+        refit(table, None, deadly_risk=0.05)
+    # The rule travels with the table: written, read back, answered again the same way.
+    write_folds(ruled, tmp_path / "ruled")
+    again = pool(tmp_path / "ruled")
+    assert np.allclose(again.deadly_risk, 0.05) and (again.answer == ruled.answer).all()
+
+
+def test_a_table_written_before_the_deadly_risk_rule_reads_without_it(tmp_path: Path) -> None:
+    from mushroom.predictions import COLUMNS_BEFORE_DEADLY_RISK
+
+    table = made_up(5, 0.8)
+    path = table.write(tmp_path / "now.csv")
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    at = header.index("deadly_risk")
+    old = tmp_path / "before.csv"
+    old.write_text("\n".join(",".join(c for i, c in enumerate(line.split(",")) if i != at) for line in lines))
+    assert tuple(old.read_text().splitlines()[0].split(",")[: len(COLUMNS_BEFORE_DEADLY_RISK)]) == (
+        COLUMNS_BEFORE_DEADLY_RISK
+    )
+    read = Predictions.read(old)
+    assert np.isnan(read.deadly_risk).all() and (read.answer == table.answer).all()
+    assert np.allclose(read.probs, table.probs) and np.allclose(read.open_set, table.open_set)

@@ -46,3 +46,18 @@ def test_the_safety_and_open_set_sections_follow_the_report(card_and_report: tup
     assert "## Safety" in card and "## Photos of no known class (open set)" in card
     deadly = report["safety"]["deadly_genera"]
     assert deadly == ["Amanita"] and "Genera with deadly species: Amanita." in card
+
+
+def test_the_safety_section_states_the_deadly_risk_rule_when_the_model_has_one(
+    card_and_report: tuple[str, dict],
+) -> None:
+    from mushroom.model_card import _safety_lines as safety_lines
+
+    _, report = card_and_report
+    without = "\n".join(safety_lines(report))
+    assert "Answering only at confidence" in without and "without deadly species only below" not in without
+    ruled = json.loads(json.dumps(report))
+    ruled["safety"]["abstaining"]["deadly_risk"] = 0.01
+    assert "naming a genus without deadly species only below 1% on those that have them" in "\n".join(
+        safety_lines(ruled)
+    )

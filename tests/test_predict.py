@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from mushroom.core.answer import NOT_SURE, SAFETY_WARNING
+from mushroom.core.images import find_images
 from mushroom.errors import MushroomError
 from tests.conftest import make_image_folder
 from tests.helpers import run_predict
@@ -141,3 +142,42 @@ def test_no_images_and_missing_paths_are_clear_errors(exported_model: Path, tmp_
         run_predict([f"model_path={exported_model}", f"inputs=[{tmp_path / 'nowhere.jpg'}]"], tmp_path)
     with pytest.raises(MushroomError, match="does not exist"):
         run_predict([f"model_path={tmp_path / 'missing.ckpt'}", f"inputs=[{tmp_path / 'empty'}]"], tmp_path)
+
+
+def test_the_deadly_risk_rule_set_for_training_travels_to_every_answer(tmp_path: Path) -> None:
+    """calibration.deadly_risk: stored in the checkpoint, written into the ONNX file, applied by predict and
+    in the fold's predictions table; a harmless genus is named only below that mass on Amanita."""
+    from mushroom.checkpoints import load_classifier
+    from mushroom.core.onnx_model import OnnxClassifier
+    from mushroom.predict import predict_files
+    from mushroom.predictions import Predictions
+    from tests.conftest import run_export, run_train
+
+    risk = 0.25
+    # Half the photos drawn halfway to another genus: some answers are unsure between Amanita and the rest.
+    data = make_image_folder(tmp_path / "data", per_class=24, look_alikes=0.5, seed=1)
+    photos = make_image_folder(tmp_path / "new", per_class=12, look_alikes=0.5, seed=5)
+    overrides = ["trainer.max_epochs=4", "model.optimizer.lr=0.01", f"calibration.deadly_risk={risk}"]
+    run_train([f"data.root={data}", *overrides], tmp_path)
+    checkpoint = tmp_path / "checkpoints" / "best.ckpt"
+    assert load_classifier(checkpoint).fitted_deadly_risk() == pytest.approx(risk)
+    table = Predictions.read(tmp_path / "test_predictions.csv")
+    assert np.allclose(table.deadly_risk, risk)
+    refused = (table.probs.argmax(1) != 0) & (table.probs[:, 0] >= risk)  # class 0 is Amanita
+    passed_open_set = table.open_set[:, 0] >= table.open_set_threshold
+    assert (refused & passed_open_set).any()
+    assert (table.answer[refused & passed_open_set] == NOT_SURE).all()
+
+    onnx_path = tmp_path / "model.onnx"
+    run_export([f"model_path={checkpoint}", f"output_path={onnx_path}"], tmp_path)
+    model = OnnxClassifier(onnx_path)
+    assert model.info.deadly_risk == pytest.approx(risk)
+    rows = predict_files(model, find_images([photos]), open_set=False, abstain_threshold=0.0)
+    kinds = set()
+    for row in rows:
+        amanita = next(r["probability"] for r in row["top_k"] if r["name"] == "Amanita")
+        harmless = row["top_k"][0]["name"] != "Amanita"
+        assert (row["prediction"] == NOT_SURE) == (harmless and amanita >= risk), row
+        kinds.add((harmless, amanita >= risk))
+    # Refused and answered harmless genera both occur: the rule is tested on both sides of its line.
+    assert {(True, True), (True, False)} <= kinds

@@ -14,6 +14,7 @@ from mushroom.configs import CONFIG_DIR
 from mushroom.core.answer import NOT_SURE, SAFETY_WARNING, answer, top_k
 from mushroom.core.safety import (
     abstain_curve,
+    confident,
     dangerous_confusions,
     deadly_mask,
     table_from_config,
@@ -79,6 +80,36 @@ def test_threshold_for_target_is_the_lowest_that_meets_it() -> None:
     assert threshold_for_target(hopeless, np.array([0]), DEADLY, target=0.0) > 1.0
 
 
+def test_the_deadly_risk_rule_refuses_harmless_answers_with_deadly_mass_at_or_above_it() -> None:
+    # Photo 1 (Boletus, Amanita 0.3) and photo 2 (Lactarius, Amanita 0.2) are the dangerous answers; photo 4
+    # names Amanita itself, which the rule never refuses, however low its confidence.
+    assert list(confident(PROBS, None, DEADLY, 0.25)) == [True, False, True, True, True]
+    assert list(confident(PROBS, None, DEADLY, 0.2)) == [True, False, False, True, True]
+    assert confident(PROBS, None, DEADLY, None).all() and confident(PROBS, None, None, 0.2).all()
+    assert list(confident(PROBS, 0.7, DEADLY, 0.2)) == [True, False, False, True, True]
+    ruled = dangerous_confusions(PROBS, LABELS, DEADLY, deadly_risk=0.25)
+    assert ruled["dangerous_confusions"] == 1 and ruled["coverage"] == pytest.approx(4 / 5)
+    assert dangerous_confusions(PROBS, LABELS, DEADLY, deadly_risk=0.2)["dangerous_confusions"] == 0
+    # With the rule in place, no confidence threshold is needed to reach a zero dangerous rate.
+    assert threshold_for_target(PROBS, LABELS, DEADLY, target=0.0, deadly_risk=0.2) == 0.0
+    # Photo 2 (0.45) is still dangerous at 0.25: the next confidence above it, not 0.7 as without the rule.
+    assert threshold_for_target(PROBS, LABELS, DEADLY, target=0.0, deadly_risk=0.25) == pytest.approx(0.6)
+
+
+def test_answer_says_not_sure_when_a_harmless_genus_carries_deadly_risk(table: dict) -> None:
+    names = ["Amanita", "Boletus", "Lactarius"]
+    probs = np.array([0.1, 0.85, 0.05])
+    risky = answer(probs, names, safety=table, deadly_risk=0.1)
+    assert risky["prediction"] == NOT_SURE and risky["verdict"] == "not_sure" and risky["not_sure"]
+    assert "Amanita" in risky["reason"] and "10%" in risky["reason"] and risky["deadly_risk"] == 0.1
+    assert risky["note"] is None and risky["top_k"][0]["name"] == "Boletus"
+    assert answer(probs, names, safety=table, deadly_risk=0.11)["prediction"] == "Boletus"
+    # Naming the deadly genus is never refused by the rule; without a safety table it cannot apply.
+    deadly_top = answer(np.array([0.5, 0.3, 0.2]), names, safety=table, deadly_risk=0.01)
+    assert deadly_top["prediction"] == "Amanita"
+    assert answer(probs, names, deadly_risk=0.1)["prediction"] == "Boletus"
+
+
 def test_answer_abstains_below_the_threshold_and_names_deadly_look_alikes(table: dict) -> None:
     names = ["Amanita", "Boletus", "Lactarius"]
     probs = np.array([0.25, 0.6, 0.15])
@@ -112,6 +143,7 @@ def test_every_answer_field_for_a_poisonous_look_alike() -> None:
         "confidence": 0.6,
         "not_sure": False,
         "abstain_threshold": None,
+        "deadly_risk": None,
         "known_score": None,
         "open_set_threshold": None,
         "top_k": [

@@ -201,3 +201,22 @@ def test_balanced_accuracy_picks_the_best_checkpoint_on_an_imbalanced_set(
     assert checkpoint["epoch"] == best_epoch, per_epoch
     monitor = next(state for key, state in checkpoint["callbacks"].items() if "val/balanced_acc" in key)
     assert float(monitor["best_model_score"]) == pytest.approx(max(per_epoch.values()))
+
+
+def test_a_checkpoint_from_before_the_deadly_risk_rule_loads_and_resumes(
+    trained_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Older checkpoints lack the deadly_risk buffer: loading, and calibrating a resumed run (which reads the
+    best checkpoint's state directly), must still work, with no rule."""
+    from mushroom.checkpoints import load_classifier, model_state
+
+    checkpoint = torch.load(trained_checkpoint, map_location="cpu", weights_only=False)
+    del checkpoint["state_dict"]["deadly_risk"]
+    old = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old)
+    model = load_classifier(old)
+    assert model.fitted_deadly_risk() is None
+    assert model.fitted_abstain_threshold() == load_classifier(trained_checkpoint).fitted_abstain_threshold()
+    model.deadly_risk.fill_(0.5)
+    model.load_state_dict(model_state(old))  # strict: every buffer is there
+    assert model.thresholds().deadly_risk is None

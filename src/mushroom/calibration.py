@@ -76,19 +76,26 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
 
 class CalibrateBestCheckpoint(L.Callback):
     """After fitting, fit on the validation split and store in the best checkpoint (which testing, export
-    and every later use load): the temperature, the "not sure" threshold and the open-set threshold.
+    and every later use load): the temperature, the "not sure" threshold and the open-set threshold, and
+    the deadly-risk rule (``deadly_risk``, set rather than fitted: :func:`mushroom.core.safety.confident`).
 
     The "not sure" threshold is the lowest confidence at which the dangerous-confusion rate on validation
-    stays at most ``dangerous_target`` (only when ``deadly`` says which classes hold deadly species); the
+    stays at most ``dangerous_target`` with the deadly-risk rule applied (only when ``deadly`` says which
+    classes hold deadly species); the
     open-set threshold lets ``open_set_tpr`` of the validation photos through (``None``: none). With
     several processes, global rank 0 calibrates while the others wait, so every rank tests the same file.
     """
 
     def __init__(
-        self, dangerous_target: float, open_set_tpr: float | None, deadly: Sequence[bool] | None
+        self,
+        dangerous_target: float,
+        open_set_tpr: float | None,
+        deadly: Sequence[bool] | None,
+        deadly_risk: float | None = None,
     ) -> None:
         self.dangerous_target = dangerous_target
         self.open_set_tpr = open_set_tpr
+        self.deadly_risk = deadly_risk
         self.deadly = None if deadly is None else np.asarray(deadly, dtype=bool)
         self.fitted: dict[str, float] = {}
 
@@ -113,12 +120,14 @@ class CalibrateBestCheckpoint(L.Callback):
         model.temperature.fill_(fit_temperature(torch.from_numpy(logits), torch.from_numpy(labels)))
         probs, open_set, _ = collect_scores(model, loader)
         if self.deadly is not None:
+            if self.deadly_risk is not None:
+                model.deadly_risk.fill_(self.deadly_risk)
             model.abstain_threshold.fill_(
-                threshold_for_target(probs, labels, self.deadly, self.dangerous_target)
+                threshold_for_target(probs, labels, self.deadly, self.dangerous_target, self.deadly_risk)
             )
         if self.open_set_tpr is not None:
             model.open_set_threshold.fill_(fit_threshold(open_set[:, 0], self.open_set_tpr))
-        fitted = ("temperature", "abstain_threshold", "open_set_threshold")
+        fitted = ("temperature", "abstain_threshold", "open_set_threshold", "deadly_risk")
         store_buffers(best, {name: getattr(model, name) for name in fitted})
         found = {name: float(getattr(model, name)) for name in fitted}
         log.info("Calibrated on %d validation images: %s (stored in %s)", len(labels), found, best)

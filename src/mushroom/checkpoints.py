@@ -12,6 +12,7 @@ from mushroom.core.onnx_model import ModelInfo
 from mushroom.core.preprocessing import Preprocessing
 from mushroom.errors import MushroomError
 from mushroom.models import MushroomClassifier
+from mushroom.models.classifier import with_calibration_defaults
 
 WHAT_TO_PASS = (
     "Use a best.ckpt or last.ckpt written by mushroom.train (model_path=<run dir>/checkpoints/best.ckpt)."
@@ -78,8 +79,10 @@ def best_checkpoint(trainer: Any) -> str:
 
 
 def model_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """The weights and buffers a checkpoint holds (its ``state_dict``), on the CPU."""
-    return torch.load(_existing(path), map_location="cpu", weights_only=False)["state_dict"]
+    """The weights and buffers a checkpoint holds (its ``state_dict``), on the CPU; an older checkpoint's
+    completed with the calibration buffers it lacks."""
+    state = torch.load(_existing(path), map_location="cpu", weights_only=False)["state_dict"]
+    return with_calibration_defaults(state)
 
 
 def store_buffers(path: str | Path, buffers: dict[str, torch.Tensor]) -> None:
@@ -114,6 +117,7 @@ def model_info(classifier: MushroomClassifier, safety: dict[str, Any] | None, so
         preprocessing=Preprocessing.from_dict(classifier.hparams.get("preprocessing") or {}).as_dict(),
         abstain_threshold=classifier.fitted_abstain_threshold(),
         open_set_threshold=classifier.fitted_open_set_threshold(),
+        deadly_risk=classifier.fitted_deadly_risk(),
         temperature=float(classifier.temperature),
         tta_hflip=bool(classifier.hparams["tta_hflip"]),
         safety={name: (safety or {})[name] for name in classifier.class_names if name in (safety or {})},

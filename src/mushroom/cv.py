@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -189,14 +190,20 @@ def refit(
     deadly: np.ndarray | None,
     open_set_tpr: float | None = None,
     dangerous_target: float | None = None,
+    deadly_risk: float | None = None,
 ) -> Predictions:
     """Each fold's thresholds fitted again on that fold's validation rows, as training fits them
     (:class:`mushroom.calibration.CalibrateBestCheckpoint`), and every row answered again: a decision
-    rule judged on the same predictions, with no model trained again. ``None`` keeps a threshold."""
+    rule judged on the same predictions, with no model trained again. ``None`` keeps a threshold;
+    ``deadly_risk`` sets the deadly-risk rule (:func:`mushroom.core.safety.confident`), which the "not sure"
+    threshold is then fitted with when ``dangerous_target`` is given."""
     from mushroom.core.open_set import fit_threshold
     from mushroom.core.safety import threshold_for_target
 
     abstain, open_threshold = table.abstain_threshold.copy(), table.open_set_threshold.copy()
+    risk = table.deadly_risk.copy() if deadly_risk is None else np.full(len(table), deadly_risk)
+    if deadly is None and not np.isnan(risk).all():
+        raise MushroomError("The deadly-risk rule needs a safety table that covers the classes (--safety).")
     for fold in sorted(set(table.fold.tolist())):
         rows = table.fold == fold
         val = table.subset(rows & (table.part == "val") & table.known)
@@ -208,8 +215,11 @@ def refit(
         if open_set_tpr is not None:
             open_threshold[rows] = fit_threshold(val.open_set[:, 0], open_set_tpr)
         if dangerous_target is not None and deadly is not None:
-            abstain[rows] = threshold_for_target(val.probs, val.label, deadly, dangerous_target)
-    return table.answered_at(abstain, open_threshold)
+            fold_risk = float(risk[rows][0])
+            abstain[rows] = threshold_for_target(
+                val.probs, val.label, deadly, dangerous_target, None if math.isnan(fold_risk) else fold_risk
+            )
+    return table.answered_at(abstain, open_threshold, risk, deadly)
 
 
 def write_folds(table: Predictions, folder: str | Path) -> Path:
@@ -352,17 +362,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     refits.add_argument(
         "--dangerous-target", type=float, help="dangerous rate the 'not sure' threshold keeps"
     )
+    refits.add_argument(
+        "--deadly-risk",
+        type=float,
+        help="name a genus without deadly species only below this mass on deadly genera (with "
+        "--dangerous-target, the 'not sure' threshold is fitted with this rule in place)",
+    )
     refits.add_argument("--out", type=Path, help="where the refitted folds and their report go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     safety = None if args.safety == "none" else args.safety
     try:
-        if args.open_set_tpr is not None or args.dangerous_target is not None:
+        if any(v is not None for v in (args.open_set_tpr, args.dangerous_target, args.deadly_risk)):
             if args.out is None:
                 raise MushroomError("A refit writes new folds: say where with --out DIR.")
             table = pool(args.folder)
             deadly = deadly_classes(table.class_names, safety)
-            write_folds(refit(table, deadly, args.open_set_tpr, args.dangerous_target), args.out)
+            refitted = refit(table, deadly, args.open_set_tpr, args.dangerous_target, args.deadly_risk)
+            write_folds(refitted, args.out)
             pooled_report(args.out, safety, args.unit, args.resamples)
             compare(args.folder, args.out, safety, args.unit, args.resamples)
         elif args.compare:

@@ -60,7 +60,7 @@ def evaluate(cfg: DictConfig) -> dict:
         cfg.metrics_path,
         paths=[index.paths[i] for i in split.test],
         safety_table=table_from_config(cfg.get("safety")),
-        thresholds=(threshold, model.fitted_open_set_threshold()),
+        thresholds=model.thresholds()._replace(abstain=threshold),
         extra={
             "checkpoint": str(cfg.model_path),
             "tta_hflip": bool(model.hparams["tta_hflip"]),

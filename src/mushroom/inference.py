@@ -72,7 +72,8 @@ def fold_predictions(
     answered as a user would have been, at the model's fitted thresholds. The validation rows let a
     decision rule be fitted again per fold without training (``python -m mushroom.cv --refit``)."""
     names = datamodule.class_names
-    thresholds = model.fitted_abstain_threshold(), model.fitted_open_set_threshold()
+    thresholds = model.thresholds()
+    deadly = None if model.hparams.get("deadly") is None else np.asarray(model.hparams["deadly"], dtype=bool)
     tables = []
     for part in ("test", "val"):
         photos, groups = datamodule.photo_keys(part)
@@ -85,7 +86,18 @@ def fold_predictions(
         sources = [source_family(p) for p in photos]
         tables.append(
             predictions_of(
-                names, photos, "known", labels, groups, sources, fold, probs, open_set, thresholds, part
+                names,
+                photos,
+                "known",
+                labels,
+                groups,
+                sources,
+                fold,
+                probs,
+                open_set,
+                thresholds,
+                part,
+                deadly,
             )
         )
         loaders = datamodule.negatives_by_kind(part) if part == "val" else {}
@@ -106,6 +118,7 @@ def fold_predictions(
                     scores[1],
                     thresholds,
                     part,
+                    deadly,
                 )
             )
     return Predictions.concat(tables)

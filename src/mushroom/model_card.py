@@ -39,8 +39,14 @@ def _safety_lines(report: dict[str, Any]) -> list[str]:
     ]
     if "abstaining" in safety:
         cut = safety["abstaining"]
+        rule = (
+            f" and naming a genus without deadly species only below {cut['deadly_risk']:.0%} on those that "
+            "have them"
+            if cut.get("deadly_risk") is not None
+            else ""
+        )
         lines.append(
-            f"- Answering only at confidence >= {cut['threshold']:.3f} (fitted on validation): "
+            f"- Answering only at confidence >= {cut['threshold']:.3f} (fitted on validation){rule}: "
             f"coverage {cut['coverage']:.3f}, accuracy when answering {_figure(cut['accuracy_answered'])}, "
             f"dangerous-confusion rate {_figure(cut['dangerous_confusion_rate'])}."
         )

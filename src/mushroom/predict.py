@@ -92,6 +92,7 @@ def predict_files(
                         info.safety,
                         scores,
                         open_set_threshold,
+                        info.deadly_risk,
                     )
                 )
         results += rows

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mushroom.core.answer import answer
+from mushroom.core.answer import Thresholds, answer
 from mushroom.errors import MushroomError
 
 
@@ -47,10 +47,12 @@ COLUMNS = (
     "not_mushroom_share",
     "abstain_threshold",
     "open_set_threshold",
+    "deadly_risk",
     "answer",
 )
+#: The columns of tables written before the deadly-risk rule (read with no such rule).
+COLUMNS_BEFORE_DEADLY_RISK = tuple(name for name in COLUMNS if name != "deadly_risk")
 PROBABILITY_PREFIX = "p:"
-SCORES = COLUMNS.index("known_score")  # then not_mushroom_share
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Predictions:
     open_set: np.ndarray
     abstain_threshold: np.ndarray
     open_set_threshold: np.ndarray
+    deadly_risk: np.ndarray
     answer: np.ndarray
 
     def __len__(self) -> int:
@@ -90,14 +93,29 @@ class Predictions:
         """Which rows got a genus (not "not sure", "not a mushroom" or "not a genus I know")."""
         return np.isin(self.answer, self.class_names)
 
-    def answered_at(self, abstain_threshold: np.ndarray, open_set_threshold: np.ndarray) -> Predictions:
-        """The same photos answered again at other thresholds (one per row; NaN: none)."""
+    def answered_at(
+        self,
+        abstain_threshold: np.ndarray,
+        open_set_threshold: np.ndarray,
+        deadly_risk: np.ndarray | None = None,
+        deadly: np.ndarray | None = None,
+    ) -> Predictions:
+        """The same photos answered again at other thresholds (one per row; NaN: none). ``deadly_risk``:
+        ``None`` keeps the table's; ``deadly`` (which classes hold deadly species) is needed to apply it."""
+        risk = self.deadly_risk if deadly_risk is None else deadly_risk
         return replace(
             self,
             abstain_threshold=abstain_threshold,
             open_set_threshold=open_set_threshold,
+            deadly_risk=risk,
             answer=answers(
-                self.class_names, self.probs, self.open_set, abstain_threshold, open_set_threshold
+                self.class_names,
+                self.probs,
+                self.open_set,
+                abstain_threshold,
+                open_set_threshold,
+                risk,
+                deadly,
             ),
         )
 
@@ -149,6 +167,7 @@ class Predictions:
                         *(_number(v) for v in self.open_set[i]),
                         _number(self.abstain_threshold[i]),
                         _number(self.open_set_threshold[i]),
+                        _number(self.deadly_risk[i]),
                         self.answer[i],
                         *(_number(p) for p in self.probs[i]),
                     ]
@@ -162,10 +181,20 @@ class Predictions:
             reader = csv.reader(handle)
             header = next(reader, None)
             rows = list(reader)
-        if header is None or tuple(header[: len(COLUMNS)]) != COLUMNS:
+        columns = next(
+            (
+                known
+                for known in (COLUMNS, COLUMNS_BEFORE_DEADLY_RISK)
+                if tuple(header or ())[: len(known)] == known
+            ),
+            None,
+        )
+        if header is None or columns is None:
             raise MushroomError(f"{path} is not a predictions table: its columns should start {COLUMNS}.")
-        names = [name.removeprefix(PROBABILITY_PREFIX) for name in header[len(COLUMNS) :]]
-        column = {name: [row[i] for row in rows] for i, name in enumerate(COLUMNS)}
+        names = [name.removeprefix(PROBABILITY_PREFIX) for name in header[len(columns) :]]
+        column = {name: [row[i] for row in rows] for i, name in enumerate(columns)}
+        column.setdefault("deadly_risk", [""] * len(rows))
+        scores = columns.index("known_score")
         return cls(
             names,
             photo=np.asarray(column["photo"], dtype=object),
@@ -175,10 +204,11 @@ class Predictions:
             fold=np.asarray(column["fold"], dtype=np.int64),
             group=np.asarray(column["group"], dtype=object),
             source=np.asarray(column["source"], dtype=object),
-            probs=_floats([row[len(COLUMNS) :] for row in rows]).reshape(len(rows), len(names)),
-            open_set=_floats([[row[SCORES], row[SCORES + 1]] for row in rows]).reshape(len(rows), 2),
+            probs=_floats([row[len(columns) :] for row in rows]).reshape(len(rows), len(names)),
+            open_set=_floats([[row[scores], row[scores + 1]] for row in rows]).reshape(len(rows), 2),
             abstain_threshold=_floats(column["abstain_threshold"]),
             open_set_threshold=_floats(column["open_set_threshold"]),
+            deadly_risk=_floats(column["deadly_risk"]),
             answer=np.asarray(column["answer"], dtype=object),
         )
 
@@ -204,17 +234,20 @@ def predictions_of(
     fold: int,
     probs: np.ndarray,
     open_set: np.ndarray | None,
-    thresholds: tuple[float | None, float | None],
+    thresholds: Thresholds | tuple[float | None, float | None],
     part: str = "test",
+    deadly: np.ndarray | None = None,
 ) -> Predictions:
     """The table's rows for photos scored by one model, with the answer :func:`mushroom.core.answer.answer`
-    gives at that model's ``(abstain, open-set)`` thresholds: the answer a user would have read."""
+    gives at that model's ``thresholds``: the answer a user would have read (``deadly``: which classes
+    hold deadly species, for the deadly-risk rule)."""
     n = len(photos)
     probs = np.asarray(probs, dtype=np.float64).reshape(n, len(class_names))
     scores = np.full((n, 2), np.nan) if open_set is None else np.asarray(open_set, dtype=np.float64)
-    abstain, open_threshold = thresholds
+    abstain, open_threshold, risk = Thresholds(*thresholds)
     abstain_column = np.full(n, np.nan if abstain is None else abstain)
     open_set_column = np.full(n, np.nan if open_threshold is None else open_threshold)
+    risk_column = np.full(n, np.nan if risk is None else risk)
     return Predictions(
         list(class_names),
         photo=np.asarray(list(photos), dtype=object),
@@ -228,7 +261,8 @@ def predictions_of(
         open_set=scores,
         abstain_threshold=abstain_column,
         open_set_threshold=open_set_column,
-        answer=answers(class_names, probs, scores, abstain_column, open_set_column),
+        deadly_risk=risk_column,
+        answer=answers(class_names, probs, scores, abstain_column, open_set_column, risk_column, deadly),
     )
 
 
@@ -238,12 +272,27 @@ def answers(
     open_set: np.ndarray,
     abstain_threshold: np.ndarray,
     open_set_threshold: np.ndarray,
+    deadly_risk: np.ndarray | None = None,
+    deadly: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per row, the prediction :func:`mushroom.core.answer.answer` gives at that row's thresholds (NaN:
-    none; NaN open-set scores: a model without them): the answer a user would have read."""
+    none; NaN open-set scores: a model without them): the answer a user would have read. The deadly-risk
+    rule needs ``deadly``, which classes hold deadly species."""
 
     def given(value: float) -> float | None:
         return None if math.isnan(value) else float(value)
+
+    risk = np.full(len(probs), np.nan) if deadly_risk is None else deadly_risk
+    if deadly is None and not np.isnan(risk).all():
+        raise MushroomError(
+            "These predictions answer with the deadly-risk rule, which needs to know which classes hold "
+            "deadly species: give the safety table that covers them."
+        )
+    safety = (
+        {name: {"deadly": bool(d)} for name, d in zip(class_names, deadly, strict=True)}
+        if deadly is not None
+        else None
+    )
 
     return np.asarray(
         [
@@ -254,6 +303,8 @@ def answers(
                 abstain_threshold=given(abstain_threshold[i]),
                 open_set=None if np.isnan(open_set[i]).any() else open_set[i],
                 open_set_threshold=given(open_set_threshold[i]),
+                safety=safety,
+                deadly_risk=given(risk[i]),
             )["prediction"]
             for i in range(len(probs))
         ],

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mushroom.calibration import expected_calibration_error, reliability_bins
+from mushroom.core.answer import Thresholds
 from mushroom.core.open_set import open_set_view
 from mushroom.core.safety import abstain_curve, dangerous_confusions, deadly_mask
 from mushroom.predictions import TestScores
@@ -223,6 +224,7 @@ def write_evaluation_report(
     safety_table: Mapping[str, Any] | None = None,
     abstain_threshold: float | None = None,
     extra: Mapping[str, Any] | None = None,
+    deadly_risk: float | None = None,
 ) -> dict:
     """The whole report from per-image probabilities.
 
@@ -254,8 +256,11 @@ def write_evaluation_report(
             "without_abstaining": dangerous_confusions(probs, labels, deadly),
             "abstain_curve": abstain_curve(probs, labels, deadly),
         }
-        if abstain_threshold is not None:
-            additions["safety"]["abstaining"] = dangerous_confusions(probs, labels, deadly, abstain_threshold)
+        if abstain_threshold is not None or deadly_risk is not None:
+            additions["safety"]["abstaining"] = {
+                **dangerous_confusions(probs, labels, deadly, abstain_threshold or 0.0, deadly_risk),
+                "deadly_risk": deadly_risk,
+            }
 
     metrics = write_report(confusion, class_names, metrics_path, additions=additions)
     Path(f"{stem}_per_class.md").write_text(per_class_markdown(metrics))
@@ -287,13 +292,16 @@ def write_test_report(
     metrics_path: str | Path,
     paths: Sequence[str | Path],
     safety_table: Mapping[str, Any] | None,
-    thresholds: tuple[float | None, float | None],
+    thresholds: Thresholds,
     extra: Mapping[str, Any],
 ) -> dict:
     """The report that ``mushroom.train`` writes on its test split and ``mushroom.evaluate`` on a folder:
-    :func:`write_evaluation_report` with the open-set view at the (abstain, open-set) ``thresholds``."""
-    abstain, open_set = thresholds
-    view = open_set_view((scores.probs, scores.open_set), scores.negatives, abstain, open_set)
+    :func:`write_evaluation_report` with the open-set view at the model's ``thresholds``."""
+    abstain, open_set, deadly_risk = thresholds
+    deadly = deadly_mask(class_names, safety_table)
+    view = open_set_view(
+        (scores.probs, scores.open_set), scores.negatives, abstain, open_set, deadly, deadly_risk
+    )
     return write_evaluation_report(
         scores.probs,
         scores.labels,
@@ -303,6 +311,7 @@ def write_test_report(
         safety_table=safety_table,
         abstain_threshold=abstain,
         extra={**extra, "open_set": view},
+        deadly_risk=deadly_risk,
     )
 
 

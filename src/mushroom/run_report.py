@@ -44,7 +44,7 @@ def report_on_test_split(
         report_path,
         paths=test_paths,
         safety_table=safety_table,
-        thresholds=(model.fitted_abstain_threshold(), model.fitted_open_set_threshold()),
+        thresholds=model.thresholds(),
         extra={"calibration": calibration, "checkpoint": best},
     )
     write_model_card(report, cfg, datamodule, Path(best).parent if best else output_dir)

@@ -92,6 +92,7 @@ OTHER_RANGES: dict[str, Range] = {
     "trainer.num_nodes": COUNT,
     "calibration.dangerous_target": PROBABILITY,
     "calibration.open_set_tpr": Range(0, 1, low_open=True),
+    "calibration.deadly_risk": Range(0, 1, low_open=True),
     "eval.dangerous_target": PROBABILITY,  # the old names, until they go (config_checks.RENAMED_KEYS)
     "eval.open_set_tpr": Range(0, 1, low_open=True),
 }

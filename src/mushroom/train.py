@@ -86,8 +86,13 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
     callbacks = [*instantiate_all(cfg.get("callbacks")), *extra_callbacks]
     calibrator = None
     if cfg.calibration.enabled:
-        tpr = cfg.calibration.get("open_set_tpr")
-        calibrator = CalibrateBestCheckpoint(cfg.calibration.dangerous_target, tpr, model.hparams["deadly"])
+        settings = cfg.calibration
+        calibrator = CalibrateBestCheckpoint(
+            settings.dangerous_target,
+            settings.get("open_set_tpr"),
+            model.hparams["deadly"],
+            settings.get("deadly_risk"),
+        )
         callbacks.append(calibrator)
     if cfg.get("seed") is not None:
         callbacks.append(EpochSeeds(cfg.seed))  # a resumed run ends where the uninterrupted one does

@@ -11,12 +11,13 @@ import dataclasses
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field
 
 from mushroom.core.open_set import NOT_A_MUSHROOM, REASONS, UNKNOWN_GENUS, verdict
+from mushroom.core.safety import confident
 from mushroom.errors import MushroomError
 
 SAFETY_WARNING = (
@@ -26,6 +27,15 @@ SAFETY_WARNING = (
 NOT_SURE = "not sure"
 # What kind of answer a photo gets, for programs (the prediction says it in words).
 VERDICTS = {NOT_SURE: "not_sure", NOT_A_MUSHROOM: "not_a_mushroom", UNKNOWN_GENUS: "unknown_genus"}
+
+
+class Thresholds(NamedTuple):
+    """A model's operating point, fitted or set at calibration and stored in it: the "not sure" confidence,
+    the open-set known score and the deadly-risk rule (``None``: not applied)."""
+
+    abstain: float | None = None
+    open_set: float | None = None
+    deadly_risk: float | None = None
 
 
 def chosen_threshold(override: float | None, stored: float | None) -> float | None:
@@ -71,9 +81,22 @@ class Answer:
     ]
     reason: Annotated[str | None, Field(description="Why the answer is not a genus (null when it is one).")]
     confidence: Annotated[float, Field(ge=0.0, le=1.0, description="The top class's probability.")]
-    not_sure: Annotated[bool, Field(description="The confidence is below the abstain threshold.")]
+    not_sure: Annotated[
+        bool,
+        Field(
+            description="The confidence is below the abstain threshold, or the top genus holds no deadly "
+            "species while the genera that do hold at least deadly_risk."
+        ),
+    ]
     abstain_threshold: Annotated[
         float | None, Field(description="Below this confidence the answer is 'not sure'.")
+    ]
+    deadly_risk: Annotated[
+        float | None,
+        Field(
+            description="A genus without deadly species is named only while the genera with deadly species "
+            "together hold less than this probability (null: no such rule)."
+        ),
     ]
     known_score: Annotated[
         float | None,
@@ -113,12 +136,15 @@ def answer(
     safety: Mapping[str, Any] | None = None,
     open_set: np.ndarray | None = None,
     open_set_threshold: float | None = None,
+    deadly_risk: float | None = None,
 ) -> dict[str, Any]:
     """The answer for one photo.
 
     ``prediction`` is ``"not a mushroom"`` or ``"not a genus I know"`` when the photo's known score
     (``open_set[0]``, :mod:`mushroom.core.open_set`) is below ``open_set_threshold``; else ``"not sure"``
-    when the most likely class's probability is below ``abstain_threshold``; else that class.
+    when the most likely class's probability is below ``abstain_threshold``, or when it is a genus without
+    deadly species while the genera with deadly species (``safety``) together hold at least
+    ``deadly_risk`` (:func:`mushroom.core.safety.confident`); else that class.
     ``verdict`` says which, ``reason`` why. ``dangerous`` lists every class among the top k whose genus
     holds deadly or poisonous species, so that a deadly look-alike is named even when it is not the top
     answer.
@@ -131,15 +157,26 @@ def answer(
     else:
         known_score = float(open_set[0])
         rejected = verdict(known_score, float(open_set[1]), open_set_threshold)
-    not_sure = rejected is None and abstain_threshold is not None and best["probability"] < abstain_threshold
+    safety = safety or {}
+    deadly = np.asarray([bool((safety.get(name) or {}).get("deadly")) for name in class_names])
+    row = np.asarray(probs, dtype=np.float64).reshape(1, -1)
+    unsure = not confident(row, abstain_threshold)[0]
+    too_risky = not unsure and not confident(row, None, deadly, deadly_risk)[0]
+    not_sure = rejected is None and (unsure or too_risky)
     prediction = rejected or (NOT_SURE if not_sure else best["name"])
     reason = REASONS.get(prediction)
-    if not_sure:
+    if not_sure and unsure:
         reason = (
             f"{best['name']} is the most likely genus, but at {best['probability']:.0%} the model is not "
             f"confident enough (it answers from {abstain_threshold:.0%})."
         )
-    safety = safety or {}
+    elif not_sure:
+        look_alikes = ", ".join(name for name, d in zip(class_names, deadly, strict=True) if d)
+        reason = (
+            f"{best['name']} is the most likely genus, but genera with deadly species ({look_alikes}) hold "
+            f"{row[0, deadly].sum():.0%}: too much to name a genus without them (the model names one only "
+            f"below {deadly_risk:.0%})."
+        )
     dangerous = [
         DangerousClass(row["name"], row["probability"], **_danger(safety[row["name"]]))
         for row in ranked
@@ -152,6 +189,7 @@ def answer(
         confidence=best["probability"],
         not_sure=not_sure,
         abstain_threshold=abstain_threshold,
+        deadly_risk=deadly_risk,
         known_score=round(known_score, 6) if known_score is not None else None,
         open_set_threshold=open_set_threshold,
         top_k=[RankedClass(**row) for row in ranked],

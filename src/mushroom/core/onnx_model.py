@@ -33,6 +33,8 @@ class ModelInfo:
     preprocessing: dict[str, Any]
     abstain_threshold: float | None = None
     open_set_threshold: float | None = None
+    # A genus without deadly species is named only below this mass on deadly genera (None: no such rule).
+    deadly_risk: float | None = None
     temperature: float = 1.0
     tta_hflip: bool = False
     safety: dict[str, Any] = field(default_factory=dict)

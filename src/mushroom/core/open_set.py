@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from mushroom.core.safety import confident
+
 NOT_A_MUSHROOM = "not a mushroom"
 UNKNOWN_GENUS = "not a genus I know"
 # The kinds of negative photo, in the order of the network's extra outputs after the genera.
@@ -68,14 +70,17 @@ def fpr_at_tpr(known: np.ndarray, unknown: np.ndarray, tpr: float = 0.95) -> flo
 
 
 def answered_with_genus(
-    probs: np.ndarray, open_set: np.ndarray, abstain_threshold: float | None, open_set_threshold: float | None
+    probs: np.ndarray,
+    open_set: np.ndarray,
+    abstain_threshold: float | None,
+    open_set_threshold: float | None,
+    deadly: np.ndarray | None = None,
+    deadly_risk: float | None = None,
 ) -> np.ndarray:
     """Per photo: is the answer a genus (neither open-set rejected nor "not sure")?"""
-    answered = np.ones(len(probs), dtype=bool)
+    answered = confident(probs, abstain_threshold, deadly, deadly_risk)
     if open_set_threshold is not None:
         answered &= open_set[:, 0] >= open_set_threshold
-    if abstain_threshold is not None:
-        answered &= probs.max(axis=1) >= abstain_threshold
     return answered
 
 
@@ -84,15 +89,18 @@ def open_set_view(
     negatives: Mapping[str, tuple[np.ndarray, np.ndarray]],
     abstain_threshold: float | None,
     open_set_threshold: float | None,
+    deadly: np.ndarray | None = None,
+    deadly_risk: float | None = None,
 ) -> dict[str, Any]:
     """The open-set part of a report, from ``(probs, open_set)`` of the known photos and of each folder
     of negatives: per folder, AUROC and FPR at 95% TPR of the known score against the known photos, and
-    the share answered with a genus at the operating point (both thresholds applied); also how often
+    the share answered with a genus at the operating point (every threshold applied); also how often
     the known photos get a genus, and which open-set answer the negatives get."""
     known_scores = known[1][:, 0]
     folders = {}
+    rule = (deadly, deadly_risk)
     for name, (probs, open_set) in negatives.items():
-        answered = answered_with_genus(probs, open_set, abstain_threshold, open_set_threshold)
+        answered = answered_with_genus(probs, open_set, abstain_threshold, open_set_threshold, *rule)
         said = [verdict(float(s), float(m), open_set_threshold) for s, m in open_set]
         folders[name] = {
             "images": len(probs),
@@ -102,7 +110,7 @@ def open_set_view(
             "said_not_a_mushroom": float(np.mean([v == NOT_A_MUSHROOM for v in said])) if said else None,
             "said_unknown_genus": float(np.mean([v == UNKNOWN_GENUS for v in said])) if said else None,
         }
-    known_answered = answered_with_genus(*known, abstain_threshold, open_set_threshold)
+    known_answered = answered_with_genus(*known, abstain_threshold, open_set_threshold, *rule)
     return {
         "threshold": open_set_threshold,
         "known_images": len(known_scores),

@@ -86,17 +86,43 @@ def deadly_mask(class_names: Sequence[str], table: Mapping[str, Any] | None) -> 
     return np.asarray(deadly)
 
 
+def confident(
+    probs: np.ndarray,
+    abstain_threshold: float | None,
+    deadly: np.ndarray | None = None,
+    deadly_risk: float | None = None,
+) -> np.ndarray:
+    """Per photo: may its most likely class be answered (rather than "not sure")?
+
+    Its probability must reach ``abstain_threshold``; and a genus without deadly species is answered only
+    while the genera with deadly species together hold less than ``deadly_risk`` (a cost-sensitive rule:
+    a look-alike risk of a few percent is not worth naming a harmless genus). ``None``: no such test.
+    """
+    answered = np.ones(len(probs), dtype=bool)
+    if abstain_threshold is not None:
+        answered &= probs.max(axis=1) >= abstain_threshold
+    if deadly_risk is not None and deadly is not None and deadly.any():
+        harmless_answer = ~deadly[probs.argmax(axis=1)]
+        answered &= ~(harmless_answer & (probs[:, deadly].sum(axis=1) >= deadly_risk))
+    return answered
+
+
 def dangerous_confusions(
-    probs: np.ndarray, labels: np.ndarray, deadly: np.ndarray, threshold: float = 0.0
+    probs: np.ndarray,
+    labels: np.ndarray,
+    deadly: np.ndarray,
+    threshold: float = 0.0,
+    deadly_risk: float | None = None,
 ) -> dict[str, float | int | None]:
-    """Counts and rates for images of deadly genera, answering only at confidence >= ``threshold``.
+    """Counts and rates for images of deadly genera, answering only at confidence >= ``threshold`` (and
+    under ``deadly_risk``, :func:`confident`).
 
     ``rate``: share of all deadly-genus images that got a confident answer naming a genus without
     deadly species (abstaining is safe). ``coverage``/``accuracy``: over every image, how many were
     answered and how many of those were right.
     """
     predicted = probs.argmax(axis=1)
-    answered = probs.max(axis=1) >= threshold
+    answered = confident(probs, threshold, deadly, deadly_risk)
     at_risk = deadly[labels]
     dangerous = at_risk & answered & ~deadly[predicted]
     n_answered = int(answered.sum())
@@ -117,14 +143,23 @@ def abstain_curve(
     return [dangerous_confusions(probs, labels, deadly, float(t)) for t in grid]
 
 
-def threshold_for_target(probs: np.ndarray, labels: np.ndarray, deadly: np.ndarray, target: float) -> float:
-    """The lowest confidence threshold (most images answered) whose dangerous-confusion rate <= target.
+def threshold_for_target(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    deadly: np.ndarray,
+    target: float,
+    deadly_risk: float | None = None,
+) -> float:
+    """The lowest confidence threshold (most images answered) whose dangerous-confusion rate <= target,
+    with the ``deadly_risk`` rule applied too (:func:`confident`).
 
     Fitted on the validation split; 1.0 + a hair (answer nothing) when no threshold meets the target.
     """
     candidates = np.unique(np.concatenate([[0.0], probs.max(axis=1)]))
     for threshold in candidates:
-        rate = dangerous_confusions(probs, labels, deadly, float(threshold))["dangerous_confusion_rate"]
+        rate = dangerous_confusions(probs, labels, deadly, float(threshold), deadly_risk)[
+            "dangerous_confusion_rate"
+        ]
         if rate is None or rate <= target:
             return float(threshold)
     return float(np.nextafter(1.0, 2.0))

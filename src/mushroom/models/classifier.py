@@ -16,11 +16,28 @@ from torch.nn import functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from mushroom.core.answer import Thresholds
 from mushroom.errors import MushroomError
 from mushroom.models.mixing import Mixing
 from mushroom.models.networks import classifier_head, create_network, layer_lr_scales
 from mushroom.models.scoring import danger_term, open_set_scores
 from mushroom.schemas import LEGACY_MODEL_KEYS, ModelConfig, from_mapping, settings_dict
+
+#: What calibration stores in the model, and the value a checkpoint written before it existed gets.
+CALIBRATION_DEFAULTS = {
+    "temperature": 1.0,
+    "abstain_threshold": float("nan"),
+    "open_set_threshold": float("nan"),
+    "deadly_risk": float("nan"),
+}
+
+
+def with_calibration_defaults(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (a checkpoint's state_dict) completed with what older checkpoints lack: uncalibrated, no
+    thresholds, no deadly-risk rule."""
+    for name, value in CALIBRATION_DEFAULTS.items():
+        state.setdefault(name, torch.tensor(value))
+    return state
 
 
 def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -123,9 +140,10 @@ class MushroomClassifier(L.LightningModule):
         self.abstain_threshold: torch.Tensor
         # The known score below which a photo is "not a mushroom" / "not a genus I know" (NaN: none).
         self.open_set_threshold: torch.Tensor
-        self.register_buffer("temperature", torch.tensor(1.0))
-        self.register_buffer("abstain_threshold", torch.tensor(float("nan")))
-        self.register_buffer("open_set_threshold", torch.tensor(float("nan")))
+        # A genus without deadly species is named only below this mass on deadly genera (NaN: no such rule).
+        self.deadly_risk: torch.Tensor
+        for name, value in CALIBRATION_DEFAULTS.items():
+            self.register_buffer(name, torch.tensor(value))
 
         self.train_metrics = classification_metrics(num_classes, "train/")
         self.val_metrics = classification_metrics(num_classes, "val/")
@@ -202,6 +220,17 @@ class MushroomClassifier(L.LightningModule):
         threshold = float(self.open_set_threshold)
         return None if math.isnan(threshold) else threshold
 
+    def fitted_deadly_risk(self) -> float | None:
+        """The deadly-risk rule stored at calibration (:func:`~mushroom.core.safety.confident`), or None."""
+        risk = float(self.deadly_risk)
+        return None if math.isnan(risk) else risk
+
+    def thresholds(self) -> Thresholds:
+        """The operating point stored at calibration: what the model's answers are given at."""
+        return Thresholds(
+            self.fitted_abstain_threshold(), self.fitted_open_set_threshold(), self.fitted_deadly_risk()
+        )
+
     def open_set_scores(self, logits: torch.Tensor) -> torch.Tensor:
         """:func:`~mushroom.models.scoring.open_set_scores` of all the network's outputs."""
         return open_set_scores(logits, len(self.class_names))
@@ -241,10 +270,7 @@ class MushroomClassifier(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Checkpoints from before calibration existed load as uncalibrated."""
-        state = checkpoint.get("state_dict", {})
-        state.setdefault("temperature", torch.tensor(1.0))
-        state.setdefault("abstain_threshold", torch.tensor(float("nan")))
-        state.setdefault("open_set_threshold", torch.tensor(float("nan")))
+        with_calibration_defaults(checkpoint.get("state_dict", {}))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy against class indices, or against soft targets (rows of probabilities); plus
