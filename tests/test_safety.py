@@ -101,7 +101,8 @@ def test_answer_says_not_sure_when_a_harmless_genus_carries_deadly_risk(table: d
     probs = np.array([0.1, 0.85, 0.05])
     risky = answer(probs, names, safety=table, deadly_risk=0.1)
     assert risky["prediction"] == NOT_SURE and risky["verdict"] == "not_sure" and risky["not_sure"]
-    assert "Amanita" in risky["reason"] and "10%" in risky["reason"] and risky["deadly_risk"] == 0.1
+    assert "(Amanita) hold 10.0%" in risky["reason"] and "below 10.0%" in risky["reason"]
+    assert risky["deadly_risk"] == 0.1
     assert risky["note"] is None and risky["top_k"][0]["name"] == "Boletus"
     assert answer(probs, names, safety=table, deadly_risk=0.11)["prediction"] == "Boletus"
     # Naming the deadly genus is never refused by the rule; without a safety table it cannot apply.

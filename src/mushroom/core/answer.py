@@ -174,8 +174,8 @@ def answer(
         look_alikes = ", ".join(name for name, d in zip(class_names, deadly, strict=True) if d)
         reason = (
             f"{best['name']} is the most likely genus, but genera with deadly species ({look_alikes}) hold "
-            f"{row[0, deadly].sum():.0%}: too much to name a genus without them (the model names one only "
-            f"below {deadly_risk:.0%})."
+            f"{row[0, deadly].sum():.1%}: too much to name a genus without them (the model names one only "
+            f"below {deadly_risk:.1%})."
         )
     dangerous = [
         DangerousClass(row["name"], row["probability"], **_danger(safety[row["name"]]))

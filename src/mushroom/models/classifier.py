@@ -223,7 +223,7 @@ class MushroomClassifier(L.LightningModule):
     def fitted_deadly_risk(self) -> float | None:
         """The deadly-risk rule stored at calibration (:func:`~mushroom.core.safety.confident`), or None."""
         risk = float(self.deadly_risk)
-        return None if math.isnan(risk) else risk
+        return None if math.isnan(risk) else round(risk, 6)  # as set (0.01), not float32's 0.0099999998
 
     def thresholds(self) -> Thresholds:
         """The operating point stored at calibration: what the model's answers are given at."""
