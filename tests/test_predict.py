@@ -169,7 +169,7 @@ def test_the_deadly_risk_rule_set_for_training_travels_to_every_answer(tmp_path:
     assert (table.answer[refused & passed_open_set] == NOT_SURE).all()
 
     onnx_path = tmp_path / "model.onnx"
-    run_export([f"model_path={checkpoint}", f"output_path={onnx_path}"], tmp_path)
+    run_export([f"model_path={checkpoint}", f"output_path={onnx_path}", f"parity_dir={photos}"], tmp_path)
     model = OnnxClassifier(onnx_path)
     assert model.info.deadly_risk == pytest.approx(risk)
     rows = predict_files(model, find_images([photos]), open_set=False, abstain_threshold=0.0)

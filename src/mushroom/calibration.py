@@ -127,7 +127,9 @@ class CalibrateBestCheckpoint(L.Callback):
             )
         if self.open_set_tpr is not None:
             model.open_set_threshold.fill_(fit_threshold(open_set[:, 0], self.open_set_tpr))
-        fitted = ("temperature", "abstain_threshold", "open_set_threshold", "deadly_risk")
+        fitted: tuple[str, ...] = ("temperature", "abstain_threshold", "open_set_threshold")
+        if self.deadly_risk is not None and self.deadly is not None:
+            fitted += ("deadly_risk",)
         store_buffers(best, {name: getattr(model, name) for name in fitted})
         found = {name: float(getattr(model, name)) for name in fitted}
         log.info("Calibrated on %d validation images: %s (stored in %s)", len(labels), found, best)
