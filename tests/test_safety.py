@@ -205,3 +205,22 @@ def test_species_and_common_names_count_as_their_genus(table: dict) -> None:
     names = ["deathcap", "Amanita phalloides", "penny_bun", "Boletus_edulis", "deadly_webcap"]
     assert list(deadly_mask(names, table)) == [True, True, False, False, True]
     assert deadly_mask(["deathcap", "chanterelle"], table) is None  # Cantharellus: not in the table
+
+
+def test_a_species_model_answers_with_the_safety_view_of_its_genera(table: dict) -> None:
+    """What evaluation counts as deadly, the answer warns about and the deadly-risk rule weighs: a species
+    model's served answer names the death cap as a deadly look-alike and does not name a bolete beside it."""
+    names = ["deathcap", "penny_bun", "Lactarius_torminosus"]
+    probs = np.array([0.3, 0.6, 0.1])
+    said = answer(probs, names, k=3, safety=table, deadly_risk=0.01)
+    assert said["prediction"] == NOT_SURE and "(deathcap) hold 30.0%" in said["reason"]
+    assert [(row["name"], row["deadly"]) for row in said["dangerous"]] == [
+        ("deathcap", True),
+        ("Lactarius_torminosus", False),
+    ]
+    named = answer(np.array([0.001, 0.9, 0.099]), names, safety=table, deadly_risk=0.01)
+    assert named["prediction"] == "penny_bun" and named["note"] == table["Boletus"]["note"]
+    # A table that does not cover every class gives no deadly-risk view, as evaluation gives no dangerous
+    # rate; the classes it does cover are still named as dangerous.
+    partial = answer(probs, ["deathcap", "chanterelle", "Boletus"], safety=table, deadly_risk=0.01)
+    assert partial["prediction"] == "chanterelle" and partial["dangerous"][0]["name"] == "deathcap"

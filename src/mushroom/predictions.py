@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mushroom.core.answer import Thresholds, answer
+from mushroom.core.answer import Thresholds, decide
 from mushroom.errors import MushroomError
 
 
@@ -275,7 +275,7 @@ def answers(
     deadly_risk: np.ndarray | None = None,
     deadly: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Per row, the prediction :func:`mushroom.core.answer.answer` gives at that row's thresholds (NaN:
+    """Per row, the prediction :func:`mushroom.core.answer.decide` gives at that row's thresholds (NaN:
     none; NaN open-set scores: a model without them): the answer a user would have read. The deadly-risk
     rule needs ``deadly``, which classes hold deadly species."""
 
@@ -288,24 +288,15 @@ def answers(
             "These predictions answer with the deadly-risk rule, which needs to know which classes hold "
             "deadly species: give the safety table that covers them."
         )
-    safety = (
-        {name: {"deadly": bool(d)} for name, d in zip(class_names, deadly, strict=True)}
-        if deadly is not None
-        else None
-    )
-
     return np.asarray(
         [
-            answer(
+            decide(
                 probs[i],
                 class_names,
-                k=1,
-                abstain_threshold=given(abstain_threshold[i]),
-                open_set=None if np.isnan(open_set[i]).any() else open_set[i],
-                open_set_threshold=given(open_set_threshold[i]),
-                safety=safety,
-                deadly_risk=given(risk[i]),
-            )["prediction"]
+                Thresholds(given(abstain_threshold[i]), given(open_set_threshold[i]), given(risk[i])),
+                None if np.isnan(open_set[i]).any() else open_set[i],
+                deadly,
+            )[0]
             for i in range(len(probs))
         ],
         dtype=object,

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from mushroom.core.open_set import NOT_A_MUSHROOM, REASONS, UNKNOWN_GENUS, verdict
-from mushroom.core.safety import confident
+from mushroom.core.safety import class_entries, confident, deadly_mask
 from mushroom.errors import MushroomError
 
 SAFETY_WARNING = (
@@ -128,6 +128,44 @@ def top_k(probs: np.ndarray, class_names: Sequence[str], k: int) -> list[dict[st
     return [{"name": class_names[i], "probability": round(float(probs[i]), 6)} for i in order]
 
 
+def decide(
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    thresholds: Thresholds,
+    open_set: np.ndarray | None = None,
+    deadly: np.ndarray | None = None,
+) -> tuple[str, str | None]:
+    """What one photo is called and why (``None`` when it is called a class).
+
+    ``"not a mushroom"`` or ``"not a genus I know"`` when its known score (``open_set[0]``,
+    :mod:`mushroom.core.open_set`) is below the open-set threshold; else ``"not sure"`` when its most
+    likely class is below the abstain threshold, or is a genus without deadly species while the genera
+    with deadly species (``deadly``) hold at least the deadly risk (:func:`mushroom.core.safety.confident`);
+    else that class. ``open_set=None``: a model without open-set scores, whose threshold cannot apply.
+    """
+    if open_set is not None:
+        rejected = verdict(float(open_set[0]), float(open_set[1]), thresholds.open_set)
+        if rejected is not None:
+            return rejected, REASONS.get(rejected)
+    row = np.asarray(probs, dtype=np.float64).reshape(1, -1)
+    best = int(row[0].argmax())
+    if confident(row, thresholds.abstain, deadly, thresholds.deadly_risk)[0]:
+        return class_names[best], None
+    name, probability = class_names[best], row[0, best]
+    if thresholds.abstain is not None and probability < thresholds.abstain:
+        return NOT_SURE, (
+            f"{name} is the most likely genus, but at {probability:.0%} the model is not confident enough "
+            f"(it answers from {thresholds.abstain:.0%})."
+        )
+    assert deadly is not None and thresholds.deadly_risk is not None  # the only other way to not be sure
+    look_alikes = ", ".join(other for other, d in zip(class_names, deadly, strict=True) if d)
+    return NOT_SURE, (
+        f"{name} is the most likely genus, but genera with deadly species ({look_alikes}) hold "
+        f"{row[0, deadly].sum():.1%}: too much to name a genus without them (the model names one only "
+        f"below {thresholds.deadly_risk:.1%})."
+    )
+
+
 def answer(
     probs: np.ndarray,
     class_names: Sequence[str],
@@ -138,62 +176,36 @@ def answer(
     open_set_threshold: float | None = None,
     deadly_risk: float | None = None,
 ) -> dict[str, Any]:
-    """The answer for one photo.
-
-    ``prediction`` is ``"not a mushroom"`` or ``"not a genus I know"`` when the photo's known score
-    (``open_set[0]``, :mod:`mushroom.core.open_set`) is below ``open_set_threshold``; else ``"not sure"``
-    when the most likely class's probability is below ``abstain_threshold``, or when it is a genus without
-    deadly species while the genera with deadly species (``safety``) together hold at least
-    ``deadly_risk`` (:func:`mushroom.core.safety.confident`); else that class.
-    ``verdict`` says which, ``reason`` why. ``dangerous`` lists every class among the top k whose genus
-    holds deadly or poisonous species, so that a deadly look-alike is named even when it is not the top
-    answer.
+    """The answer for one photo: the prediction and its reason (:func:`decide`, with the classes that
+    hold deadly species read from the ``safety`` table), the top k, and the safety notes. ``dangerous``
+    lists every class among the top k whose genus holds deadly or poisonous species, so that a deadly
+    look-alike is named even when it is not the top answer. A species class counts as its genus
+    (:func:`mushroom.core.safety.class_entries`).
     """
-    ranked = top_k(probs, class_names, k)
-    best = ranked[0]
-    known_score, rejected = None, None
     if open_set is None:
         open_set_threshold = None  # a model without open-set scores cannot apply the threshold
-    else:
-        known_score = float(open_set[0])
-        rejected = verdict(known_score, float(open_set[1]), open_set_threshold)
-    safety = safety or {}
-    deadly = np.asarray([bool((safety.get(name) or {}).get("deadly")) for name in class_names])
-    row = np.asarray(probs, dtype=np.float64).reshape(1, -1)
-    unsure = not confident(row, abstain_threshold)[0]
-    too_risky = not unsure and not confident(row, None, deadly, deadly_risk)[0]
-    not_sure = rejected is None and (unsure or too_risky)
-    prediction = rejected or (NOT_SURE if not_sure else best["name"])
-    reason = REASONS.get(prediction)
-    if not_sure and unsure:
-        reason = (
-            f"{best['name']} is the most likely genus, but at {best['probability']:.0%} the model is not "
-            f"confident enough (it answers from {abstain_threshold:.0%})."
-        )
-    elif not_sure:
-        look_alikes = ", ".join(name for name, d in zip(class_names, deadly, strict=True) if d)
-        reason = (
-            f"{best['name']} is the most likely genus, but genera with deadly species ({look_alikes}) hold "
-            f"{row[0, deadly].sum():.1%}: too much to name a genus without them (the model names one only "
-            f"below {deadly_risk:.1%})."
-        )
+    thresholds = Thresholds(abstain_threshold, open_set_threshold, deadly_risk)
+    prediction, reason = decide(probs, class_names, thresholds, open_set, deadly_mask(class_names, safety))
+    ranked = top_k(probs, class_names, k)
+    entries = dict(zip(class_names, class_entries(class_names, safety), strict=True))
+    best = ranked[0]
     dangerous = [
-        DangerousClass(row["name"], row["probability"], **_danger(safety[row["name"]]))
+        DangerousClass(row["name"], row["probability"], **_danger(entries[row["name"]]))  # type: ignore[arg-type]
         for row in ranked
-        if _is_dangerous(safety.get(row["name"]))
+        if _is_dangerous(entries[row["name"]])
     ]
     reply = Answer(
         prediction=prediction,
         verdict=VERDICTS.get(prediction, "genus"),  # type: ignore[arg-type]
         reason=reason,
         confidence=best["probability"],
-        not_sure=not_sure,
+        not_sure=prediction == NOT_SURE,
         abstain_threshold=abstain_threshold,
         deadly_risk=deadly_risk,
-        known_score=round(known_score, 6) if known_score is not None else None,
+        known_score=round(float(open_set[0]), 6) if open_set is not None else None,
         open_set_threshold=open_set_threshold,
         top_k=[RankedClass(**row) for row in ranked],
-        note=(safety.get(best["name"]) or {}).get("note") if prediction == best["name"] else None,
+        note=(entries[best["name"]] or {}).get("note") if prediction == best["name"] else None,
         dangerous=dangerous,
         warning=SAFETY_WARNING,
     )

@@ -65,25 +65,32 @@ def table_from_config(node: Any) -> dict[str, Any] | None:
     return {str(key): value for key, value in table.items()} if isinstance(table, dict) else None
 
 
-def deadly_mask(class_names: Sequence[str], table: Mapping[str, Any] | None) -> np.ndarray | None:
-    """Which classes hold deadly species; ``None`` when the table does not cover every class.
+def class_entries(
+    class_names: Sequence[str], table: Mapping[str, Any] | None
+) -> list[Mapping[str, Any] | None]:
+    """Each class's entry of the safety table (``None``: the table does not cover it).
 
     A class that is not itself a genus of the table counts as the genus its name stands for: a species
     (``Amanita phalloides``) or a common name of the 215-species set (``deathcap``), so a species model
     gets the same safety view as a genus model when the table covers their genera.
     """
     if not table:
-        return None
+        return [None] * len(class_names)
     from mushroom.core.taxonomy import folder_genus
 
     genera = set(table)
-    deadly = []
-    for name in class_names:
-        entry = table.get(name) or table.get(folder_genus(name, genera) or "")
-        if entry is None:
-            return None
-        deadly.append(bool(entry.get("deadly", False)))
-    return np.asarray(deadly)
+    return [table.get(name) or table.get(folder_genus(name, genera) or "") for name in class_names]
+
+
+def deadly_mask(class_names: Sequence[str], table: Mapping[str, Any] | None) -> np.ndarray | None:
+    """Which classes hold deadly species (:func:`class_entries`); ``None`` when the table does not cover
+    every class, since a dangerous rate over part of the classes would read as the whole."""
+    if not table:
+        return None
+    entries = class_entries(class_names, table)
+    if any(entry is None for entry in entries):
+        return None
+    return np.asarray([bool(entry.get("deadly", False)) for entry in entries])  # type: ignore[union-attr]
 
 
 def confident(
