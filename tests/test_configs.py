@@ -47,10 +47,28 @@ def test_an_experiment_sets_train_s_own_keys_and_the_command_line_still_wins(tmp
     cfg = compose_config("train", recipe, tmp_path)
     assert (cfg.calibration.open_set_tpr, cfg.calibration.dangerous_target) == (0.9, 0.01)
     assert cfg.calibration.deadly_risk == 0.01
-    assert cfg.model.head_only_epochs == cfg.trainer.max_epochs == 12  # a probe throughout, at any length
-    cfg = compose_config("train", [*recipe, "calibration.open_set_tpr=0.8", "trainer.max_epochs=3"], tmp_path)
-    assert cfg.calibration.open_set_tpr == 0.8 and cfg.model.head_only_epochs == 3
+    # The head alone for 2 epochs, then the last two stages with it; the stages below stay frozen.
+    assert (cfg.model.head_only_epochs, cfg.trainer.max_epochs, cfg.model.backbone_lr_scale) == (2, 12, 0.05)
+    assert list(cfg.model.freeze) == ["conv_stem", "bn1", *(f"blocks.{i}" for i in range(5))]
+    cfg = compose_config("train", [*recipe, "calibration.open_set_tpr=0.8", "model.freeze=[]"], tmp_path)
+    assert cfg.calibration.open_set_tpr == 0.8 and list(cfg.model.freeze) == []
     assert compose_config("train", [], tmp_path).calibration.open_set_tpr == 0.95
+
+
+@pytest.mark.usefixtures("hydra_init")
+def test_real_photos_cpu_fine_tunes_the_last_two_stages_of_lite0(tmp_path: Path) -> None:
+    """The recipe's frozen modules exist in its network (CI never trains the real recipe), and what is left to
+    learn is the last two stages, the last convolution and the head."""
+    import timm
+
+    cfg = compose_config("train", ["experiment=real_photos_cpu", "data.root=/photos"], tmp_path)
+    net = timm.create_model(cfg.model.name, pretrained=False)
+    modules = dict(net.named_modules())
+    assert all(name in modules for name in cfg.model.freeze)
+    frozen = tuple(f"{name}." for name in cfg.model.freeze)
+    learning = {name.split(".")[0] + (f".{name.split('.')[1]}" if name.startswith("blocks.") else "")
+                for name, _ in net.named_parameters() if not name.startswith(frozen)}  # fmt: skip
+    assert learning == {"blocks.5", "blocks.6", "conv_head", "bn2", "classifier"}
 
 
 @pytest.mark.usefixtures("hydra_init")
