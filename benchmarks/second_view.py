@@ -113,26 +113,26 @@ def as_table(table: Predictions, six: np.ndarray) -> Predictions:
     return dataclasses.replace(table, probs=genera / known[:, None], open_set=np.column_stack([known, share]))
 
 
-def main() -> None:
+def folds_arguments(description: str, model: str, image_size: int) -> argparse.ArgumentParser:
+    """The arguments of a benchmark that judges something on frozen features of folds already trained."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("folds", type=Path, help="a cross-validation's multirun directory")
     parser.add_argument("--data", type=Path, required=True, help="root of the known genera's photos")
     parser.add_argument("--open-set", type=Path, help="root of the negatives (data.open_set.root)")
     parser.add_argument("--hf-cache", type=Path, help="a Hugging Face hub cache holding --model (offline)")
-    parser.add_argument("--model", default="vit_small_patch14_dinov2.lvd142m")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--weight", type=float, default=0.5, help="the probe's share of the geometric mean")
-    parser.add_argument("--strength", type=float, default=0.1, help="inverse L2 strength of the probe (C)")
+    parser.add_argument("--model", default=model)
+    parser.add_argument("--image-size", type=int, default=image_size)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--open-set-tpr", type=float, default=0.95)
-    parser.add_argument("--dangerous-target", type=float, default=0.02)
-    args = parser.parse_args()
+    return parser
+
+
+def table_and_features(args: argparse.Namespace) -> tuple[Predictions, np.ndarray]:
+    """The folds' pooled table and, row by row, the frozen features of its photos."""
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     if args.hf_cache:
         os.environ.update(HF_HUB_CACHE=str(args.hf_cache.resolve()), HF_HUB_OFFLINE="1")
-
     table = pool(args.folds)
     roots = [args.data, *([args.open_set] if args.open_set else [])]
     paths = [next((root / p for root in roots if (root / p).is_file()), roots[0] / p) for p in table.photo]
@@ -142,7 +142,17 @@ def main() -> None:
     unique = sorted(set(paths))  # a validation row repeats a photo another fold tested
     found = features(args.model, args.image_size, unique, args.out / "features.npz")
     row = {path: i for i, path in enumerate(unique)}
-    feats = found[[row[p] for p in paths]]
+    return table, found[[row[p] for p in paths]]
+
+
+def main() -> None:
+    parser = folds_arguments(__doc__ or "", "vit_small_patch14_dinov2.lvd142m", 224)
+    parser.add_argument("--weight", type=float, default=0.5, help="the probe's share of the geometric mean")
+    parser.add_argument("--strength", type=float, default=0.1, help="inverse L2 strength of the probe (C)")
+    parser.add_argument("--open-set-tpr", type=float, default=0.95)
+    parser.add_argument("--dangerous-target", type=float, default=0.02)
+    args = parser.parse_args()
+    table, feats = table_and_features(args)
     deadly = deadly_classes(table.class_names, "genus")
     probe = probe_predictions(table, feats, args.strength)
     fold_model = six_outputs(table)
