@@ -71,12 +71,16 @@ def predict(head: torch.nn.Linear, feats: torch.Tensor) -> np.ndarray:
 
 
 def head_predictions(
-    table: Predictions, feats: np.ndarray, k: int, unit: str, lr: float, epochs: int
+    table: Predictions,
+    feats: np.ndarray,
+    deadly_genera: np.ndarray,
+    k: int,
+    unit: str,
+    lr: float,
+    epochs: int,
 ) -> dict[str, np.ndarray]:
     """Per outer fold, one head and the mean of k inner-fold heads, predicting that fold's rows."""
     y = targets(table)
-    deadly_genera = deadly_classes(table.class_names, "genus")
-    assert deadly_genera is not None
     deadly = torch.from_numpy(np.concatenate([deadly_genera, np.zeros(len(NEGATIVE_KINDS), dtype=bool)]))
     units = table.group if unit == "group" else table.source
     width = len(deadly)
@@ -112,7 +116,9 @@ def main() -> None:
     torch.manual_seed(0)
     table, feats = table_and_features(args)
     deadly = deadly_classes(table.class_names, "genus")
-    candidates = head_predictions(table, feats, args.k, args.unit, args.lr, args.epochs)
+    if deadly is None:
+        raise SystemExit("The genus safety table does not cover these classes: the danger term needs it.")
+    candidates = head_predictions(table, feats, deadly, args.k, args.unit, args.lr, args.epochs)
     for name, six in candidates.items():
         answered = refit(
             as_table(table, six), deadly, args.open_set_tpr, args.dangerous_target, args.deadly_risk

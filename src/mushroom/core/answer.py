@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from mushroom.core.open_set import NOT_A_MUSHROOM, REASONS, UNKNOWN_GENUS, verdict
-from mushroom.core.safety import class_entries, confident, deadly_mask
+from mushroom.core.safety import class_entries, confident, deadly_of
 from mushroom.errors import MushroomError
 
 SAFETY_WARNING = (
@@ -185,9 +185,10 @@ def answer(
     if open_set is None:
         open_set_threshold = None  # a model without open-set scores cannot apply the threshold
     thresholds = Thresholds(abstain_threshold, open_set_threshold, deadly_risk)
-    prediction, reason = decide(probs, class_names, thresholds, open_set, deadly_mask(class_names, safety))
+    per_class = class_entries(class_names, safety)
+    prediction, reason = decide(probs, class_names, thresholds, open_set, deadly_of(per_class))
     ranked = top_k(probs, class_names, k)
-    entries = dict(zip(class_names, class_entries(class_names, safety), strict=True))
+    entries = dict(zip(class_names, per_class, strict=True))
     best = ranked[0]
     dangerous = [
         DangerousClass(row["name"], row["probability"], **_danger(entries[row["name"]]))  # type: ignore[arg-type]

@@ -85,9 +85,11 @@ def class_entries(
 def deadly_mask(class_names: Sequence[str], table: Mapping[str, Any] | None) -> np.ndarray | None:
     """Which classes hold deadly species (:func:`class_entries`); ``None`` when the table does not cover
     every class, since a dangerous rate over part of the classes would read as the whole."""
-    if not table:
-        return None
-    entries = class_entries(class_names, table)
+    return deadly_of(class_entries(class_names, table)) if table else None
+
+
+def deadly_of(entries: Sequence[Mapping[str, Any] | None]) -> np.ndarray | None:
+    """Which of :func:`class_entries`' entries hold deadly species; ``None`` when one is missing."""
     if any(entry is None for entry in entries):
         return None
     return np.asarray([bool(entry.get("deadly", False)) for entry in entries])  # type: ignore[union-attr]
