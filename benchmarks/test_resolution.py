@@ -1,0 +1,80 @@
+"""Would the fold models answer better at a larger test resolution? Judged on folds already trained.
+
+    python benchmarks/test_resolution.py logs/oof/base/random --size 320 --out logs/oof/base-320-random
+
+Training crops 25-100% of a photo and scales the crop to ``data.image_size``, so a mushroom looks larger
+to the network in training than in the centre crop it is tested on; testing at a larger size than training
+can undo that (Touvron et al., "Fixing the train-test resolution discrepancy", 2019). For each fold of a
+cross-validation (``invoke cv`` or ``benchmarks/out_of_fold.py``, with its checkpoints), the best checkpoint
+is calibrated again on the fold's validation photos at ``--size`` (temperature, thresholds: as training does)
+and tests the fold's photos and negatives at that size. The fold tables go to ``--out`` (the checkpoints
+under it are copies: the originals keep their calibration); then the two are compared, paired
+(``python -m mushroom.cv DIR --compare OUT``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+log = logging.getLogger("test_resolution")
+
+
+def rescore_fold(fold_dir: Path, size: int, out_dir: Path) -> None:
+    """Calibrate and test one fold's best checkpoint at ``size``; write ``out_dir/test_predictions.csv``."""
+    from mushroom.calibration import CalibrateBestCheckpoint
+    from mushroom.checkpoints import load_classifier
+    from mushroom.core.safety import table_from_config
+    from mushroom.run_report import report_on_test_split
+    from mushroom.train import build_datamodule
+
+    cfg = OmegaConf.load(fold_dir / "config.yaml")
+    cfg.data.image_size = size
+    cfg.paths.output_dir = str(out_dir)
+    best = out_dir / "checkpoints" / "best.ckpt"
+    best.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(fold_dir / "checkpoints" / "best.ckpt", best)
+
+    datamodule = build_datamodule(cfg)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    datamodule.setup("test")
+    model = load_classifier(best)
+    settings = cfg.calibration
+    calibrator = CalibrateBestCheckpoint(
+        settings.dangerous_target,
+        settings.get("open_set_tpr"),
+        model.hparams["deadly"],
+        settings.get("deadly_risk"),
+    )
+    fitted = calibrator.calibrate(model, datamodule.val_dataloader(), str(best))
+    report_on_test_split(model, datamodule, cfg, table_from_config(cfg.get("safety")), str(best), fitted, [])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("folds", type=Path, help="a cross-validation's folder (fold_<k>/ with checkpoints/)")
+    parser.add_argument("--size", type=int, required=True, help="the test resolution (pixels)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--safety", default="genus")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+
+    from mushroom.cv import compare, fold_files, pooled_report
+
+    for config in fold_files(args.folds, "config.yaml"):
+        fold_dir = config.parent
+        log.info("%s at %d px", fold_dir.name, args.size)
+        rescore_fold(fold_dir, args.size, args.out / fold_dir.name)
+    pooled_report(args.out, args.safety)
+    compare(args.folds, args.out, args.safety)
+
+
+if __name__ == "__main__":
+    main()
