@@ -44,13 +44,7 @@ def rescore_fold(fold_dir: Path, size: int, out_dir: Path) -> None:
     datamodule.setup("fit")
     datamodule.setup("test")
     model = load_classifier(best)
-    settings = cfg.calibration
-    calibrator = CalibrateBestCheckpoint(
-        settings.dangerous_target,
-        settings.get("open_set_tpr"),
-        model.hparams["deadly"],
-        settings.get("deadly_risk"),
-    )
+    calibrator = CalibrateBestCheckpoint.from_config(cfg.calibration, model.hparams["deadly"])
     fitted = calibrator.calibrate(model, datamodule.val_dataloader(), str(best))
     report_on_test_split(model, datamodule, cfg, table_from_config(cfg.get("safety")), str(best), fitted, [])
 

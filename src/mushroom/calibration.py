@@ -99,6 +99,13 @@ class CalibrateBestCheckpoint(L.Callback):
         self.deadly = None if deadly is None else np.asarray(deadly, dtype=bool)
         self.fitted: dict[str, float] = {}
 
+    @classmethod
+    def from_config(cls, settings: Any, deadly: Sequence[bool] | None) -> CalibrateBestCheckpoint:
+        """From a run's ``calibration`` config (``dangerous_target``, ``open_set_tpr``, ``deadly_risk``)."""
+        return cls(
+            settings.dangerous_target, settings.get("open_set_tpr"), deadly, settings.get("deadly_risk")
+        )
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from mushroom.checkpoints import best_checkpoint
 

@@ -86,13 +86,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
     callbacks = [*instantiate_all(cfg.get("callbacks")), *extra_callbacks]
     calibrator = None
     if cfg.calibration.enabled:
-        settings = cfg.calibration
-        calibrator = CalibrateBestCheckpoint(
-            settings.dangerous_target,
-            settings.get("open_set_tpr"),
-            model.hparams["deadly"],
-            settings.get("deadly_risk"),
-        )
+        calibrator = CalibrateBestCheckpoint.from_config(cfg.calibration, model.hparams["deadly"])
         callbacks.append(calibrator)
     if cfg.get("seed") is not None:
         callbacks.append(EpochSeeds(cfg.seed))  # a resumed run ends where the uninterrupted one does
