@@ -112,6 +112,40 @@ def test_fast_dev_run_completes(extra: list[str], toy_folder: Path, tmp_path: Pa
         assert (tmp_path / "data" / "processed" / toy_folder.name / "manifest.csv").is_file()
 
 
+def test_averaged_weights_are_calibrated_tested_and_shipped(toy_folder: Path, tmp_path: Path) -> None:
+    """With ``callbacks=[...,ema]`` best.ckpt holds the averaged weights (and the raw ones, for resuming): the
+    test after fitting must score the averaged weights with the thresholds fitted on them, as every later
+    load does. It once restored the raw weights, uncalibrated, and answered every photo."""
+    import numpy as np
+
+    from mushroom.predict import load_any, predict_files
+    from mushroom.predictions import Predictions
+
+    run_train(
+        [
+            f"data.root={toy_folder}",
+            "callbacks=[model_checkpoint,ema]",
+            "callbacks.ema.decay=0.7",
+            "trainer.max_epochs=3",
+            "data.val_fraction=0.25",
+        ],
+        tmp_path,
+    )
+    best = tmp_path / "checkpoints" / "best.ckpt"
+    checkpoint = torch.load(best, map_location="cpu", weights_only=False)
+    stored, raw = checkpoint["state_dict"], checkpoint["current_model_state"]
+    assert any(not torch.equal(stored[k], raw[k]) for k in raw if raw[k].is_floating_point())  # averaged
+    report = json.loads((tmp_path / "test_metrics.json").read_text())
+    assert report["calibration"]["temperature"] == pytest.approx(float(stored["temperature"]))
+    assert float(stored["temperature"]) != pytest.approx(1.0)
+    tested = Predictions.read(tmp_path / "test_predictions.csv").tested
+    assert np.allclose(tested.abstain_threshold, float(stored["abstain_threshold"]))
+    shipped = predict_files(load_any(best), [toy_folder / p for p in tested.photo], top_k=3)
+    for row, probs in zip(shipped, tested.probs, strict=True):
+        by_class = {entry["name"]: entry["probability"] for entry in row["top_k"]}
+        assert [by_class[name] for name in tested.class_names] == pytest.approx(probs.tolist(), abs=1e-5)
+
+
 def test_resume_from_last_continues_where_it_stopped(toy_folder: Path, tmp_path: Path) -> None:
     run_train([f"data.root={toy_folder}", "trainer.max_epochs=2", "test=false"], tmp_path)
     first = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)

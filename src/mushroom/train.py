@@ -49,7 +49,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
     from hydra.utils import instantiate
 
     from mushroom.calibration import CalibrateBestCheckpoint
-    from mushroom.checkpoints import best_checkpoint, check_resume_classes, resume_path
+    from mushroom.checkpoints import best_checkpoint, check_resume_classes, model_state, resume_path
     from mushroom.core.safety import deadly_mask, table_from_config
     from mushroom.data.sampling import EpochSeeds
     from mushroom.run_report import report_on_test_split
@@ -102,9 +102,14 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
 
     if cfg.get("test") and len(datamodule.index_and_split()[1].test):
         best = best_checkpoint(trainer)
-        if not best:
+        if best:
+            # The state best.ckpt ships, loaded here rather than through ckpt_path: with weight averaging
+            # (callbacks=[...,ema]) Lightning would restore the raw weights it keeps there for resuming,
+            # not the averaged, calibrated ones that evaluate, export and serve load.
+            model.load_state_dict(model_state(best))
+        else:
             log.warning("No best checkpoint was saved; testing the weights as they are after fitting.")
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+        trainer.test(model, datamodule=datamodule)
         metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
         if trainer.is_global_zero:  # one process, or rank 0 of several: the same report either way
             calibration = calibrator.fitted if calibrator else {}
