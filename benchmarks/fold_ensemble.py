@@ -87,7 +87,7 @@ def head_predictions(
     out = {"one-head": np.zeros((len(table), width)), f"{k}-heads": np.zeros((len(table), width))}
     for fold in sorted(set(table.fold.tolist())):
         rows = table.fold == fold
-        trained_on = np.flatnonzero((table.part == "test") & ~np.isin(table.photo, table.photo[rows]))
+        trained_on = np.flatnonzero(table.trained_on(fold))
         held = torch.from_numpy(feats[rows]).float()
         one = train_head(feats[trained_on], y[trained_on], deadly, 0, lr, epochs)
         out["one-head"][rows] = predict(one, held)

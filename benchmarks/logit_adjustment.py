@@ -31,8 +31,7 @@ GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 def training_shares(table: Predictions, fold: int) -> np.ndarray:
     """Each genus's share of the known photos that fold ``fold``'s model trained on: every other fold's test
     rows."""
-    rows = table.fold == fold
-    trained_on = (table.part == "test") & table.known & ~np.isin(table.photo, table.photo[rows])
+    trained_on = table.trained_on(fold) & table.known
     counts = np.bincount(table.label[trained_on], minlength=len(table.class_names)).astype(float)
     return np.maximum(counts, 1.0) / max(counts.sum(), 1.0)
 

@@ -95,7 +95,7 @@ def probe_predictions(table: Predictions, feats: np.ndarray, strength: float) ->
     out = np.zeros((len(table), len(table.class_names) + len(NEGATIVE_KINDS)))
     for fold in sorted(set(table.fold.tolist())):
         rows = table.fold == fold
-        trained_on = (table.part == "test") & ~np.isin(table.photo, table.photo[rows])
+        trained_on = table.trained_on(fold)
         scaler = StandardScaler().fit(feats[trained_on])
         counts = np.bincount(y[trained_on], minlength=out.shape[1])
         weights = counts[y[trained_on]] ** -0.5  # halfway to even classes, as the recipe samples them

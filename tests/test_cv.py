@@ -295,6 +295,35 @@ def test_a_refit_fits_each_folds_thresholds_on_its_validation_rows(tmp_path: Pat
     assert result["accuracy"]["verdict"] == bootstrap.CANT_TELL
 
 
+def test_a_fold_model_trained_on_the_photos_no_part_of_its_fold_holds() -> None:
+    # Nine photos, three folds: fold f tests photos 3f..3f+2 and validates on the next fold's first photo.
+    parts = []
+    for fold in range(3):
+        for part, photos in (("test", [3 * fold, 3 * fold + 1, 3 * fold + 2]), ("val", [(3 * fold + 3) % 9])):
+            n = len(photos)
+            parts.append(
+                predictions_of(
+                    NAMES,
+                    [f"{p}.jpg" for p in photos],
+                    "known",
+                    np.zeros(n, dtype=int),
+                    [str(p) for p in photos],
+                    ["s"] * n,
+                    fold,
+                    np.full((n, 3), 1 / 3),
+                    np.full((n, 2), 0.5),
+                    (0.5, 0.5),
+                    part=part,
+                )
+            )
+    table = Predictions.concat(parts)
+    for fold in range(3):
+        trained = table.photo[table.trained_on(fold)].tolist()
+        held = {f"{p}.jpg" for p in (3 * fold, 3 * fold + 1, 3 * fold + 2, (3 * fold + 3) % 9)}
+        assert sorted(trained) == sorted(f"{p}.jpg" for p in range(9) if f"{p}.jpg" not in held)
+        assert (table.part[table.trained_on(fold)] == "test").all()  # each photo once, from its test row
+
+
 def test_a_refit_needs_validation_rows() -> None:
     from mushroom.cv import refit
 

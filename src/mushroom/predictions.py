@@ -119,6 +119,12 @@ class Predictions:
             ),
         )
 
+    def trained_on(self, fold: int) -> np.ndarray:
+        """Which rows are photos fold ``fold``'s model trained on: the other folds' test rows, less the photos
+        that fold validated or tested on (each photo is tested by exactly one fold of a cross-validation)."""
+        seen = np.isin(self.photo, self.photo[self.fold == fold])
+        return (self.part == "test") & ~seen
+
     def subset(self, rows: np.ndarray) -> Predictions:
         """The rows ``rows`` (a mask or indices, repeats allowed: a bootstrap sample)."""
         return Predictions(
