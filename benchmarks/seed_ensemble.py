@@ -1,0 +1,83 @@
+"""Would averaging models trained with other seeds pay? Judged on cross-validations already trained.
+
+    python benchmarks/seed_ensemble.py logs/cv/base logs/cv/seed7 --out logs/oof/seeds-42-7
+
+Each argument is a cross-validation of the same folds (``data.num_folds`` and ``data.seed`` equal, the model's
+``seed`` different: another initialisation, other draws and augmentations). Each photo's calibrated genus
+probabilities and open-set scores are averaged over the runs, as the mirror image's are averaged at test time
+(what an ensemble exported as one model would compute), and each fold's thresholds are fitted again on its
+validation rows as training fits them. Written, as fold tables: every run refitted the same way (which gives
+its fold tables back) and the ensemble; then the ensemble is compared, paired, with each run
+(``python -m mushroom.cv``'s verdicts). No training; a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from mushroom.cv import compare, deadly_classes, pool, pooled_report, refit, write_folds
+from mushroom.predictions import Predictions
+
+log = logging.getLogger("seed_ensemble")
+
+
+def rows_like(reference: Predictions, other: Predictions) -> Predictions:
+    """``other``'s rows in ``reference``'s order, matched by fold, part, kind and photo (a photo one fold
+    tests is another fold's validation photo); refused unless the runs split the photos the same way."""
+    keys = list(zip(reference.fold, reference.part, reference.kind, reference.photo, strict=True))
+    position = {
+        key: i for i, key in enumerate(zip(other.fold, other.part, other.kind, other.photo, strict=True))
+    }
+    missing = [key for key in keys if key not in position]
+    if missing or len(position) != len(keys):
+        example = f"; e.g. {missing[0]} is in the first only" if missing else ""
+        raise SystemExit(
+            f"The runs did not predict the same photos in the same folds ({len(keys)} and {len(position)} "
+            f"rows{example}): train them with the same data.num_folds, data.seed and negatives."
+        )
+    return other.subset(np.asarray([position[key] for key in keys]))
+
+
+def averaged(tables: list[Predictions]) -> Predictions:
+    """The first table with every run's probabilities and open-set scores averaged, row by row."""
+    first, rest = tables[0], [rows_like(tables[0], t) for t in tables[1:]]
+    members = [first, *rest]
+    return dataclasses.replace(
+        first,
+        probs=np.mean([t.probs for t in members], axis=0),
+        open_set=np.mean([t.open_set for t in members], axis=0),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "runs", type=Path, nargs="+", help="cross-validations' multirun directories (two or more)"
+    )
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--open-set-tpr", type=float, default=0.9)
+    parser.add_argument("--dangerous-target", type=float, default=0.01)
+    args = parser.parse_args()
+    if len(args.runs) < 2:
+        parser.error("an ensemble needs two runs or more")
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    tables = [pool(run) for run in args.runs]
+    deadly = deadly_classes(tables[0].class_names, "genus")
+    candidates = {f"run-{i}": table for i, table in enumerate(tables)} | {"ensemble": averaged(tables)}
+    for name, table in candidates.items():
+        write_folds(refit(table, deadly, args.open_set_tpr, args.dangerous_target), args.out / name)
+        pooled_report(args.out / name)
+    for i, run in enumerate(args.runs):
+        log.info("the ensemble against run %d (%s):", i, run)
+        compare(args.out / f"run-{i}", args.out / "ensemble")
+
+
+if __name__ == "__main__":
+    main()
