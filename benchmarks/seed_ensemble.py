@@ -20,32 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mushroom.cv import compare, deadly_classes, pool, pooled_report, refit, write_folds
+from mushroom.cv import aligned, compare, deadly_classes, pool, pooled_report, refit, write_folds
 from mushroom.predictions import Predictions
 
 log = logging.getLogger("seed_ensemble")
 
 
-def rows_like(reference: Predictions, other: Predictions) -> Predictions:
-    """``other``'s rows in ``reference``'s order, matched by fold, part, kind and photo (a photo one fold
-    tests is another fold's validation photo); refused unless the runs split the photos the same way."""
-    keys = list(zip(reference.fold, reference.part, reference.kind, reference.photo, strict=True))
-    position = {
-        key: i for i, key in enumerate(zip(other.fold, other.part, other.kind, other.photo, strict=True))
-    }
-    missing = [key for key in keys if key not in position]
-    if missing or len(position) != len(keys):
-        example = f"; e.g. {missing[0]} is in the first only" if missing else ""
-        raise SystemExit(
-            f"The runs did not predict the same photos in the same folds ({len(keys)} and {len(position)} "
-            f"rows{example}): train them with the same data.num_folds, data.seed and negatives."
-        )
-    return other.subset(np.asarray([position[key] for key in keys]))
-
-
 def averaged(tables: list[Predictions]) -> Predictions:
     """The first table with every run's probabilities and open-set scores averaged, row by row."""
-    first, rest = tables[0], [rows_like(tables[0], t) for t in tables[1:]]
+    first, rest = tables[0], [aligned(tables[0], t, same_folds=True) for t in tables[1:]]
     members = [first, *rest]
     return dataclasses.replace(
         first,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -295,8 +296,8 @@ def test_a_refit_fits_each_folds_thresholds_on_its_validation_rows(tmp_path: Pat
     assert result["accuracy"]["verdict"] == bootstrap.CANT_TELL
 
 
-def test_a_fold_model_trained_on_the_photos_no_part_of_its_fold_holds() -> None:
-    # Nine photos, three folds: fold f tests photos 3f..3f+2 and validates on the next fold's first photo.
+def nine_photos_in_three_folds() -> Predictions:
+    """Fold f tests photos 3f..3f+2 and validates on the next fold's first photo."""
     parts = []
     for fold in range(3):
         for part, photos in (("test", [3 * fold, 3 * fold + 1, 3 * fold + 2]), ("val", [(3 * fold + 3) % 9])):
@@ -316,12 +317,32 @@ def test_a_fold_model_trained_on_the_photos_no_part_of_its_fold_holds() -> None:
                     part=part,
                 )
             )
-    table = Predictions.concat(parts)
+    return Predictions.concat(parts)
+
+
+def test_a_fold_model_trained_on_the_photos_no_part_of_its_fold_holds() -> None:
+    table = nine_photos_in_three_folds()
     for fold in range(3):
         trained = table.photo[table.trained_on(fold)].tolist()
         held = {f"{p}.jpg" for p in (3 * fold, 3 * fold + 1, 3 * fold + 2, (3 * fold + 3) % 9)}
         assert sorted(trained) == sorted(f"{p}.jpg" for p in range(9) if f"{p}.jpg" not in held)
         assert (table.part[table.trained_on(fold)] == "test").all()  # each photo once, from its test row
+
+
+def test_whole_tables_are_matched_row_by_row_by_fold_and_part() -> None:
+    from mushroom.cv import aligned
+
+    table = nine_photos_in_three_folds()
+    shuffled = table.subset(np.random.default_rng(1).permutation(len(table)))
+    matched = aligned(table, shuffled, same_folds=True)
+    for column in ("fold", "part", "kind", "photo"):
+        assert getattr(matched, column).tolist() == getattr(table, column).tolist()
+    # By photo alone, a photo's test row and validation row are one key: refused, not matched at random.
+    with pytest.raises(MushroomError, match="same photos"):
+        aligned(table, shuffled)
+    other_folds = dataclasses.replace(table, fold=(table.fold + 1) % 3)
+    with pytest.raises(MushroomError, match="in the same folds"):
+        aligned(table, other_folds, same_folds=True)
 
 
 def test_a_refit_needs_validation_rows() -> None:

@@ -161,19 +161,29 @@ def paired_comparison(
     )
 
 
-def aligned(reference: Predictions, other: Predictions) -> Predictions:
-    """``other``'s rows in ``reference``'s order; refused unless both hold the same photos and classes."""
+def aligned(reference: Predictions, other: Predictions, *, same_folds: bool = False) -> Predictions:
+    """``other``'s rows in ``reference``'s order; refused unless both hold the same photos and classes.
+
+    Rows are matched by kind and photo, which suits tested rows (each photo once). ``same_folds`` matches
+    by fold and part too, for whole tables (a photo one fold tests is another fold's validation photo),
+    and refuses runs whose folds differ instead of warning."""
     if other.class_names != reference.class_names:
         raise MushroomError(
             f"The recipes were trained on different classes ({reference.class_names} and "
             f"{other.class_names}): a paired comparison needs the same photos and classes."
         )
-    position = {(k, p): i for i, (k, p) in enumerate(zip(other.kind, other.photo, strict=True))}
-    keys = list(zip(reference.kind, reference.photo, strict=True))
+
+    def keys_of(table: Predictions) -> list[tuple[Any, ...]]:
+        where = (table.fold, table.part) if same_folds else ()
+        return list(zip(*where, table.kind, table.photo, strict=True))
+
+    position = {key: i for i, key in enumerate(keys_of(other))}
+    keys = keys_of(reference)
     missing = [key for key in keys if key not in position]
     if missing or len(position) != len(keys):
         raise MushroomError(
-            f"The two runs did not predict the same photos ({len(keys)} and {len(position)}"
+            f"The two runs did not predict the same photos{' in the same folds' if same_folds else ''} "
+            f"({len(keys)} and {len(position)} rows"
             f"{f'; e.g. {missing[0]} is in the first only' if missing else ''}). Compare runs of the "
             "same data, with the same data.num_folds and data.seed (and the same negatives)."
         )
