@@ -70,6 +70,7 @@ def lint(c: Context) -> None:
         "overrides": "Hydra overrides for every fold, e.g. experiment=real_photos_cpu data.root=DIR",
         "by_source": "hold out whole source families (data.prepare.split_by_source=true)",
         "compare": "a second recipe's multirun directory: the paired comparison against it",
+        "slice_file": "also judge the photos this file lists (benchmarks/slices/), alone",
     }
 )
 def cv(
@@ -79,6 +80,7 @@ def cv(
     overrides: str = "",
     by_source: bool = False,
     compare: str = "",
+    slice_file: str = "",
 ) -> None:
     """Out-of-fold evaluation: train every fold (Hydra multirun), then pool the folds' predictions into one
     report with 95% bootstrap intervals (python -m mushroom.cv); with --compare, the paired comparison."""
@@ -92,6 +94,10 @@ def cv(
     c.run(f"{PYTHON} -m mushroom.cv {out}", pty=False)
     if compare:
         c.run(f"{PYTHON} -m mushroom.cv {compare} --compare {out}", pty=False)
+    if slice_file:
+        c.run(f"{PYTHON} -m mushroom.cv {out} --slice {slice_file}", pty=False)
+        if compare:
+            c.run(f"{PYTHON} -m mushroom.cv {compare} --compare {out} --slice {slice_file}", pty=False)
 
 
 @task(

@@ -126,6 +126,54 @@ def test_figures_at_the_fitted_thresholds_count_what_users_were_told() -> None:
     assert got["said_not_a_mushroom"] == pytest.approx(3 / 60)
 
 
+# -- slices -------------------------------------------------------------------------------------------------
+def test_a_slice_is_judged_on_its_photos_alone(tmp_path: Path) -> None:
+    from mushroom.cv import main, write_folds
+
+    table = made_up(30, 0.7, seed=7)
+    amanita = [photo for photo, label in zip(table.photo, table.label, strict=True) if label == 1][:20]
+    listed = tmp_path / "amanita_in_the_wild.txt"
+    listed.write_text("# twenty Amanita\n" + "\n".join(amanita) + "\n\n")
+    # A recipe that calls the slice's photos Agaricus and answers every other photo as before.
+    on_slice = np.isin(table.photo, amanita)
+    worse = with_answers(table, np.where(on_slice, 0, table.probs.argmax(axis=1)))
+    before, after = write_folds(table, tmp_path / "before"), write_folds(worse, tmp_path / "after")
+
+    main([str(before), "--slice", str(listed), "--resamples", "100"])
+    report = json.loads((before / "slice_amanita_in_the_wild.json").read_text())
+    assert report["photos"] == 20
+    expected = figures(table.subset(on_slice), DEADLY)
+    assert report["figures"]["recall/Amanita"]["estimate"] == pytest.approx(expected["recall/Amanita"])
+    assert report["figures"]["answered"]["estimate"] == pytest.approx(expected["answered"])
+    # Genera the slice holds no photo of, and figures that need every genus's photos, are left out.
+    assert "recall/Agaricus" not in report["figures"] and "macro_f1" not in report["figures"]
+    assert not [name for name in report["figures"] if name.startswith("precision/")]
+
+    whole = compare(before, after, n=200)["figures"]
+    in_slice = compare(before, after, n=200, slice_file=listed)["figures"]
+    assert (after / "comparison_amanita_in_the_wild.json").is_file()
+    assert in_slice["recall/Amanita"]["after"] == 0.0
+    assert in_slice["recall/Amanita"]["verdict"] == bootstrap.WORSE
+    # On the slice the fall is the whole recall; over every photo it is diluted by the photos not listed.
+    assert in_slice["accuracy"]["difference"] < whole["accuracy"]["difference"] < 0
+
+
+def test_a_slice_of_other_photos_or_of_none_is_refused(tmp_path: Path) -> None:
+    from mushroom.cv import read_slice, sliced
+
+    table = made_up(5, 0.7)
+    typo = tmp_path / "typo.txt"
+    typo.write_text(f"{table.photo[0]}\nAmanita/no-such-photo.jpg\n")
+    with pytest.raises(MushroomError, match=r"1 photo.*not tested.*no-such-photo"):
+        sliced(table, read_slice(typo))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing yet\n\n")
+    with pytest.raises(MushroomError, match="lists no photo"):
+        read_slice(empty)
+    with pytest.raises(MushroomError, match="no such file"):
+        read_slice(tmp_path / "absent.txt")
+
+
 # -- a real cross-validation of the small CNN ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def three_folds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

@@ -9,7 +9,9 @@ Reads ``<dir>/*/test_predictions.csv`` (one per fold, as every training run writ
 ``<dir>/oof_predictions.csv`` (every photo once), ``<dir>/oof_metrics.json`` (the figures of
 ``mushroom.evaluate`` on the pooled predictions, each with its interval, the pictures beside it) and
 ``<dir>/cv_summary.json`` (mean and spread of each fold's own test figures). ``--compare`` writes
-``<dir>/comparison.json``: per figure the paired difference, its interval and a verdict.
+``<dir>/comparison.json``: per figure the paired difference, its interval and a verdict. ``--slice FILE``
+judges only the photos FILE lists (``benchmarks/slices/``: e.g. *Agaricus* photographed in the wild), into
+``<dir>/slice_<name>.json`` or ``<dir>/comparison_<name>.json``.
 
 Photos are resampled in whole duplicate groups (``--unit group``, the default), source families
 (``--unit source``) or one by one (``--unit photo``), within each genus and each kind of negative.
@@ -240,6 +242,68 @@ def write_folds(table: Predictions, folder: str | Path) -> Path:
     return folder
 
 
+# -- slices -----------------------------------------------------------------------------------------------
+def read_slice(path: str | Path) -> list[str]:
+    """The photos a slice file lists: one per line, as the ``photo`` column of ``oof_predictions.csv``
+    writes them (``Agaricus/x.jpg``); blank lines and ``#`` comments are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise MushroomError(f"--slice {path}: no such file. List one photo per line, e.g. Agaricus/x.jpg.")
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
+    photos = [line for line in lines if line]
+    if not photos:
+        raise MushroomError(f"--slice {path} lists no photo: one per line, e.g. Agaricus/x.jpg.")
+    return photos
+
+
+def sliced(table: Predictions, photos: Sequence[str]) -> Predictions:
+    """The tested rows of the listed photos: the figures of one kind of photo (Agaricus in the wild, say),
+    with intervals and paired comparisons like the whole. Refused if a listed photo was not tested, which
+    is a typo or a slice of other data."""
+    tested = table.tested
+    missing = sorted(set(photos) - set(tested.photo.tolist()))
+    if missing:
+        raise MushroomError(
+            f"{len(missing)} photo(s) of the slice were not tested in this cross-validation (e.g. "
+            f"{missing[0]!r}): list photos as the photo column of oof_predictions.csv writes them."
+        )
+    return tested.subset(np.isin(tested.photo, list(photos)))
+
+
+def _slice_figures(ci: dict[str, Any], table: Predictions) -> dict[str, Any]:
+    """A slice's figures less those its photos cannot give: recall of genera it holds no photo of (0 by
+    construction), precision and macro F1 (they need the photos of every genus a photo may be called)."""
+    present = {table.class_names[i] for i in set(table.label[table.known].tolist())}
+    return {
+        name: row
+        for name, row in ci.items()
+        if name != "macro_f1"
+        and not name.startswith("precision/")
+        and not (name.startswith("recall/") and name.split("/", 1)[1] not in present)
+    }
+
+
+def slice_report(
+    folder: str | Path,
+    slice_file: str | Path,
+    safety: str | None = "genus",
+    unit: str = "group",
+    n: int = 1000,
+) -> dict[str, Any]:
+    """The pooled figures of the photos ``slice_file`` lists, with their intervals; written to
+    ``<folder>/slice_<name>.json``."""
+    folder, slice_file = Path(folder), Path(slice_file)
+    table = sliced(pool(folder), read_slice(slice_file))
+    ci = _slice_figures(intervals(table, deadly_classes(table.class_names, safety), unit, n), table)
+    out = folder / f"slice_{slice_file.stem}.json"
+    payload = {"slice": str(slice_file), "photos": len(table), "unit": unit, "resamples": n, "figures": ci}
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    log.info("%d photos of the slice %s", len(table), slice_file)
+    log_figures(ci)
+    log.info("Wrote %s", out)
+    return payload
+
+
 # -- the reports --------------------------------------------------------------------------------------------
 def deadly_classes(class_names: Sequence[str], safety: str | None) -> np.ndarray | None:
     from mushroom.core.safety import deadly_mask, load_table
@@ -296,12 +360,28 @@ def compare(
     safety: str | None = "genus",
     unit: str = "group",
     n: int = 1000,
+    slice_file: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The paired comparison of the cross-validations in two folders; written to ``after_dir``."""
+    """The paired comparison of the cross-validations in two folders, on every photo or on the photos
+    ``slice_file`` lists; written to ``after_dir`` (``comparison.json``, ``comparison_<slice>.json``)."""
     before, after = pool(before_dir), pool(after_dir)
+    name = "comparison.json"
+    if slice_file is not None:
+        photos = read_slice(slice_file)
+        before, after = sliced(before, photos), sliced(after, photos)
+        name = f"comparison_{Path(slice_file).stem}.json"
     result = paired_comparison(before, after, deadly_classes(before.class_names, safety), unit, n)
-    out = Path(after_dir) / "comparison.json"
-    payload = {"before": str(before_dir), "after": str(after_dir), "unit": unit, "figures": result}
+    if slice_file is not None:
+        result = _slice_figures(result, before)
+    out = Path(after_dir) / name
+    payload: dict[str, Any] = {
+        "before": str(before_dir),
+        "after": str(after_dir),
+        "unit": unit,
+        "figures": result,
+    }
+    if slice_file is not None:
+        payload |= {"slice": str(slice_file), "photos": len(before)}
     out.write_text(json.dumps(payload, indent=2) + "\n")
     for name, row in result.items():
         if row["difference"] is not None:
@@ -365,6 +445,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--unit", choices=UNITS, default="group", help="what the bootstrap draws whole")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--safety", default="genus", help="safety table (configs/safety/NAME.yaml), or none")
+    parser.add_argument(
+        "--slice",
+        type=Path,
+        metavar="FILE",
+        help="report (or compare) only the photos FILE lists, one per line as oof_predictions.csv names them",
+    )
     refits = parser.add_argument_group(
         "refit", "fit the folds' thresholds again on their validation rows and answer again (needs --out)"
     )
@@ -386,6 +472,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if any(v is not None for v in (args.open_set_tpr, args.dangerous_target, args.deadly_risk)):
             if args.out is None:
                 raise MushroomError("A refit writes new folds: say where with --out DIR.")
+            if args.slice is not None:
+                raise MushroomError(
+                    "--slice judges folds already written: refit first, then compare with --out's folds "
+                    "and --slice."
+                )
             table = pool(args.folder)
             deadly = deadly_classes(table.class_names, safety)
             refitted = refit(table, deadly, args.open_set_tpr, args.dangerous_target, args.deadly_risk)
@@ -393,7 +484,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             pooled_report(args.out, safety, args.unit, args.resamples)
             compare(args.folder, args.out, safety, args.unit, args.resamples)
         elif args.compare:
-            compare(args.folder, args.compare, safety, args.unit, args.resamples)
+            compare(args.folder, args.compare, safety, args.unit, args.resamples, args.slice)
+        elif args.slice is not None:
+            slice_report(args.folder, args.slice, safety, args.unit, args.resamples)
         else:
             pooled_report(args.folder, safety, args.unit, args.resamples)
     except MushroomError as error:
