@@ -65,3 +65,16 @@ def test_cv_trains_the_folds_then_pools_and_compares_them(tmp_path: Path) -> Non
     assert "data.prepare.split_by_source=true" in words
     assert shlex.split(pool) == [sys.executable, "-m", "mushroom.cv", "cv/new"]
     assert shlex.split(compare) == [sys.executable, "-m", "mushroom.cv", "cv/base", "--compare", "cv/new"]
+
+
+def test_cv_with_a_slice_also_judges_and_compares_the_slice_alone(tmp_path: Path) -> None:
+    import shlex
+
+    commands = dry_run(
+        ["cv", "--out", "cv/new", "--compare", "cv/base", "--slice-file", "wild.txt"], cwd=tmp_path
+    )
+    assert [shlex.split(command) for command in commands[-2:]] == [
+        [sys.executable, "-m", "mushroom.cv", "cv/new", "--slice", "wild.txt"],
+        [sys.executable, "-m", "mushroom.cv", "cv/base", "--compare", "cv/new", "--slice", "wild.txt"],
+    ]
+    assert len(commands) == 5  # train, pool, compare, then the slice's two
