@@ -9,6 +9,8 @@ bootstrap intervals, and (with --before) the paired comparison against another r
 Views: ``random`` holds duplicate groups out at random (within sources); ``source`` holds whole source
 families out (``data.prepare.split_by_source=true``), which predicts what photos from new sources get.
 Each view trains ``--folds`` fold models of ``experiment=real_photos_cpu`` plus the overrides and times them.
+Each ``--slice`` file (by default ``slices/agaricus_in_the_wild.txt`` beside this script, when --data holds
+its photos) is judged alone too: ``python -m mushroom.cv DIR --slice FILE``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from pathlib import Path
 
 from real_photos import hub_env, run  # beside this script
 
+from mushroom.cv import read_slice
+
 VIEWS = {"random": [], "source": ["data.prepare.split_by_source=true"]}
+SLICES = Path(__file__).resolve().parent / "slices"
 SHOWN = (
     "accuracy",
     "balanced_accuracy",
@@ -37,6 +42,11 @@ SHOWN = (
 )
 
 
+def holds(data: Path, slice_file: Path) -> bool:
+    """Whether every photo ``slice_file`` lists is under ``data`` (a slice of these photos, not of others)."""
+    return all((data / photo).is_file() for photo in read_slice(slice_file))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -47,8 +57,15 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--views", default="random,source", help="comma-separated: random, source")
     parser.add_argument("--before", type=Path, help="another recipe's --out: paired comparison per view")
+    parser.add_argument(
+        "--slice",
+        type=Path,
+        action="append",
+        help="a file of photos to judge alone (repeatable; default: the slices/ whose photos --data holds)",
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every fold")
     args = parser.parse_args()
+    slices = args.slice or [path for path in sorted(SLICES.glob("*.txt")) if holds(args.data, path)]
 
     env = hub_env(args.hf_cache)
     summary: dict[str, dict] = {}
@@ -94,6 +111,29 @@ def main() -> None:
             )
             compared = json.loads((out / "comparison.json").read_text())["figures"]
             summary[view]["paired"] = {k: compared[k] for k in SHOWN if k in compared}
+        for listed in slices:
+            run([sys.executable, "-m", "mushroom.cv", str(out), "--slice", str(listed)], env)
+            judged = json.loads((out / f"slice_{listed.stem}.json").read_text())["figures"]
+            summary[view][f"slice {listed.stem}"] = {k: judged[k] for k in SHOWN if k in judged}
+            if args.before:
+                before = str((args.before / view).resolve())
+                run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "mushroom.cv",
+                        before,
+                        "--compare",
+                        str(out),
+                        "--slice",
+                        str(listed),
+                    ],
+                    env,
+                )
+                compared = json.loads((out / f"comparison_{listed.stem}.json").read_text())["figures"]
+                summary[view][f"slice {listed.stem}"]["paired"] = {
+                    k: compared[k] for k in SHOWN if k in compared
+                }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
 
