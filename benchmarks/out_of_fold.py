@@ -47,6 +47,13 @@ def holds(data: Path, slice_file: Path) -> bool:
     return all((data / photo).is_file() for photo in read_slice(slice_file))
 
 
+def judged(env: dict[str, str], folder: Path, report: str, *options: str) -> dict:
+    """``python -m mushroom.cv OPTIONS``, then the SHOWN figures of the ``report`` it wrote in ``folder``."""
+    run([sys.executable, "-m", "mushroom.cv", *options], env)
+    figures = json.loads((folder / report).read_text())["figures"]
+    return {k: figures[k] for k in SHOWN if k in figures}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -91,49 +98,20 @@ def main() -> None:
             env,
         )
         minutes = (time.perf_counter() - start) / 60
-        run([sys.executable, "-m", "mushroom.cv", str(out)], env)
-        pooled = json.loads((out / "oof_metrics.json").read_text())["figures"]
         summary[view] = {
             "minutes": round(minutes, 1),
-            "figures": {k: pooled[k] for k in SHOWN if k in pooled},
+            "figures": judged(env, out, "oof_metrics.json", str(out)),
         }
-        if args.before:
-            run(
-                [
-                    sys.executable,
-                    "-m",
-                    "mushroom.cv",
-                    str((args.before / view).resolve()),
-                    "--compare",
-                    str(out),
-                ],
-                env,
-            )
-            compared = json.loads((out / "comparison.json").read_text())["figures"]
-            summary[view]["paired"] = {k: compared[k] for k in SHOWN if k in compared}
+        before = str((args.before / view).resolve()) if args.before else None
+        if before:
+            summary[view]["paired"] = judged(env, out, "comparison.json", before, "--compare", str(out))
         for listed in slices:
-            run([sys.executable, "-m", "mushroom.cv", str(out), "--slice", str(listed)], env)
-            judged = json.loads((out / f"slice_{listed.stem}.json").read_text())["figures"]
-            summary[view][f"slice {listed.stem}"] = {k: judged[k] for k in SHOWN if k in judged}
-            if args.before:
-                before = str((args.before / view).resolve())
-                run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "mushroom.cv",
-                        before,
-                        "--compare",
-                        str(out),
-                        "--slice",
-                        str(listed),
-                    ],
-                    env,
+            name, where = f"slice {listed.stem}", ("--slice", str(listed))
+            summary[view][name] = judged(env, out, f"slice_{listed.stem}.json", str(out), *where)
+            if before:
+                summary[view][name]["paired"] = judged(
+                    env, out, f"comparison_{listed.stem}.json", before, "--compare", str(out), *where
                 )
-                compared = json.loads((out / f"comparison_{listed.stem}.json").read_text())["figures"]
-                summary[view][f"slice {listed.stem}"]["paired"] = {
-                    k: compared[k] for k in SHOWN if k in compared
-                }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
 

@@ -365,23 +365,16 @@ def compare(
     """The paired comparison of the cross-validations in two folders, on every photo or on the photos
     ``slice_file`` lists; written to ``after_dir`` (``comparison.json``, ``comparison_<slice>.json``)."""
     before, after = pool(before_dir), pool(after_dir)
-    name = "comparison.json"
+    out, scope = Path(after_dir) / "comparison.json", dict[str, Any]()
     if slice_file is not None:
         photos = read_slice(slice_file)
         before, after = sliced(before, photos), sliced(after, photos)
-        name = f"comparison_{Path(slice_file).stem}.json"
+        out = out.with_name(f"comparison_{Path(slice_file).stem}.json")
+        scope = {"slice": str(slice_file), "photos": len(before)}
     result = paired_comparison(before, after, deadly_classes(before.class_names, safety), unit, n)
-    if slice_file is not None:
+    if scope:
         result = _slice_figures(result, before)
-    out = Path(after_dir) / name
-    payload: dict[str, Any] = {
-        "before": str(before_dir),
-        "after": str(after_dir),
-        "unit": unit,
-        "figures": result,
-    }
-    if slice_file is not None:
-        payload |= {"slice": str(slice_file), "photos": len(before)}
+    payload = {"before": str(before_dir), "after": str(after_dir), "unit": unit, "figures": result, **scope}
     out.write_text(json.dumps(payload, indent=2) + "\n")
     for name, row in result.items():
         if row["difference"] is not None:
