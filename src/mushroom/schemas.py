@@ -240,6 +240,9 @@ class OpenSetSettings:
     required: bool = True
     # Share of each training epoch's draws that are negatives (the epoch grows to keep the known ones).
     share: float = ranged(0.2, Range(0, 1, low_open=True, high_open=True))
+    # true: each training draw of a negative is shrunk to the shorter side of a known training photo drawn at
+    # random, so that sharpness does not tell the two apart (mushroom.data.resolution).
+    match_resolution: bool = False
     # Groups (another genus, across sources; a non-mushroom category or photo) are held out by fold like
     # the known photos (the test fold is data.fold of data.num_folds); this share of the other folds'
     # groups validates.

@@ -23,6 +23,7 @@ from mushroom.data.kaggle import DataSource, locate_dataset, obtain_dataset
 from mushroom.data.manifest import Manifest
 from mushroom.data.negatives import NegativeSet, negative_sources, scan_negatives
 from mushroom.data.prepare import PreparedData, audit_and_split, prepare_dataset, wait_for_prepared
+from mushroom.data.resolution import ResolutionMatch
 from mushroom.data.sampling import EpochLoader, EpochSampler
 from mushroom.data.splits import Split, split_from_partitions
 from mushroom.data.transforms import eval_transform, train_transform
@@ -98,6 +99,7 @@ class MushroomDataModule(L.LightningDataModule):
         self.negatives: NegativeSet | None = None
         self.index: ImageFolderIndex | None = None
         self.split: Split | None = None
+        self.read_sides = np.zeros(0, dtype=np.int64)
         self.manifest: Manifest | None = None
         self.reads_cache = False
         self._prepared: PreparedData | None = None
@@ -203,6 +205,10 @@ class MushroomDataModule(L.LightningDataModule):
         self.reads_cache = cache_dir is not None
         index = manifest.index(source_dir, self.fixed_class_names, cache_dir)
         self.manifest = manifest
+        # Each photo's shorter side as training reads it (the cache shrinks the larger ones).
+        sides = np.minimum(manifest.column("width"), manifest.column("height"))
+        cache_size = self.prepare_settings.cache_size
+        self.read_sides = np.minimum(sides, cache_size) if cache_dir is not None and cache_size else sides
         folds = np.asarray(manifest.column("fold"))
         # A set too small for k folds is dealt over them and may leave the last ones empty: only a fold
         # past data.num_folds says the manifest was made with other settings.
@@ -242,7 +248,12 @@ class MushroomDataModule(L.LightningDataModule):
         return self._images([index.paths[i] for i in indices], index.labels[indices], train, self.reads_cache)
 
     def _images(
-        self, paths: list[Path], labels: np.ndarray, train: bool, cached: bool = False
+        self,
+        paths: list[Path],
+        labels: np.ndarray,
+        train: bool,
+        cached: bool = False,
+        resolution: ResolutionMatch | None = None,
     ) -> ImageDataset:
         transform = (
             train_transform(self.preprocessing, self.augmentation, seed=self.hparams["seed"])
@@ -258,6 +269,7 @@ class MushroomDataModule(L.LightningDataModule):
             # The cache holds clean RGB JPEGs already at training size: OpenCV decodes them fastest.
             decoder="opencv" if cached else "pil",
             seed=self.hparams["seed"],
+            resolution=resolution,
         )
 
     def _train_set(self) -> tuple[ImageDataset, list[float] | None, int | None]:
@@ -284,7 +296,12 @@ class MushroomDataModule(L.LightningDataModule):
         negative = share / np.count_nonzero(kind_counts) / kind_counts[kinds]
         paths = [index.paths[i] for i in split.train] + neg_paths
         labels = np.concatenate([known_labels, len(self.class_names) + kinds])
-        dataset = self._images(paths, labels, train=True)  # PIL: the negatives are not in the cache
+        resolution = None
+        if self.open_set_settings.match_resolution:
+            matched = np.arange(len(paths)) >= len(known_labels)
+            resolution = ResolutionMatch.of(self.read_sides[split.train], matched)
+        # PIL: the negatives are not in the cache
+        dataset = self._images(paths, labels, train=True, resolution=resolution)
         all_weights = np.concatenate([(1 - share) * known / known.sum(), negative])
         return dataset, all_weights.tolist(), round(len(known_labels) / (1 - share))
 

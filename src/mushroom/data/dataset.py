@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from mushroom.core.images import load_rgb, load_rgb_opencv
+from mushroom.data.resolution import ResolutionMatch
 from mushroom.data.sampling import stream_seed
 from mushroom.errors import MushroomError
 
@@ -23,8 +24,12 @@ class ImageDataset(Dataset):
         decode_min_side: int | None = None,
         decoder: str = "pil",
         seed: int | None = None,
+        resolution: ResolutionMatch | None = None,
     ) -> None:
+        """``resolution``: shrink some items (the negatives) before the transform, see
+        :mod:`mushroom.data.resolution`."""
         self.paths = list(paths)
+        self.resolution = resolution
         self.seed = seed
         self.labels = np.asarray(labels, dtype=np.int64)
         self.transform = transform
@@ -40,13 +45,15 @@ class ImageDataset(Dataset):
         """The image and label at ``key``: an index, or ``(epoch, index)`` from
         :class:`~mushroom.data.sampling.EpochSampler`, which seeds this image's augmentation from
         ``(seed, epoch, index)`` so that it does not depend on the worker, the batch or an interruption."""
+        epoch, index = key if isinstance(key, tuple) else (0, key)
         if isinstance(key, tuple):
-            epoch, index = key
             set_seed = getattr(self.transform, "set_random_seed", None)
             if callable(set_seed) and self.seed is not None:
                 set_seed(stream_seed(self.seed, f"augment/{index}", epoch) % 2**32)
-        else:
-            index = key
+        return self.transform(image=self.decoded(index, epoch))["image"], int(self.labels[index])
+
+    def decoded(self, index: int, epoch: int = 0) -> np.ndarray:
+        """Item ``index`` as the transform receives it in ``epoch``: decoded, and shrunk if it is matched."""
         path = self.paths[index]
         try:
             if self.decoder == "opencv":
@@ -58,7 +65,9 @@ class ImageDataset(Dataset):
                 f"Could not decode {path} ({type(error).__name__}: {error}). It was readable when the "
                 "dataset was indexed; was it changed or removed since?"
             ) from error
-        return self.transform(image=image)["image"], int(self.labels[index])
+        if self.resolution is not None:
+            image = self.resolution(image, self.seed or 0, index, epoch)
+        return image
 
 
 def seed_worker_transform(worker_id: int) -> None:
