@@ -2,9 +2,11 @@
 
 The shared genus photos are small (median shorter side 194 px) and are enlarged to the training size; the
 negatives are larger (other genera 288-512 px, median 512) and are shrunk to it. Trained on them as they
-are, the open set learns "sharp photo: not a genus I know" as well as what the photo shows, and refuses the
-sharp photos real users take of known genera. Shrinking each negative, at every draw, to the shorter side of
-a known training photo drawn at random removes that cue without changing what the photo shows.
+are, the open set learns "sharp photo: not a genus I know" as well as what the photo shows
+(``benchmarks/sharpness.py`` measures it), which counts against the sharp photos users take of known genera.
+Shrinking each negative, at every draw, to the shorter side of a known training photo drawn at random removes
+that cue without changing what the photo shows. Off by default: on the shared photos it separates better at
+one resolution but answers more of the large other-genus photos (docs/how-to/open-set.md).
 """
 
 from __future__ import annotations
