@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
+from PIL import Image
 
 from mushroom.core.bootstrap import paired_differences, resamples
 from mushroom.core.images import load_rgb
@@ -31,9 +32,6 @@ from mushroom.data.cache import shrink
 from mushroom.predict import load_any
 
 log = logging.getLogger("sharpness")
-
-#: What a row of the report counts: each kind, and the known photos that shrinking changes.
-GROUPS = ("known", "known, larger than --side", "other_genus", "not_mushroom")
 
 
 def fold_scores(fold_dir: Path, rows: pd.DataFrame, side: int) -> pd.DataFrame:
@@ -64,7 +62,8 @@ def fold_scores(fold_dir: Path, rows: pd.DataFrame, side: int) -> pd.DataFrame:
 
 
 def judged(table: pd.DataFrame, samples: int, seed: int) -> dict[str, dict]:
-    """Per group: the share let through as they are and shrunk, the paired difference and its interval."""
+    """Per group (each kind, and the known photos that shrinking changes): the share let through as they
+    are and shrunk, the paired difference and its interval."""
     masks = {
         "known": table.kind.eq("known").to_numpy(),
         "known, larger than --side": (table.kind.eq("known") & table.larger).to_numpy(),
@@ -115,7 +114,7 @@ def main() -> None:
     if side is None:
         config = OmegaConf.load(args.folds / f"fold_{table.fold.min()}" / "config.yaml")
         known = table[table.kind == "known"].photo
-        side = int(np.median([min(load_rgb(Path(config.data.root) / p).shape[:2]) for p in known]))
+        side = int(np.median([min(Image.open(Path(config.data.root) / p).size) for p in known]))  # headers
     scored = pd.concat(
         [fold_scores(args.folds / f"fold_{fold}", rows, side) for fold, rows in table.groupby("fold")]
     )
