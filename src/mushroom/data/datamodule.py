@@ -99,7 +99,6 @@ class MushroomDataModule(L.LightningDataModule):
         self.negatives: NegativeSet | None = None
         self.index: ImageFolderIndex | None = None
         self.split: Split | None = None
-        self.read_sides = np.zeros(0, dtype=np.int64)
         self.manifest: Manifest | None = None
         self.reads_cache = False
         self._prepared: PreparedData | None = None
@@ -205,10 +204,6 @@ class MushroomDataModule(L.LightningDataModule):
         self.reads_cache = cache_dir is not None
         index = manifest.index(source_dir, self.fixed_class_names, cache_dir)
         self.manifest = manifest
-        # Each photo's shorter side as training reads it (the cache shrinks the larger ones).
-        sides = np.minimum(manifest.column("width"), manifest.column("height"))
-        cache_size = self.prepare_settings.cache_size
-        self.read_sides = np.minimum(sides, cache_size) if cache_dir is not None and cache_size else sides
         folds = np.asarray(manifest.column("fold"))
         # A set too small for k folds is dealt over them and may leave the last ones empty: only a fold
         # past data.num_folds says the manifest was made with other settings.
@@ -299,11 +294,18 @@ class MushroomDataModule(L.LightningDataModule):
         resolution = None
         if self.open_set_settings.match_resolution:
             matched = np.arange(len(paths)) >= len(known_labels)
-            resolution = ResolutionMatch.of(self.read_sides[split.train], matched)
-        # PIL: the negatives are not in the cache
+            resolution = ResolutionMatch.of(self._read_sides(split.train), matched)
+        # Not cached (the negatives are not in the cache): PIL decodes the known photos too.
         dataset = self._images(paths, labels, train=True, resolution=resolution)
         all_weights = np.concatenate([(1 - share) * known / known.sum(), negative])
         return dataset, all_weights.tolist(), round(len(known_labels) / (1 - share))
+
+    def _read_sides(self, indices: np.ndarray) -> np.ndarray:
+        """Shorter sides of photos ``indices`` as training reads them: the cache shrinks the larger ones."""
+        assert self.manifest is not None, "set up from a manifest first"
+        sides = np.minimum(self.manifest.column("width"), self.manifest.column("height"))[indices]
+        cache_size = self.prepare_settings.cache_size
+        return np.minimum(sides, cache_size) if self.reads_cache and cache_size else sides
 
     def _loader(
         self,

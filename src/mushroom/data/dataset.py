@@ -45,11 +45,13 @@ class ImageDataset(Dataset):
         """The image and label at ``key``: an index, or ``(epoch, index)`` from
         :class:`~mushroom.data.sampling.EpochSampler`, which seeds this image's augmentation from
         ``(seed, epoch, index)`` so that it does not depend on the worker, the batch or an interruption."""
-        epoch, index = key if isinstance(key, tuple) else (0, key)
         if isinstance(key, tuple):
+            epoch, index = key
             set_seed = getattr(self.transform, "set_random_seed", None)
             if callable(set_seed) and self.seed is not None:
                 set_seed(stream_seed(self.seed, f"augment/{index}", epoch) % 2**32)
+        else:
+            epoch, index = 0, key
         return self.transform(image=self.decoded(index, epoch))["image"], int(self.labels[index])
 
     def decoded(self, index: int, epoch: int = 0) -> np.ndarray:
