@@ -6,7 +6,8 @@ Each argument is a cross-validation of the same folds (``data.num_folds`` and ``
 ``seed`` different: another initialisation, other draws and augmentations). Each photo's calibrated genus
 probabilities and open-set scores are averaged over the runs, as the mirror image's are averaged at test time
 (what an ensemble exported as one model would compute), and each fold's thresholds are fitted again on its
-validation rows as training fits them. Written, as fold tables: every run refitted the same way (which gives
+validation rows as training fits them, by the first run's rules (its ``calibration.open_set_tpr`` and
+``dangerous_target``) unless given. Written, as fold tables: every run refitted the same way (which gives
 its fold tables back) and the ensemble; then the ensemble is compared, paired, with each run
 (``python -m mushroom.cv``'s verdicts). No training; a few seconds.
 """
@@ -20,7 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mushroom.cv import aligned, compare, deadly_classes, pool, pooled_report, refit, write_folds
+from mushroom.cv import (
+    aligned,
+    compare,
+    deadly_classes,
+    pool,
+    pooled_report,
+    refit,
+    refit_rules,
+    write_folds,
+)
 from mushroom.predictions import Predictions
 
 log = logging.getLogger("seed_ensemble")
@@ -45,17 +55,23 @@ def main() -> None:
         "runs", type=Path, nargs="+", help="cross-validations' multirun directories (two or more)"
     )
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--open-set-tpr", type=float, default=0.9)
-    parser.add_argument("--dangerous-target", type=float, default=0.01)
+    parser.add_argument("--open-set-tpr", type=float, help="default: the first run's own")
+    parser.add_argument("--dangerous-target", type=float, help="default: the first run's own")
     args = parser.parse_args()
     if len(args.runs) < 2:
         parser.error("an ensemble needs two runs or more")
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    rules = refit_rules(
+        args.runs[0], {"open_set_tpr": args.open_set_tpr, "dangerous_target": args.dangerous_target}
+    )
+    if rules.get("open_set_tpr") is None or rules.get("dangerous_target") is None:
+        parser.error("the first run records no thresholds' rules: give --open-set-tpr and --dangerous-target")
     tables = [pool(run) for run in args.runs]
     deadly = deadly_classes(tables[0].class_names, "genus")
     candidates = {f"run-{i}": table for i, table in enumerate(tables)} | {"ensemble": averaged(tables)}
     for name, table in candidates.items():
-        write_folds(refit(table, deadly, args.open_set_tpr, args.dangerous_target), args.out / name)
+        refitted = refit(table, deadly, rules["open_set_tpr"], rules["dangerous_target"])
+        write_folds(refitted, args.out / name, rules)
         pooled_report(args.out / name)
     for i, run in enumerate(args.runs):
         log.info("the ensemble against run %d (%s):", i, run)

@@ -439,3 +439,54 @@ def test_a_table_written_before_the_deadly_risk_rule_reads_without_it(tmp_path: 
     read = Predictions.read(old)
     assert np.isnan(read.deadly_risk).all() and (read.answer == table.answer).all()
     assert np.allclose(read.probs, table.probs) and np.allclose(read.open_set, table.open_set)
+
+
+def test_a_comparison_across_threshold_rules_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Judging two recipes at different thresholds mixes the models with the rules: the refit records the
+    rules it answered by, and compare warns when they differ, with the refit that puts them on one."""
+    from mushroom.cv import main, threshold_rules, write_folds
+
+    before, after = tmp_path / "before", tmp_path / "after"
+    trained = {"open_set_tpr": 0.9, "dangerous_target": 0.01, "deadly_risk": 0.01}
+    write_folds(two_folds_with_validation(), before, trained)
+    main([str(before), "--open-set-tpr", "0.99", "--out", str(after), "--resamples", "50"])
+    assert threshold_rules(after) == trained | {"open_set_tpr": 0.99}  # the rest kept as trained
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mushroom.cv"):
+        payload = compare(before, after, n=50)
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "open_set_tpr 0.9 -> 0.99" in warned and f"{before} --open-set-tpr 0.99 --out" in warned
+    assert "dangerous_target" not in warned and "--dangerous-target" not in warned  # only what differs
+    assert payload["threshold_rules"] == {"before": trained, "after": threshold_rules(after)}
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mushroom.cv"):
+        compare(after, after, n=50)  # one rule: nothing to say
+        write_folds(two_folds_with_validation(), tmp_path / "unrecorded")
+        assert threshold_rules(tmp_path / "unrecorded") is None
+        compare(tmp_path / "unrecorded", after, n=50)  # unknown rules: nothing claimed
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+@pytest.mark.slow
+def test_the_rules_of_trained_folds_are_read_from_their_configs(
+    three_folds: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from importlib.resources import files
+
+    from omegaconf import OmegaConf
+
+    from mushroom.cv import THRESHOLD_RULES, threshold_rules
+
+    out, _ = three_folds
+    defaults = OmegaConf.load(str(files("mushroom.configs") / "train.yaml")).calibration
+    assert threshold_rules(out) == {rule: defaults[rule] for rule in THRESHOLD_RULES}
+    # Folds fitted by other rules are not one cross-validation's: no rule is claimed for them.
+    for fold in (0, 1):
+        (tmp_path / f"fold_{fold}").mkdir()
+        text = (out / f"fold_{fold}" / "config.yaml").read_text()
+        (tmp_path / f"fold_{fold}" / "config.yaml").write_text(
+            text.replace("open_set_tpr: 0.95", "open_set_tpr: 0.5") if fold else text
+        )
+    assert threshold_rules(tmp_path) is None

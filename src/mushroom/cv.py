@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "ece")
 UNITS = ("group", "source", "photo")
+#: The ``calibration`` settings each fold's thresholds are fitted by: two recipes judged at different ones
+#: differ by their thresholds as much as by their models.
+THRESHOLD_RULES = ("open_set_tpr", "dangerous_target", "deadly_risk")
+#: Where a refit records the rules it fitted by (training records them in each fold's ``config.yaml``).
+RULES_FILE = "threshold_rules.json"
 #: Figures that improve as they fall; every other figure improves as it rises.
 LOWER_IS_BETTER = ("ece", "dangerous_rate", "dangerous_rate_answered", "said_not_a_mushroom", "said_open_set")
 
@@ -234,12 +239,71 @@ def refit(
     return table.answered_at(abstain, open_threshold, risk, deadly)
 
 
-def write_folds(table: Predictions, folder: str | Path) -> Path:
-    """``table`` as one ``fold_<k>/test_predictions.csv`` per fold, as a cross-validation writes it."""
+def write_folds(
+    table: Predictions, folder: str | Path, rules: Mapping[str, float | None] | None = None
+) -> Path:
+    """``table`` as one ``fold_<k>/test_predictions.csv`` per fold, as a cross-validation writes it, with
+    the threshold ``rules`` it was answered by (``threshold_rules.json``) when they are given."""
     folder = Path(folder)
     for fold in sorted(set(table.fold.tolist())):
         table.subset(table.fold == fold).write(folder / f"fold_{fold}" / "test_predictions.csv")
+    if rules is not None:
+        (folder / RULES_FILE).write_text(json.dumps(dict(rules), indent=1) + "\n")
     return folder
+
+
+def threshold_rules(folder: str | Path) -> dict[str, float | None] | None:
+    """The rules the folds under ``folder`` fitted their thresholds by: a refit's ``threshold_rules.json``,
+    else the ``calibration`` of each fold's training ``config.yaml``; ``None`` where they are not recorded
+    or the folds disagree."""
+    from omegaconf import OmegaConf
+
+    folder = Path(folder)
+    if (folder / RULES_FILE).is_file():
+        return dict(json.loads((folder / RULES_FILE).read_text()))
+    found = []
+    for config in sorted(folder.glob("*/config.yaml")):
+        calibration = OmegaConf.select(OmegaConf.load(config), "calibration") or {}
+        found.append({rule: calibration.get(rule) for rule in THRESHOLD_RULES})
+    if not found or any(rules != found[0] for rules in found[1:]):
+        return None
+    return found[0]
+
+
+def refit_rules(folder: str | Path, given: Mapping[str, float | None]) -> dict[str, float | None]:
+    """The rules a refit of the folds under ``folder`` answers by: those ``given`` (``None``: unchanged),
+    the folds' own for the rest (as far as they are recorded)."""
+    return (threshold_rules(folder) or {}) | {
+        rule: value for rule, value in given.items() if value is not None
+    }
+
+
+def _warn_if_rules_differ(
+    before_dir: Path, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+) -> None:
+    """Say so when two cross-validations were answered by different threshold rules, and how to judge
+    their models at one rule instead."""
+    if before is None or after is None:
+        return
+    differ = [
+        rule for rule in THRESHOLD_RULES if rule in before and rule in after and before[rule] != after[rule]
+    ]
+    if not differ:
+        return
+    changes = ", ".join(f"{rule} {before[rule]} -> {after[rule]}" for rule in differ)
+    flags = " ".join(
+        f"--{rule.replace('_', '-')} {after[rule]}" for rule in differ if after[rule] is not None
+    )
+    log.warning(
+        "The two cross-validations fitted their thresholds by different rules (%s): the figures at the "
+        "thresholds (answered, answered_with_genus, dangerous_rate_answered, said_*) mix the models with the "
+        "rules. To judge the models at one rule, refit the first (python -m mushroom.cv %s %s --out "
+        "%s-refit) and compare that folder.",
+        changes,
+        before_dir,
+        flags,
+        before_dir,
+    )
 
 
 # -- slices -----------------------------------------------------------------------------------------------
@@ -371,10 +435,19 @@ def compare(
         before, after = sliced(before, photos), sliced(after, photos)
         out = out.with_name(f"comparison_{Path(slice_file).stem}.json")
         scope = {"slice": str(slice_file), "photos": len(before)}
+    rules = {"before": threshold_rules(before_dir), "after": threshold_rules(after_dir)}
+    _warn_if_rules_differ(Path(before_dir), rules["before"], rules["after"])
     result = paired_comparison(before, after, deadly_classes(before.class_names, safety), unit, n)
     if scope:
         result = _slice_figures(result, before)
-    payload = {"before": str(before_dir), "after": str(after_dir), "unit": unit, "figures": result, **scope}
+    payload = {
+        "before": str(before_dir),
+        "after": str(after_dir),
+        "unit": unit,
+        "threshold_rules": rules,
+        "figures": result,
+        **scope,
+    }
     out.write_text(json.dumps(payload, indent=2) + "\n")
     for name, row in result.items():
         if row["difference"] is not None:
@@ -473,7 +546,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             table = pool(args.folder)
             deadly = deadly_classes(table.class_names, safety)
             refitted = refit(table, deadly, args.open_set_tpr, args.dangerous_target, args.deadly_risk)
-            write_folds(refitted, args.out)
+            given = {rule: getattr(args, rule) for rule in THRESHOLD_RULES}
+            write_folds(refitted, args.out, refit_rules(args.folder, given))
             pooled_report(args.out, safety, args.unit, args.resamples)
             compare(args.folder, args.out, safety, args.unit, args.resamples)
         elif args.compare:
