@@ -159,6 +159,33 @@ def test_manifest_split_is_grouped_stratified_and_reproducible(tmp_path: Path) -
     assert Manifest.read(again.write(tmp_path / "m.csv")).rows == manifest.rows
 
 
+@pytest.mark.parametrize(
+    ("split_by_source", "validate_by_source"), [(True, None), (False, True), (True, False)]
+)
+def test_source_families_are_kept_whole_where_asked(
+    tmp_path: Path, split_by_source: bool, validate_by_source: bool | None
+) -> None:
+    """Test folds and validation parts each keep whole source families or only duplicate groups, as set;
+    validate_by_source follows split_by_source unless set."""
+    root = make_distinct_folder(tmp_path / "raw", {"Amanita": 30, "Boletus": 30})
+    for cls in ("Amanita", "Boletus"):  # three families of ten photos, each a third of its class
+        for i, photo in enumerate(sorted((root / cls).glob("*.jpg"))):
+            photo.rename(photo.with_name(f"{cls.lower()}_{'xyz'[i // 10]}_{i:03d}.jpg"))
+    report = audit_folder(root)
+    settings = PrepareSettings(split_by_source=split_by_source, validate_by_source=validate_by_source)
+    rows = build_manifest(report, split(num_folds=3, val_fraction=0.3, seed=1), settings).rows
+    families = defaultdict(list)
+    for row in rows:
+        families[row["path"].rsplit("_", 1)[0]].append(row)
+    assert len(families) == 6
+
+    def whole(column: str) -> bool:
+        return all(len({row[column] for row in members}) == 1 for members in families.values())
+
+    assert whole("fold") == split_by_source
+    assert whole("val_part") == (split_by_source if validate_by_source is None else validate_by_source)
+
+
 def test_conflicting_duplicates_are_dropped_and_big_classes_trimmed(tmp_path: Path) -> None:
     root = make_distinct_folder(tmp_path / "raw", {"Amanita": 40, "Boletus": 6})
     shutil.copyfile(root / "Amanita" / "amanita_000.jpg", root / "Boletus" / "same_photo.jpg")

@@ -42,6 +42,7 @@ ALTERNATIVES: dict[str, Any] = {
     "data.prepare.dir": "/elsewhere/prepared",
     "data.prepare.cache_size": 128,
     "data.prepare.max_per_class": 9,
+    "data.prepare.validate_by_source": True,
     "data.prepare.safety_table": "genus",
     "data.prepare.safety_conflicts": "relabel",
     "data.prepare.published_counts": {"total": 12, "classes": 3},

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,14 @@ def test_prepare_writes_audit_manifest_cache_and_skips_when_up_to_date(tmp_path:
     prepare_dataset(data)
     assert "Boletus/new.jpg" in Manifest.read(prepared.manifest_path).column("path")
     assert (prepared.cache_dir / "Boletus" / "new.jpg").is_file()
-    assert json.loads((prepared.dir / "manifest.meta.json").read_text())["num_folds"] == 3
+    meta_path = prepared.dir / "manifest.meta.json"
+    assert json.loads(meta_path.read_text())["num_folds"] == 3
+    assert "validate_by_source" not in json.loads(meta_path.read_text())  # unset: older manifests stay valid
+    # Setting it rebuilds the manifest: its validation parts are drawn again.
+    manifest_written = prepared.manifest_path.stat().st_mtime_ns
+    prepare_dataset(replace(data, prepare=replace(settings, validate_by_source=True)))
+    assert json.loads(meta_path.read_text())["validate_by_source"] is True
+    assert prepared.manifest_path.stat().st_mtime_ns != manifest_written
 
 
 def test_datamodule_trains_from_manifest_and_cache(tmp_path: Path) -> None:

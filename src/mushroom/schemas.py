@@ -209,6 +209,10 @@ class PrepareSettings:
     # Keep each source family (the file-name stem before its number, e.g. amanita_vaginata_*) on one side
     # of the split where it holds at most source_max_share of its class: test figures on unseen sources.
     split_by_source: bool = False
+    # Keep source families out of training for the validation photos too (null: as split_by_source). The
+    # checkpoint, the temperature and every threshold are fitted on validation photos: fitted on sources the
+    # model trained on, they promise new users' photos more than they keep.
+    validate_by_source: bool | None = None
     source_max_share: float = ranged(0.5, Range(0, 1, low_open=True))
 
     def __post_init__(self) -> None:

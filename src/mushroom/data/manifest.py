@@ -177,10 +177,20 @@ def _partitions(
     if split is None:
         return np.zeros(len(images), dtype=np.int64), np.full(len(images), -1, dtype=np.int64)
     groups = np.asarray([image.group for image in images])
-    if settings.split_by_source:
+    by_source = settings.split_by_source
+    validate_by_source = by_source if settings.validate_by_source is None else settings.validate_by_source
+    families = groups
+    if by_source or validate_by_source:
         paths = [image.path for image in images]
-        groups = source_groups(labels, groups.tolist(), paths, settings.source_max_share)
-    return grouped_partitions(labels, groups, split.num_folds, split.val_fraction, split.seed)
+        families = source_groups(labels, groups.tolist(), paths, settings.source_max_share)
+    return grouped_partitions(
+        labels,
+        families if by_source else groups,
+        split.num_folds,
+        split.val_fraction,
+        split.seed,
+        val_groups=families if validate_by_source else groups,
+    )
 
 
 def resolve_safety_conflicts(report: AuditReport, policy: str) -> list[ImageRecord]:

@@ -75,6 +75,12 @@ def manifest_meta(
         "safety_conflicts": settings.safety_conflicts,
         "split_by_source": settings.split_by_source,
         "source_max_share": settings.source_max_share,
+        # Only when set: manifests built before the setting existed stay valid.
+        **(
+            {"validate_by_source": settings.validate_by_source}
+            if settings.validate_by_source is not None
+            else {}
+        ),
     }
 
 

@@ -72,21 +72,29 @@ def _grouped_fold_ids(labels: np.ndarray, groups: np.ndarray, num_folds: int, se
 
 
 def grouped_partitions(
-    labels: np.ndarray, groups: np.ndarray, num_folds: int, val_fraction: float, seed: int
+    labels: np.ndarray,
+    groups: np.ndarray,
+    num_folds: int,
+    val_fraction: float,
+    seed: int,
+    val_groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fold ids (test fold per sample) and validation parts, both stratified by label and grouped.
 
     Validation for test fold ``k`` is every sample outside fold ``k`` whose part is 0; parts come
     from an independent grouped partition into ``round(1 / val_fraction)`` pieces, so the share
     is about ``val_fraction`` of what is left, whatever the fold. Part -1 means "never validation".
+    ``val_groups`` (default ``groups``) are the groups the parts keep whole: e.g. whole source families
+    for validation while the test folds keep only duplicate groups whole.
     """
     labels, groups = np.asarray(labels), np.asarray(groups)
+    val_groups = groups if val_groups is None else np.asarray(val_groups)
     validate_split_settings(num_folds, 0, val_fraction)
     folds = _grouped_fold_ids(labels, groups, num_folds, seed)
     if val_fraction <= 0:
         return folds, np.full(len(labels), -1, dtype=np.int64)
     largest = int(np.unique(labels, return_counts=True)[1].max())
-    parts = _grouped_fold_ids(labels, groups, max(2, min(round(1 / val_fraction), largest)), seed + 1)
+    parts = _grouped_fold_ids(labels, val_groups, max(2, min(round(1 / val_fraction), largest)), seed + 1)
     return folds, parts
 
 
