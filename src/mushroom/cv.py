@@ -425,9 +425,12 @@ def compare(
     unit: str = "group",
     n: int = 1000,
     slice_file: str | Path | None = None,
+    warn_rules: bool = True,
 ) -> dict[str, Any]:
     """The paired comparison of the cross-validations in two folders, on every photo or on the photos
-    ``slice_file`` lists; written to ``after_dir`` (``comparison.json``, ``comparison_<slice>.json``)."""
+    ``slice_file`` lists; written to ``after_dir`` (``comparison.json``, ``comparison_<slice>.json``).
+    ``warn_rules``: warn when the two fitted their thresholds by different rules (not when comparing a
+    refit with its original, where the rules are what is judged)."""
     before, after = pool(before_dir), pool(after_dir)
     out, scope = Path(after_dir) / "comparison.json", dict[str, Any]()
     if slice_file is not None:
@@ -436,7 +439,8 @@ def compare(
         out = out.with_name(f"comparison_{Path(slice_file).stem}.json")
         scope = {"slice": str(slice_file), "photos": len(before)}
     rules = {"before": threshold_rules(before_dir), "after": threshold_rules(after_dir)}
-    _warn_if_rules_differ(Path(before_dir), rules["before"], rules["after"])
+    if warn_rules:
+        _warn_if_rules_differ(Path(before_dir), rules["before"], rules["after"])
     result = paired_comparison(before, after, deadly_classes(before.class_names, safety), unit, n)
     if scope:
         result = _slice_figures(result, before)
@@ -549,7 +553,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             given = {rule: getattr(args, rule) for rule in THRESHOLD_RULES}
             write_folds(refitted, args.out, refit_rules(args.folder, given))
             pooled_report(args.out, safety, args.unit, args.resamples)
-            compare(args.folder, args.out, safety, args.unit, args.resamples)
+            compare(args.folder, args.out, safety, args.unit, args.resamples, warn_rules=False)
         elif args.compare:
             compare(args.folder, args.compare, safety, args.unit, args.resamples, args.slice)
         elif args.slice is not None:
