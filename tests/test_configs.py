@@ -48,6 +48,8 @@ def test_an_experiment_sets_train_s_own_keys_and_the_command_line_still_wins(tmp
     assert (cfg.calibration.open_set_tpr, cfg.calibration.dangerous_target) == (0.85, 0.01)
     assert cfg.calibration.deadly_risk == 0.01
     assert (cfg.data.image_size, cfg.data.prepare.cache_size) == (288, 256)
+    # Validated on sources it does not train on; tested at random unless split_by_source asks for more.
+    assert (cfg.data.prepare.validate_by_source, cfg.data.prepare.split_by_source) == (True, False)
     # The head alone for 2 epochs, then the last two stages with it; the stages below stay frozen.
     assert (cfg.model.head_only_epochs, cfg.trainer.max_epochs, cfg.model.backbone_lr_scale) == (2, 12, 0.05)
     assert list(cfg.model.freeze) == ["conv_stem", "bn1", *(f"blocks.{i}" for i in range(5))]
