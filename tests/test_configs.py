@@ -51,7 +51,7 @@ def test_an_experiment_sets_train_s_own_keys_and_the_command_line_still_wins(tmp
     # Validated on sources it does not train on; tested at random unless split_by_source asks for more.
     assert (cfg.data.prepare.validate_by_source, cfg.data.prepare.split_by_source) == (True, False)
     # The head alone for 2 epochs, then the last two stages with it; the stages below stay frozen.
-    assert (cfg.model.head_only_epochs, cfg.trainer.max_epochs, cfg.model.backbone_lr_scale) == (2, 12, 0.05)
+    assert (cfg.model.head_only_epochs, cfg.trainer.max_epochs, cfg.model.backbone_lr_scale) == (2, 12, 0.15)
     assert list(cfg.model.freeze) == ["conv_stem", "bn1", *(f"blocks.{i}" for i in range(5))]
     cfg = compose_config("train", [*recipe, "calibration.open_set_tpr=0.8", "model.freeze=[]"], tmp_path)
     assert cfg.calibration.open_set_tpr == 0.8 and list(cfg.model.freeze) == []
