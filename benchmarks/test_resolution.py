@@ -1,15 +1,17 @@
-"""Would the fold models answer better at a larger test resolution? Judged on folds already trained.
+"""Would the fold models answer better at a larger test size, or from another checkpoint? No training.
 
     python benchmarks/test_resolution.py logs/oof/base/random --size 320 --out logs/oof/base-320-random
+    python benchmarks/test_resolution.py logs/cv/new-source --checkpoint last --out logs/oof/last-source
 
-Training crops 25-100% of a photo and scales the crop to ``data.image_size``, so a mushroom looks larger
-to the network in training than in the centre crop it is tested on; testing at a larger size than training
-can undo that (Touvron et al., "Fixing the train-test resolution discrepancy", 2019). For each fold of a
-cross-validation (``invoke cv`` or ``benchmarks/out_of_fold.py``, with its checkpoints), the best checkpoint
-is calibrated again on the fold's validation photos at ``--size`` (temperature, thresholds: as training does)
-and tests the fold's photos and negatives at that size. The fold tables go to ``--out`` (the checkpoints
-under it are copies: the originals keep their calibration); then the two are compared, paired
-(``python -m mushroom.cv DIR --compare OUT``).
+Training crops 25-100% of a photo and scales the crop to ``data.image_size``, so a mushroom looks larger to
+the network in training than in the centre crop it is tested on; testing at a larger size than training can
+undo that (Touvron et al., "Fixing the train-test resolution discrepancy", 2019). For each fold of a cross-
+validation (``invoke cv`` or ``benchmarks/out_of_fold.py``, with its checkpoints), the best checkpoint
+(``--checkpoint last``: the last epoch's instead) is calibrated again on the fold's validation photos at
+``--size`` (default: the training size; temperature, thresholds: as training does) and tests the fold's photos
+and negatives at that size. The fold tables go to ``--out`` (the checkpoints under it are copies: the
+originals keep their calibration); then the two are compared, paired (``python -m mushroom.cv DIR --compare
+OUT``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from omegaconf import OmegaConf
 log = logging.getLogger("test_resolution")
 
 
-def rescore_fold(fold_dir: Path, size: int, out_dir: Path) -> None:
-    """Calibrate and test one fold's best checkpoint at ``size``; write ``out_dir/test_predictions.csv``."""
+def rescore_fold(fold_dir: Path, size: int | None, out_dir: Path, checkpoint: str = "best") -> None:
+    """Calibrate and test one fold's ``checkpoint`` (``best``, ``last``) at ``size`` (``None``: the training
+    size); write ``out_dir/test_predictions.csv``."""
     from mushroom.calibration import CalibrateBestCheckpoint
     from mushroom.checkpoints import load_classifier
     from mushroom.core.safety import table_from_config
@@ -33,11 +36,12 @@ def rescore_fold(fold_dir: Path, size: int, out_dir: Path) -> None:
     from mushroom.train import build_datamodule
 
     cfg = OmegaConf.load(fold_dir / "config.yaml")
-    cfg.data.image_size = size
+    if size is not None:
+        cfg.data.image_size = size
     cfg.paths.output_dir = str(out_dir)
     best = out_dir / "checkpoints" / "best.ckpt"
     best.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(fold_dir / "checkpoints" / "best.ckpt", best)
+    shutil.copyfile(fold_dir / "checkpoints" / f"{checkpoint}.ckpt", best)
 
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
@@ -54,7 +58,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("folds", type=Path, help="a cross-validation's folder (fold_<k>/ with checkpoints/)")
-    parser.add_argument("--size", type=int, required=True, help="the test resolution (pixels)")
+    parser.add_argument("--size", type=int, help="the test resolution (pixels; default: the training size)")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which to test")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--safety", default="genus")
     args = parser.parse_args()
@@ -64,8 +69,8 @@ def main() -> None:
 
     for config in fold_files(args.folds, "config.yaml"):
         fold_dir = config.parent
-        log.info("%s at %d px", fold_dir.name, args.size)
-        rescore_fold(fold_dir, args.size, args.out / fold_dir.name)
+        log.info("%s: %s checkpoint at %s px", fold_dir.name, args.checkpoint, args.size or "training")
+        rescore_fold(fold_dir, args.size, args.out / fold_dir.name, args.checkpoint)
     pooled_report(args.out, args.safety)
     compare(args.folds, args.out, args.safety)
 
