@@ -65,8 +65,25 @@ def test_blur_softens_edges_in_that_share_of_photos() -> None:
     assert 0.2 <= some <= 0.8
 
 
+def _erased(image: np.ndarray) -> np.ndarray:
+    """Which pixels differ from the photo."""
+    return np.abs(image - _photo().transpose(2, 0, 1) / 255.0).max(0) > 1e-6
+
+
+def test_erasing_replaces_one_rectangle_in_that_share_of_photos() -> None:
+    for image in _augmented(erase=1.0):
+        changed = _erased(image)
+        rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+        box = changed[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        # Random noise can match a pixel by chance; the changes still fill one box of 2-33% of the photo.
+        assert box.mean() > 0.9
+        assert 0.01 <= box.size / changed.size <= 0.34
+    some = np.mean([_erased(image).any() for image in _augmented(erase=0.5)])
+    assert 0.2 <= some <= 0.8
+
+
 def test_the_augmentation_stream_is_reproducible_from_its_seed() -> None:
-    settings = {"grayscale": 0.5, "blur": 0.5, "color_jitter_p": 0.8, "hflip": 0.5}
+    settings = {"grayscale": 0.5, "blur": 0.5, "erase": 0.5, "color_jitter_p": 0.8, "hflip": 0.5}
     first, again = _augmented(seed=3, **settings), _augmented(seed=3, **settings)
     other = _augmented(seed=4, **settings)
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))

@@ -176,6 +176,9 @@ class Augmentation:
     grayscale: float = ranged(0.0, PROBABILITY)
     # Share of photos blurred (Gaussian, sigma 0.5-2 px): phone photos out of focus or shaken.
     blur: float = ranged(0.0, PROBABILITY)
+    # Share of photos with one rectangle (2-33% of the crop) replaced by noise (random erasing, Zhong et al.
+    # 2017): the genus must be told from what is left, not from one region, a background or a framing.
+    erase: float = ranged(0.0, PROBABILITY)
 
 
 @dataclass

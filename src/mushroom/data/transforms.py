@@ -48,6 +48,8 @@ def train_transform(pre: Preprocessing, aug: Augmentation, seed: int | None = No
         steps.append(A.ToGray(p=aug.grayscale))
     if aug.blur > 0:
         steps.append(A.GaussianBlur(sigma_limit=(0.5, 2.0), p=aug.blur))
+    if aug.erase > 0:
+        steps.append(A.Erasing(scale=(0.02, 1 / 3), ratio=(0.3, 3.3), fill="random", p=aug.erase))
     steps += [A.Normalize(mean=tuple(pre.mean), std=tuple(pre.std)), ToTensorV2()]
     return A.Compose(steps, seed=seed)
 
