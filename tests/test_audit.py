@@ -186,6 +186,27 @@ def test_source_families_are_kept_whole_where_asked(
     assert whole("val_part") == (split_by_source if validate_by_source is None else validate_by_source)
 
 
+@pytest.mark.parametrize(("val_share", "whole_in_validation"), [(None, True), (0.4, True), (0.2, False)])
+def test_validation_keeps_only_families_under_its_own_share_whole(
+    tmp_path: Path, val_share: float | None, whole_in_validation: bool
+) -> None:
+    """Families of a third of their class stay whole in the test folds (source_max_share 0.5) and in
+    validation only while val_source_max_share (default: source_max_share) allows a third."""
+    root = make_distinct_folder(tmp_path / "raw", {"Amanita": 30, "Boletus": 30})
+    for cls in ("Amanita", "Boletus"):
+        for i, photo in enumerate(sorted((root / cls).glob("*.jpg"))):
+            photo.rename(photo.with_name(f"{cls.lower()}_{'xyz'[i // 10]}_{i:03d}.jpg"))
+    settings = PrepareSettings(split_by_source=True, val_source_max_share=val_share)
+    rows = build_manifest(audit_folder(root), split(num_folds=3, val_fraction=0.3, seed=1), settings).rows
+    families = defaultdict(list)
+    for row in rows:
+        families[row["path"].rsplit("_", 1)[0]].append(row)
+    assert all(len({row["fold"] for row in members}) == 1 for members in families.values())
+    whole = [len({row["val_part"] for row in members}) == 1 for members in families.values()]
+    assert all(whole) == whole_in_validation
+    assert any(whole) == whole_in_validation
+
+
 def test_conflicting_duplicates_are_dropped_and_big_classes_trimmed(tmp_path: Path) -> None:
     root = make_distinct_folder(tmp_path / "raw", {"Amanita": 40, "Boletus": 6})
     shutil.copyfile(root / "Amanita" / "amanita_000.jpg", root / "Boletus" / "same_photo.jpg")

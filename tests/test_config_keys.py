@@ -43,6 +43,7 @@ ALTERNATIVES: dict[str, Any] = {
     "data.prepare.cache_size": 128,
     "data.prepare.max_per_class": 9,
     "data.prepare.validate_by_source": True,
+    "data.prepare.val_source_max_share": 0.2,
     "data.prepare.safety_table": "genus",
     "data.prepare.safety_conflicts": "relabel",
     "data.prepare.published_counts": {"total": 12, "classes": 3},

@@ -63,6 +63,12 @@ def test_prepare_writes_audit_manifest_cache_and_skips_when_up_to_date(tmp_path:
     prepare_dataset(replace(data, prepare=replace(settings, validate_by_source=True)))
     assert json.loads(meta_path.read_text())["validate_by_source"] is True
     assert prepared.manifest_path.stat().st_mtime_ns != manifest_written
+    assert "val_source_max_share" not in json.loads(meta_path.read_text())
+    manifest_written = prepared.manifest_path.stat().st_mtime_ns
+    capped = replace(settings, validate_by_source=True, val_source_max_share=0.2)
+    prepare_dataset(replace(data, prepare=capped))
+    assert json.loads(meta_path.read_text())["val_source_max_share"] == 0.2
+    assert prepared.manifest_path.stat().st_mtime_ns != manifest_written
 
 
 def test_datamodule_trains_from_manifest_and_cache(tmp_path: Path) -> None:

@@ -217,6 +217,10 @@ class PrepareSettings:
     # model trained on, they promise new users' photos more than they keep.
     validate_by_source: bool | None = None
     source_max_share: float = ranged(0.5, Range(0, 1, low_open=True))
+    # The same for the validation parts (null: source_max_share). Validation takes about val_fraction of a
+    # class: a family larger than that, kept whole, can fill the class's validation alone (a 209-photo Amanita
+    # family did at val_fraction=0.2, and its fold refused every other genus as "not sure").
+    val_source_max_share: float | None = ranged(None, Range(0, 1, low_open=True))
 
     def __post_init__(self) -> None:
         check_safety_policy(self.safety_conflicts)  # at composition, not after the audit

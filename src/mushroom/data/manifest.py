@@ -179,17 +179,19 @@ def _partitions(
     groups = np.asarray([image.group for image in images])
     by_source = settings.split_by_source
     validate_by_source = by_source if settings.validate_by_source is None else settings.validate_by_source
-    families = groups
-    if by_source or validate_by_source:
-        paths = [image.path for image in images]
-        families = source_groups(labels, groups.tolist(), paths, settings.source_max_share)
+    paths = [image.path for image in images]
+
+    def families(max_share: float) -> np.ndarray:
+        return source_groups(labels, groups.tolist(), paths, max_share)
+
+    val_share = settings.val_source_max_share or settings.source_max_share
     return grouped_partitions(
         labels,
-        families if by_source else groups,
+        families(settings.source_max_share) if by_source else groups,
         split.num_folds,
         split.val_fraction,
         split.seed,
-        val_groups=families if validate_by_source else groups,
+        val_groups=families(val_share) if validate_by_source else groups,
     )
 
 

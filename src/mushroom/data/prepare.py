@@ -81,6 +81,11 @@ def manifest_meta(
             if settings.validate_by_source is not None
             else {}
         ),
+        **(
+            {"val_source_max_share": settings.val_source_max_share}
+            if settings.val_source_max_share is not None
+            else {}
+        ),
     }
 
 
