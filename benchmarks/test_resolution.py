@@ -5,13 +5,13 @@
 
 Training crops 25-100% of a photo and scales the crop to ``data.image_size``, so a mushroom looks larger to
 the network in training than in the centre crop it is tested on; testing at a larger size than training can
-undo that (Touvron et al., "Fixing the train-test resolution discrepancy", 2019). For each fold of a cross-
-validation (``invoke cv`` or ``benchmarks/out_of_fold.py``, with its checkpoints), the best checkpoint
+undo that (Touvron et al., "Fixing the train-test resolution discrepancy", 2019). For each fold of a
+cross-validation (``invoke cv`` or ``benchmarks/out_of_fold.py``, with its checkpoints), the best checkpoint
 (``--checkpoint last``: the last epoch's instead) is calibrated again on the fold's validation photos at
 ``--size`` (default: the training size; temperature, thresholds: as training does) and tests the fold's photos
 and negatives at that size. The fold tables go to ``--out`` (the checkpoints under it are copies: the
-originals keep their calibration); then the two are compared, paired (``python -m mushroom.cv DIR --compare
-OUT``).
+originals keep their calibration); then the two are compared, paired
+(``python -m mushroom.cv DIR --compare OUT``).
 """
 
 from __future__ import annotations

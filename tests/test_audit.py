@@ -6,6 +6,7 @@ import dataclasses
 import shutil
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -159,6 +160,26 @@ def test_manifest_split_is_grouped_stratified_and_reproducible(tmp_path: Path) -
     assert Manifest.read(again.write(tmp_path / "m.csv")).rows == manifest.rows
 
 
+def _manifest_by_family(tmp_path: Path, settings: PrepareSettings) -> list[list[dict[str, Any]]]:
+    """The manifest rows of two classes of three source families each (ten photos, a third of the class),
+    family by family: 3 folds, validation 0.3."""
+    root = make_distinct_folder(tmp_path / "raw", {"Amanita": 30, "Boletus": 30})
+    for cls in ("Amanita", "Boletus"):
+        for i, photo in enumerate(sorted((root / cls).glob("*.jpg"))):
+            photo.rename(photo.with_name(f"{cls.lower()}_{'xyz'[i // 10]}_{i:03d}.jpg"))
+    rows = build_manifest(audit_folder(root), split(num_folds=3, val_fraction=0.3, seed=1), settings).rows
+    families = defaultdict(list)
+    for row in rows:
+        families[row["path"].rsplit("_", 1)[0]].append(row)
+    assert len(families) == 6
+    return list(families.values())
+
+
+def _kept_whole(families: list[list[dict[str, Any]]], column: str) -> list[bool]:
+    """Per family: whether all its photos share one value of ``column`` (one fold, one validation part)."""
+    return [len({row[column] for row in members}) == 1 for members in families]
+
+
 @pytest.mark.parametrize(
     ("split_by_source", "validate_by_source"), [(True, None), (False, True), (True, False)]
 )
@@ -167,23 +188,11 @@ def test_source_families_are_kept_whole_where_asked(
 ) -> None:
     """Test folds and validation parts each keep whole source families or only duplicate groups, as set;
     validate_by_source follows split_by_source unless set."""
-    root = make_distinct_folder(tmp_path / "raw", {"Amanita": 30, "Boletus": 30})
-    for cls in ("Amanita", "Boletus"):  # three families of ten photos, each a third of its class
-        for i, photo in enumerate(sorted((root / cls).glob("*.jpg"))):
-            photo.rename(photo.with_name(f"{cls.lower()}_{'xyz'[i // 10]}_{i:03d}.jpg"))
-    report = audit_folder(root)
     settings = PrepareSettings(split_by_source=split_by_source, validate_by_source=validate_by_source)
-    rows = build_manifest(report, split(num_folds=3, val_fraction=0.3, seed=1), settings).rows
-    families = defaultdict(list)
-    for row in rows:
-        families[row["path"].rsplit("_", 1)[0]].append(row)
-    assert len(families) == 6
-
-    def whole(column: str) -> bool:
-        return all(len({row[column] for row in members}) == 1 for members in families.values())
-
-    assert whole("fold") == split_by_source
-    assert whole("val_part") == (split_by_source if validate_by_source is None else validate_by_source)
+    families = _manifest_by_family(tmp_path, settings)
+    assert all(_kept_whole(families, "fold")) == split_by_source
+    expected = split_by_source if validate_by_source is None else validate_by_source
+    assert all(_kept_whole(families, "val_part")) == expected
 
 
 @pytest.mark.parametrize(("val_share", "whole_in_validation"), [(None, True), (0.4, True), (0.2, False)])
@@ -192,17 +201,10 @@ def test_validation_keeps_only_families_under_its_own_share_whole(
 ) -> None:
     """Families of a third of their class stay whole in the test folds (source_max_share 0.5) and in
     validation only while val_source_max_share (default: source_max_share) allows a third."""
-    root = make_distinct_folder(tmp_path / "raw", {"Amanita": 30, "Boletus": 30})
-    for cls in ("Amanita", "Boletus"):
-        for i, photo in enumerate(sorted((root / cls).glob("*.jpg"))):
-            photo.rename(photo.with_name(f"{cls.lower()}_{'xyz'[i // 10]}_{i:03d}.jpg"))
     settings = PrepareSettings(split_by_source=True, val_source_max_share=val_share)
-    rows = build_manifest(audit_folder(root), split(num_folds=3, val_fraction=0.3, seed=1), settings).rows
-    families = defaultdict(list)
-    for row in rows:
-        families[row["path"].rsplit("_", 1)[0]].append(row)
-    assert all(len({row["fold"] for row in members}) == 1 for members in families.values())
-    whole = [len({row["val_part"] for row in members}) == 1 for members in families.values()]
+    families = _manifest_by_family(tmp_path, settings)
+    assert all(_kept_whole(families, "fold"))
+    whole = _kept_whole(families, "val_part")
     assert all(whole) == whole_in_validation
     assert any(whole) == whole_in_validation
 

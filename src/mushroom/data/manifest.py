@@ -7,6 +7,7 @@ data, identical on every machine, and never split across a duplicate group.
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -181,6 +182,7 @@ def _partitions(
     validate_by_source = by_source if settings.validate_by_source is None else settings.validate_by_source
     paths = [image.path for image in images]
 
+    @functools.cache  # test folds and validation usually keep families at the same share
     def families(max_share: float) -> np.ndarray:
         return source_groups(labels, groups.tolist(), paths, max_share)
 
