@@ -44,6 +44,7 @@ ALTERNATIVES: dict[str, Any] = {
     "data.prepare.max_per_class": 9,
     "data.prepare.validate_by_source": True,
     "data.prepare.val_source_max_share": 0.2,
+    "data.prepare.val_by_fold": True,
     "data.prepare.safety_table": "genus",
     "data.prepare.safety_conflicts": "relabel",
     "data.prepare.published_counts": {"total": 12, "classes": 3},

@@ -69,6 +69,11 @@ def test_prepare_writes_audit_manifest_cache_and_skips_when_up_to_date(tmp_path:
     prepare_dataset(replace(data, prepare=capped))
     assert json.loads(meta_path.read_text())["val_source_max_share"] == 0.2
     assert prepared.manifest_path.stat().st_mtime_ns != manifest_written
+    assert "val_by_fold" not in json.loads(meta_path.read_text())
+    manifest_written = prepared.manifest_path.stat().st_mtime_ns
+    prepare_dataset(replace(data, prepare=replace(capped, val_by_fold=True)))
+    assert json.loads(meta_path.read_text())["val_by_fold"] is True
+    assert prepared.manifest_path.stat().st_mtime_ns != manifest_written
 
 
 def test_datamodule_trains_from_manifest_and_cache(tmp_path: Path) -> None:

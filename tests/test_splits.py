@@ -119,3 +119,25 @@ def test_minority_sources_stay_whole_and_the_rest_is_split_as_before() -> None:
     # Without the option, y is spread too.
     plain, _ = grouped_partitions(labels, np.asarray(dup_groups), num_folds=5, val_fraction=0.1, seed=0)
     assert len(set(plain[y])) > 1
+
+
+def _validation_counts(seed: int, val_by_fold: bool) -> np.ndarray:
+    """Validation photos per class (columns) for each of 3 test folds (rows): class 0 in 9 sources of 5
+    photos, each kept whole in test folds and validation; class 1 in 200 single photos."""
+    labels = np.repeat([0, 1], [45, 200])
+    groups = np.concatenate([np.repeat(np.arange(9), 5), 100 + np.arange(200)])
+    folds, parts = grouped_partitions(labels, groups, 3, 0.2, seed, val_by_fold=val_by_fold)
+    return np.asarray(
+        [np.bincount(labels[split_from_partitions(folds, parts, k).val], minlength=2) for k in range(3)]
+    )
+
+
+def test_validation_by_fold_gives_every_fold_every_class() -> None:
+    """Stratified by class alone, the part-0 sources of class 0 sometimes all lie in one test fold, which
+    then validates on no class-0 photo; stratified by class and fold, never, and near val_fraction."""
+    seeds = range(20)
+    assert any((_validation_counts(seed, val_by_fold=False)[:, 0] == 0).any() for seed in seeds)
+    for seed in seeds:
+        counts = _validation_counts(seed, val_by_fold=True)
+        assert (counts[:, 0] >= 5).all()  # at least one whole source of the 30 left beside each test fold
+        assert (abs(counts[:, 1] - 0.2 * 200 * 2 / 3) <= 3).all()

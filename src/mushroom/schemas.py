@@ -221,6 +221,10 @@ class PrepareSettings:
     # class: a family larger than that, kept whole, can fill the class's validation alone (a 209-photo Amanita
     # family did at val_fraction=0.2, and its fold refused every other genus as "not sure").
     val_source_max_share: float | None = ranged(None, Range(0, 1, low_open=True))
+    # Stratify validation by class within each test fold's photos: every fold validates on about val_fraction
+    # of each class. Off: one partition for all folds, where a large source family can leave a fold's
+    # validation without a class (with whole sources held out, a fold of the shared photos had no Amanita).
+    val_by_fold: bool = False
 
     def __post_init__(self) -> None:
         check_safety_policy(self.safety_conflicts)  # at composition, not after the audit

@@ -194,6 +194,7 @@ def _partitions(
         split.val_fraction,
         split.seed,
         val_groups=families(val_share) if validate_by_source else groups,
+        val_by_fold=settings.val_by_fold,
     )
 
 

@@ -86,6 +86,7 @@ def manifest_meta(
             if settings.val_source_max_share is not None
             else {}
         ),
+        **({"val_by_fold": True} if settings.val_by_fold else {}),
     }
 
 

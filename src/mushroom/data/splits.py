@@ -78,6 +78,7 @@ def grouped_partitions(
     val_fraction: float,
     seed: int,
     val_groups: np.ndarray | None = None,
+    val_by_fold: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fold ids (test fold per sample) and validation parts, both stratified by label and grouped.
 
@@ -86,6 +87,9 @@ def grouped_partitions(
     is about ``val_fraction`` of what is left, whatever the fold. Part -1 means "never validation".
     ``val_groups`` (default ``groups``) are the groups the parts keep whole: e.g. whole source families
     for validation while the test folds keep only duplicate groups whole.
+    ``val_by_fold``: stratify the parts by class *and test fold*, so that what is left of part 0 beside
+    each test fold holds about ``val_fraction`` of every class. Stratified by class alone, a large group
+    in part 0 can fall in one test fold and leave that fold's validation without the class.
     """
     labels, groups = np.asarray(labels), np.asarray(groups)
     val_groups = groups if val_groups is None else np.asarray(val_groups)
@@ -94,7 +98,8 @@ def grouped_partitions(
     if val_fraction <= 0:
         return folds, np.full(len(labels), -1, dtype=np.int64)
     largest = int(np.unique(labels, return_counts=True)[1].max())
-    parts = _grouped_fold_ids(labels, val_groups, max(2, min(round(1 / val_fraction), largest)), seed + 1)
+    strata = labels * num_folds + folds if val_by_fold else labels
+    parts = _grouped_fold_ids(strata, val_groups, max(2, min(round(1 / val_fraction), largest)), seed + 1)
     return folds, parts
 
 
