@@ -141,3 +141,14 @@ def test_validation_by_fold_gives_every_fold_every_class() -> None:
         counts = _validation_counts(seed, val_by_fold=True)
         assert (counts[:, 0] >= 5).all()  # at least one whole source of the 30 left beside each test fold
         assert (abs(counts[:, 1] - 0.2 * 200 * 2 / 3) <= 3).all()
+
+
+def test_validation_by_fold_never_validates_on_a_group_larger_than_a_part() -> None:
+    """With val_by_fold, a source of 20 of its class's 50 photos, more than a fifth (val_fraction 0.2),
+    trains and is tested but never validates: it alone would be the class's validation."""
+    labels = np.repeat([0, 1], [50, 100])
+    groups = np.concatenate([np.zeros(20, dtype=int), 1 + np.arange(130)])
+    folds, parts = grouped_partitions(labels, groups, 3, 0.2, seed=0, val_by_fold=True)
+    assert (parts[:20] == -1).all() and len(set(folds[:20])) == 1
+    assert set(parts[20:]) == set(range(5))
+    assert (grouped_partitions(labels, groups, 3, 0.2, seed=0)[1][:20] >= 0).all()  # a part, without

@@ -222,8 +222,9 @@ class PrepareSettings:
     # family did at val_fraction=0.2, and its fold refused every other genus as "not sure").
     val_source_max_share: float | None = ranged(None, Range(0, 1, low_open=True))
     # Stratify validation by class within each test fold's photos: every fold validates on about val_fraction
-    # of each class. Off: one partition for all folds, where a large source family can leave a fold's
-    # validation without a class (with whole sources held out, a fold of the shared photos had no Amanita).
+    # of each class, from groups smaller than that share (a larger one would be the class's validation alone;
+    # it trains). Off: one partition for all folds, where a large source family can leave a fold's validation
+    # without a class (with whole sources held out, a fold of the shared photos had no Amanita).
     val_by_fold: bool = False
 
     def __post_init__(self) -> None:

@@ -89,7 +89,8 @@ def grouped_partitions(
     for validation while the test folds keep only duplicate groups whole.
     ``val_by_fold``: stratify the parts by class *and test fold*, so that what is left of part 0 beside
     each test fold holds about ``val_fraction`` of every class. Stratified by class alone, a large group
-    in part 0 can fall in one test fold and leave that fold's validation without the class.
+    in part 0 can fall in one test fold and leave that fold's validation without the class. A group larger
+    than a part's share of its class then never validates (part -1): alone it would be the class's validation.
     """
     labels, groups = np.asarray(labels), np.asarray(groups)
     val_groups = groups if val_groups is None else np.asarray(val_groups)
@@ -98,8 +99,15 @@ def grouped_partitions(
     if val_fraction <= 0:
         return folds, np.full(len(labels), -1, dtype=np.int64)
     largest = int(np.unique(labels, return_counts=True)[1].max())
-    strata = labels * num_folds + folds if val_by_fold else labels
-    parts = _grouped_fold_ids(strata, val_groups, max(2, min(round(1 / val_fraction), largest)), seed + 1)
+    num_parts = max(2, min(round(1 / val_fraction), largest))
+    if not val_by_fold:
+        return folds, _grouped_fold_ids(labels, val_groups, num_parts, seed + 1)
+    _, group_of, group_sizes = np.unique(val_groups, return_inverse=True, return_counts=True)
+    fits = group_sizes[group_of] * num_parts <= np.bincount(labels)[labels]
+    parts = np.full(len(labels), -1, dtype=np.int64)
+    if fits.any():
+        strata = labels[fits] * num_folds + folds[fits]
+        parts[fits] = _grouped_fold_ids(strata, val_groups[fits], num_parts, seed + 1)
     return folds, parts
 
 
