@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from mushroom.configs import CONFIG_DIR
 from mushroom.data import MushroomDataModule
 from mushroom.errors import MushroomError
-from tests.conftest import make_image_folder
+from tests.conftest import make_image_folder, make_negatives
 
 #: The genus set's handle, as data=genus names it.
 GENUS_HANDLE = OmegaConf.load(CONFIG_DIR / "data" / "genus.yaml").kaggle_handle
@@ -38,6 +38,26 @@ def test_splits_do_not_overlap_and_cover_all_images(toy_folder: Path) -> None:
     s = dm.split
     assert len(set(s.train) | set(s.val) | set(s.test)) == len(dm.index) == 72
     assert not (set(s.train) & set(s.test)) and not (set(s.val) & set(s.test))
+
+
+def test_without_a_test_fold_every_photo_but_validation_trains(toy_folder: Path, tmp_path: Path) -> None:
+    """data.fold=null (the model to ship): fold 0's test photos and negatives train or validate, and
+    validation keeps fold 0's validation photos (part 0 of one partition)."""
+    negatives = make_negatives(tmp_path / "open-set")
+    runs = {
+        fold: MushroomDataModule(toy_folder, num_workers=0, fold=fold, open_set={"root": str(negatives)})
+        for fold in (0, None)
+    }
+    for dm in runs.values():
+        dm.setup()
+    held_out, final = runs[0], runs[None]
+    assert len(final.split.test) == 0 and len(final.negatives.select("test")[0]) == 0
+    assert len(held_out.split.test) > 0 and len(held_out.negatives.select("test")[0]) > 0
+    assert set(final.split.train) | set(final.split.val) == set(range(len(final.index)))
+    assert set(held_out.split.train) <= set(final.split.train)
+    assert set(held_out.split.val) <= set(final.split.val)
+    assert set(held_out.negatives.select("train")[0]) <= set(final.negatives.select("train")[0])
+    assert len(final.negatives.select("train")[0]) > len(held_out.negatives.select("train")[0])
 
 
 def test_with_or_without_prepare_training_sees_the_same_photos_and_split(tmp_path: Path) -> None:

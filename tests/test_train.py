@@ -112,6 +112,20 @@ def test_fast_dev_run_completes(extra: list[str], toy_folder: Path, tmp_path: Pa
         assert (tmp_path / "data" / "processed" / toy_folder.name / "manifest.csv").is_file()
 
 
+def test_a_run_without_a_test_fold_ships_a_calibrated_carded_model(toy_folder: Path, tmp_path: Path) -> None:
+    """data.fold=null: nothing to test, so no test report; the best checkpoint is calibrated on validation
+    and its card says where the recipe's figures are instead."""
+    metrics = run_train([f"data.root={toy_folder}", "data.fold=null", "trainer.max_epochs=2"], tmp_path)
+    assert not any(name.startswith("test/") for name in metrics)
+    assert not (tmp_path / "test_metrics.json").exists()
+    stored = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    temperature = float(stored["state_dict"]["temperature"])
+    card = (tmp_path / "checkpoints" / "model_card.md").read_text()
+    assert "no test fold" in card and "cross-validation" in card
+    assert f"Temperature (fitted on validation): {temperature:.3f}" in card
+    assert temperature != pytest.approx(1)
+
+
 def test_averaged_weights_are_calibrated_tested_and_shipped(toy_folder: Path, tmp_path: Path) -> None:
     """With ``callbacks=[...,ema]`` best.ckpt holds the averaged weights (and the raw ones, for resuming): the
     test after fitting must score the averaged weights with the thresholds fitted on them, as every later

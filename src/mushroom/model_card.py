@@ -85,15 +85,17 @@ def _negative_lines(datamodule: MushroomDataModule) -> list[str]:
 
 
 def write_model_card(
-    report: dict[str, Any],
+    report: dict[str, Any] | None,
     cfg: DictConfig,
     datamodule: MushroomDataModule,
     folder: Path,
+    calibration: dict[str, float] | None = None,
 ) -> Path:
-    """Write ``model_card.md`` in ``folder`` from a test report."""
+    """Write ``model_card.md`` in ``folder`` from a test report; ``None`` for a run without a test split
+    (``data.fold=null``), whose figures come from the recipe's cross-validation."""
     index, split = datamodule.index_and_split()
     counts = dict(zip(index.class_names, index.class_counts().tolist(), strict=True))
-    calibration = report.get("calibration") or {}
+    calibration = (report or {}).get("calibration") or calibration or {}
     pre = datamodule.preprocessing
     lines = [
         f"# Model card: {cfg.model.name} on {Path(str(cfg.data.root)).name}",
@@ -110,19 +112,34 @@ def write_model_card(
         "## Data",
         f"- Folder: `{cfg.data.root}`; images per class: {counts}.",
         f"- Split: train {len(split.train)}, validation {len(split.val)}, test {len(split.test)} "
-        f"(test = fold {cfg.data.fold} of {cfg.data.num_folds}, seed {cfg.data.seed}"
+        + (
+            f"(test = fold {cfg.data.fold} of {cfg.data.num_folds}, seed {cfg.data.seed}"
+            if cfg.data.fold is not None
+            else f"(no test fold: data.fold=null, seed {cfg.data.seed}"
+        )
         + (", grouped by duplicate group from the audit)." if cfg.data.prepare.enabled else ")."),
         *_negative_lines(datamodule),
         "",
         "## Test figures",
-        f"Accuracy {report['accuracy']:.3f}, balanced accuracy {report['balanced_accuracy']:.3f}, macro F1 "
-        f"{report['macro_f1']:.3f}, expected calibration error {report.get('ece', float('nan')):.3f} "
-        f"on {report['n_images']} images.",
-        "",
-        per_class_markdown(report),
     ]
-    lines += ["## Safety", "", *_safety_lines(report), ""]
-    lines += ["## Photos of no known class (open set)", "", *_open_set_lines(report), ""]
+    if report is None:
+        lines += [
+            "None: every photo but the validation ones trained this model. Its recipe's figures are its "
+            "cross-validation's (`python -m mushroom.cv`), with the same settings and `data.fold` 0 to "
+            "`data.num_folds - 1`; the thresholds were fitted on the validation photos as there.",
+            "",
+        ]
+    else:
+        lines += [
+            f"Accuracy {report['accuracy']:.3f}, balanced accuracy {report['balanced_accuracy']:.3f}, "
+            f"macro F1 {report['macro_f1']:.3f}, "
+            f"expected calibration error {report.get('ece', float('nan')):.3f} "
+            f"on {report['n_images']} images.",
+            "",
+            per_class_markdown(report),
+        ]
+        lines += ["## Safety", "", *_safety_lines(report), ""]
+        lines += ["## Photos of no known class (open set)", "", *_open_set_lines(report), ""]
     lines += [
         "## Known limits",
         "- Trained on photos from the web: framing, light and cameras differ from a forager's phone.",

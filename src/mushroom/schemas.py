@@ -271,7 +271,7 @@ class SplitSettings:
     partition tests, ``val_fraction`` of the rest validates. No defaults: they are :class:`DataConfig`'s."""
 
     num_folds: int
-    fold: int
+    fold: int | None
     val_fraction: float
     seed: int
 
@@ -299,9 +299,10 @@ class DataConfig:
     pin_memory: bool | None = None
     persistent_workers: bool = True
     # Test split = fold `fold` of a stratified `num_folds`-fold split (5 -> 4:1), grouped so that
-    # duplicates stay on one side; val = val_fraction of the rest.
+    # duplicates stay on one side; val = val_fraction of the rest. fold null: no test split, every photo
+    # but validation trains (the model to ship once cross-validation has measured the recipe).
     num_folds: int = ranged(5, Range(2))
-    fold: int = ranged(0, NON_NEGATIVE)
+    fold: int | None = ranged(0, NON_NEGATIVE)
     val_fraction: float = ranged(0.1, SHARE_BELOW_ONE)
     seed: int = 42
     balanced_sampling: bool = False

@@ -117,6 +117,13 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, flo
                 model, datamodule, cfg, safety_table, best, calibration, trainer.loggers
             )
             metrics.update({f"test/report_{k}": v for k, v in report.items() if isinstance(v, float)})
+    elif cfg.data.get("fold", 0) is None and trainer.is_global_zero:
+        from mushroom.model_card import write_model_card
+
+        best = best_checkpoint(trainer)
+        log.info("No test split (data.fold=null): the recipe's figures are its cross-validation's.")
+        calibration = calibrator.fitted if calibrator else {}
+        write_model_card(None, cfg, datamodule, Path(best).parent if best else output_dir, calibration)
     return metrics
 
 

@@ -140,8 +140,8 @@ def negative_fold(group: str, seed: int, num_folds: int) -> int:
     return int(_draw(seed, group) * num_folds)
 
 
-def _part(group: str, seed: int, settings: OpenSetSettings, fold: int, num_folds: int) -> str:
-    if negative_fold(group, seed, num_folds) == fold:
+def _part(group: str, seed: int, settings: OpenSetSettings, fold: int | None, num_folds: int) -> str:
+    if fold is not None and negative_fold(group, seed, num_folds) == fold:
         return "test"
     return "val" if _draw(seed, "val", group) < settings.val_fraction else "train"
 
@@ -285,7 +285,7 @@ def _capped(photos: list[_Photo], settings: OpenSetSettings, seed: int, left_out
 
 
 def scan_negatives(
-    settings: OpenSetSettings, seed: int, fold: int, num_folds: int, known: Any = ()
+    settings: OpenSetSettings, seed: int, fold: int | None, num_folds: int, known: Any = ()
 ) -> NegativeSet | None:
     """The negatives of every configured source, parted for test fold ``fold`` of ``num_folds``, with the
     photos of the ``known`` genera (the model's classes), undecodable files and mushrooms in a not-mushroom

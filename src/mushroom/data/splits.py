@@ -32,10 +32,10 @@ class Split:
     test: np.ndarray
 
 
-def validate_split_settings(num_folds: int, fold: int, val_fraction: float) -> None:
+def validate_split_settings(num_folds: int, fold: int | None, val_fraction: float) -> None:
     if num_folds < 2:
         raise MushroomError(f"data.num_folds must be at least 2 (got {num_folds}); 5 gives a 4:1 split.")
-    if not 0 <= fold < num_folds:
+    if fold is not None and not 0 <= fold < num_folds:
         raise MushroomError(f"data.fold must be in 0..{num_folds - 1} for data.num_folds={num_folds}.")
     if not 0.0 <= val_fraction < 1.0:
         raise MushroomError(f"data.val_fraction must be in [0, 1) (got {val_fraction}).")
@@ -111,10 +111,11 @@ def grouped_partitions(
     return folds, parts
 
 
-def split_from_partitions(folds: np.ndarray, val_parts: np.ndarray, fold: int) -> Split:
-    """Train/val/test indices for test fold ``fold`` (see :func:`grouped_partitions`)."""
+def split_from_partitions(folds: np.ndarray, val_parts: np.ndarray, fold: int | None) -> Split:
+    """Train/val/test indices for test fold ``fold`` (see :func:`grouped_partitions`); ``None``: no test
+    split, every photo but the validation ones (part 0) trains."""
     folds, val_parts = np.asarray(folds), np.asarray(val_parts)
-    test = folds == fold
+    test = folds == fold if fold is not None else np.zeros(len(folds), dtype=bool)
     val = ~test & (val_parts == 0)
     train = ~test & ~val
     return Split(train=np.flatnonzero(train), val=np.flatnonzero(val), test=np.flatnonzero(test))
