@@ -121,7 +121,7 @@ def test_a_run_without_a_test_fold_ships_a_calibrated_carded_model(toy_folder: P
     stored = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
     temperature = float(stored["state_dict"]["temperature"])
     card = (tmp_path / "checkpoints" / "model_card.md").read_text()
-    assert "no test fold" in card and "cross-validation" in card
+    assert "no test fold" in card and "open-set figures of the cross-validation" in card
     assert f"Temperature (fitted on validation): {temperature:.3f}" in card
     assert temperature != pytest.approx(1)
 

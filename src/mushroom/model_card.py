@@ -144,7 +144,9 @@ def write_model_card(
         "## Known limits",
         "- Trained on photos from the web: framing, light and cameras differ from a forager's phone.",
         "- It knows only the classes above; a mushroom of another genus that looks like one of them can "
-        "still be named as that one (see the open-set figures).",
+        "still be named as that one (see the open-set figures"
+        + ("" if report else " of the cross-validation")
+        + ").",
         "- Small classes have few test images: their figures move a lot with one photo.",
         "",
     ]
