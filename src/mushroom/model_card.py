@@ -97,6 +97,11 @@ def write_model_card(
     counts = dict(zip(index.class_names, index.class_counts().tolist(), strict=True))
     calibration = (report or {}).get("calibration") or calibration or {}
     pre = datamodule.preprocessing
+    held_out = (
+        f"test = fold {cfg.data.fold} of {cfg.data.num_folds}"
+        if cfg.data.fold is not None
+        else "no test fold: data.fold=null"
+    )
     lines = [
         f"# Model card: {cfg.model.name} on {Path(str(cfg.data.root)).name}",
         "",
@@ -112,11 +117,7 @@ def write_model_card(
         "## Data",
         f"- Folder: `{cfg.data.root}`; images per class: {counts}.",
         f"- Split: train {len(split.train)}, validation {len(split.val)}, test {len(split.test)} "
-        + (
-            f"(test = fold {cfg.data.fold} of {cfg.data.num_folds}, seed {cfg.data.seed}"
-            if cfg.data.fold is not None
-            else f"(no test fold: data.fold=null, seed {cfg.data.seed}"
-        )
+        + f"({held_out}, seed {cfg.data.seed}"
         + (", grouped by duplicate group from the audit)." if cfg.data.prepare.enabled else ")."),
         *_negative_lines(datamodule),
         "",
