@@ -82,8 +82,40 @@ def test_erasing_replaces_one_rectangle_in_that_share_of_photos() -> None:
     assert 0.2 <= some <= 0.8
 
 
+def _lit(share: float) -> list[np.ndarray]:
+    """Grey tiles (40-120 of 255: no channel clips under a warm or cool light) under ``illuminant=share``."""
+    grey = np.kron(np.arange(40, 121, 10, dtype=np.uint8).reshape(3, 3), np.ones((16, 16), dtype=np.uint8))
+    transform = train_transform(PLAIN, Augmentation(**{**STILL, "illuminant": share}), seed=0)
+    return [transform(image=np.dstack([grey] * 3))["image"].numpy() for _ in range(40)]
+
+
+def test_another_light_casts_one_colour_over_the_whole_photo() -> None:
+    warm = cool = 0
+    for image in _lit(1.0):
+        red, green, blue = (image[k] / image[1] for k in range(3))
+        np.testing.assert_allclose(green, 1.0)
+        # One gain per channel, the same for every pixel: a light's colour, not a hue rotation or noise.
+        assert np.ptp(red) < 0.05 and np.ptp(blue) < 0.05
+        assert abs(red.mean() - blue.mean()) > 0.02
+        warm, cool = warm + (red.mean() > blue.mean()), cool + (red.mean() < blue.mean())
+    assert warm >= 5 and cool >= 5  # candle-warm and shade-blue light both
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5])
+def test_another_light_tints_that_share_of_photos(share: float) -> None:
+    tinted = np.mean([not _is_grey(image) for image in _lit(share)])
+    assert tinted == share if share == 0 else 0.2 <= tinted <= 0.8
+
+
 def test_the_augmentation_stream_is_reproducible_from_its_seed() -> None:
-    settings = {"grayscale": 0.5, "blur": 0.5, "erase": 0.5, "color_jitter_p": 0.8, "hflip": 0.5}
+    settings = {
+        "grayscale": 0.5,
+        "blur": 0.5,
+        "erase": 0.5,
+        "illuminant": 0.5,
+        "color_jitter_p": 0.8,
+        "hflip": 0.5,
+    }
     first, again = _augmented(seed=3, **settings), _augmented(seed=3, **settings)
     other = _augmented(seed=4, **settings)
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))

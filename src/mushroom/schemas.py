@@ -179,6 +179,9 @@ class Augmentation:
     # Share of photos with one rectangle (2-33% of the crop) replaced by noise (random erasing, Zhong et al.
     # 2017): the genus must be told from what is left, not from one region, a background or a framing.
     erase: float = ranged(0.0, PROBABILITY)
+    # Share of photos lit by another colour temperature (Planckian jitter, a black body at 3,000-15,000 K:
+    # candle-warm to shade-blue): the colour cast of one source's light or white balance is not the genus.
+    illuminant: float = ranged(0.0, PROBABILITY)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Albumentations pipelines built from plain config values.
 
-Train: random resized crop, flips, rotation, colour jitter, grey and blurred photos. Eval: resize the
-shorter side to ``image_size / crop_pct`` and take the centre crop, as timm evaluates ImageNet models.
+Train: random resized crop, flips, rotation, another light's colour, colour jitter, grey and blurred
+photos, erased rectangles. Eval: resize the shorter side to ``image_size / crop_pct`` and take the centre
+crop, as timm evaluates ImageNet models.
 Both end with the backbone's own normalisation (mean/std of its pretrained config).
 """
 
@@ -34,6 +35,8 @@ def train_transform(pre: Preprocessing, aug: Augmentation, seed: int | None = No
         steps.append(A.VerticalFlip(p=aug.vflip))
     if aug.rotate > 0:
         steps.append(A.Rotate(limit=aug.rotate, border_mode=cv2.BORDER_REFLECT_101, p=0.5))
+    if aug.illuminant > 0:  # the light first, then the camera's brightness, contrast and saturation
+        steps.append(A.PlanckianJitter(mode="blackbody", p=aug.illuminant))
     if aug.color_jitter_p > 0:
         steps.append(
             A.ColorJitter(
