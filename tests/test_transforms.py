@@ -22,9 +22,11 @@ def _photo(seed: int = 0) -> np.ndarray:
     return np.kron(tiles, np.ones((6, 6, 1), dtype=np.uint8))
 
 
-def _augmented(seed: int = 0, **settings: float) -> list[np.ndarray]:
+def _augmented(seed: int = 0, photo: np.ndarray | None = None, **settings: float) -> list[np.ndarray]:
+    """40 draws of the augmentation of ``photo`` (default: :func:`_photo`)."""
     transform = train_transform(PLAIN, Augmentation(**{**STILL, **settings}), seed=seed)
-    return [transform(image=_photo())["image"].numpy() for _ in range(40)]
+    photo = _photo() if photo is None else photo
+    return [transform(image=photo)["image"].numpy() for _ in range(40)]
 
 
 def _is_grey(image: np.ndarray) -> bool:
@@ -85,8 +87,7 @@ def test_erasing_replaces_one_rectangle_in_that_share_of_photos() -> None:
 def _lit(share: float) -> list[np.ndarray]:
     """Grey tiles (40-120 of 255: no channel clips under a warm or cool light) under ``illuminant=share``."""
     grey = np.kron(np.arange(40, 121, 10, dtype=np.uint8).reshape(3, 3), np.ones((16, 16), dtype=np.uint8))
-    transform = train_transform(PLAIN, Augmentation(**{**STILL, "illuminant": share}), seed=0)
-    return [transform(image=np.dstack([grey] * 3))["image"].numpy() for _ in range(40)]
+    return _augmented(photo=np.dstack([grey] * 3), illuminant=share)
 
 
 def test_another_light_casts_one_colour_over_the_whole_photo() -> None:
