@@ -2,6 +2,7 @@
 
     python benchmarks/test_resolution.py logs/oof/base/random --size 320 --out logs/oof/base-320-random
     python benchmarks/test_resolution.py logs/cv/new-source --checkpoint last --out logs/oof/last-source
+    python benchmarks/test_resolution.py logs/cv/base-source --crop-pct 1.0 --out logs/oof/whole-source
 
 Training crops 25-100% of a photo and scales the crop to ``data.image_size``, so a mushroom looks larger to
 the network in training than in the centre crop it is tested on; testing at a larger size than training can
@@ -12,6 +13,10 @@ cross-validation (``invoke cv`` or ``benchmarks/out_of_fold.py``, with its check
 and negatives at that size. The fold tables go to ``--out`` (the checkpoints under it are copies: the
 originals keep their calibration); then the two are compared, paired
 (``python -m mushroom.cv DIR --compare OUT``).
+
+``--crop-pct`` tests another share of the photo: the shorter side is resized to ``size / crop_pct`` and the
+centre square of ``size`` taken, so 1.0 shows the network the whole shorter side (timm's 0.875 for
+EfficientNet-Lite crops an eighth of it away, where a cap at the edge of a forager's photo may lie).
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from omegaconf import OmegaConf
 log = logging.getLogger("test_resolution")
 
 
-def rescore_fold(fold_dir: Path, size: int | None, out_dir: Path, checkpoint: str = "best") -> None:
-    """Calibrate and test one fold's ``checkpoint`` (``best``, ``last``) at ``size`` (``None``: the training
-    size); write ``out_dir/test_predictions.csv``."""
+def rescore_fold(
+    fold_dir: Path, size: int | None, out_dir: Path, checkpoint: str = "best", crop_pct: float | None = None
+) -> None:
+    """Calibrate and test one fold's ``checkpoint`` (``best``, ``last``) at ``size`` and ``crop_pct``
+    (``None``: as it trained); write ``out_dir/test_predictions.csv``."""
     from mushroom.calibration import CalibrateBestCheckpoint
     from mushroom.checkpoints import load_classifier
     from mushroom.core.safety import table_from_config
@@ -38,6 +45,8 @@ def rescore_fold(fold_dir: Path, size: int | None, out_dir: Path, checkpoint: st
     cfg = OmegaConf.load(fold_dir / "config.yaml")
     if size is not None:
         cfg.data.image_size = size
+    if crop_pct is not None:
+        cfg.data.crop_pct = crop_pct
     cfg.paths.output_dir = str(out_dir)
     best = out_dir / "checkpoints" / "best.ckpt"
     best.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +68,9 @@ def main() -> None:
     )
     parser.add_argument("folds", type=Path, help="a cross-validation's folder (fold_<k>/ with checkpoints/)")
     parser.add_argument("--size", type=int, help="the test resolution (pixels; default: the training size)")
+    parser.add_argument(
+        "--crop-pct", type=float, help="the share of the shorter side tested (default: the network's)"
+    )
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which to test")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--safety", default="genus")
@@ -69,8 +81,14 @@ def main() -> None:
 
     for config in fold_files(args.folds, "config.yaml"):
         fold_dir = config.parent
-        log.info("%s: %s checkpoint at %s px", fold_dir.name, args.checkpoint, args.size or "training")
-        rescore_fold(fold_dir, args.size, args.out / fold_dir.name, args.checkpoint)
+        log.info(
+            "%s: %s checkpoint at %s px, crop %s",
+            fold_dir.name,
+            args.checkpoint,
+            args.size or "training",
+            args.crop_pct or "as trained",
+        )
+        rescore_fold(fold_dir, args.size, args.out / fold_dir.name, args.checkpoint, args.crop_pct)
     pooled_report(args.out, args.safety)
     compare(args.folds, args.out, args.safety)
 
