@@ -3,6 +3,8 @@
     python benchmarks/test_resolution.py logs/oof/base/random --size 320 --out logs/oof/base-320-random
     python benchmarks/test_resolution.py logs/cv/new-source --checkpoint last --out logs/oof/last-source
     python benchmarks/test_resolution.py logs/cv/base-source --crop-pct 1.0 --out logs/oof/whole-source
+    python benchmarks/test_resolution.py logs/cv/base-source --crop-pct 1.0 --tta-centre-crop 0.875 \
+        --out logs/oof/two-crops-source
 
 Training crops 25-100% of a photo and scales the crop to ``data.image_size``, so a mushroom looks larger to
 the network in training than in the centre crop it is tested on; testing at a larger size than training can
@@ -16,7 +18,8 @@ originals keep their calibration); then the two are compared, paired
 
 ``--crop-pct`` tests another share of the photo: the shorter side is resized to ``size / crop_pct`` and the
 centre square of ``size`` taken, so 1.0 shows the network the whole shorter side (timm's 0.875 for
-EfficientNet-Lite crops an eighth of it away, where a cap at the edge of a forager's photo may lie).
+EfficientNet-Lite crops an eighth of it away, where a cap at the edge of a forager's photo may lie);
+``--tta-centre-crop`` averages in the centre of what is tested, enlarged (``model.tta_centre_crop``).
 """
 
 from __future__ import annotations
@@ -32,10 +35,16 @@ log = logging.getLogger("test_resolution")
 
 
 def rescore_fold(
-    fold_dir: Path, size: int | None, out_dir: Path, checkpoint: str = "best", crop_pct: float | None = None
+    fold_dir: Path,
+    size: int | None,
+    out_dir: Path,
+    checkpoint: str = "best",
+    crop_pct: float | None = None,
+    centre: float | None = None,
 ) -> None:
     """Calibrate and test one fold's ``checkpoint`` (``best``, ``last``) at ``size`` and ``crop_pct``
-    (``None``: as it trained); write ``out_dir/test_predictions.csv``."""
+    (``None``: as it trained), with its ``centre`` averaged in (``None``: as it trained); write
+    ``out_dir/test_predictions.csv``."""
     from mushroom.calibration import CalibrateBestCheckpoint
     from mushroom.checkpoints import load_classifier
     from mushroom.core.safety import table_from_config
@@ -57,6 +66,8 @@ def rescore_fold(
     datamodule.setup("fit")
     datamodule.setup("test")
     model = load_classifier(best)
+    if centre is not None:
+        model.hparams["tta_centre_crop"] = centre
     calibrator = CalibrateBestCheckpoint.from_config(cfg.calibration, model.hparams["deadly"])
     fitted = calibrator.calibrate(model, datamodule.val_dataloader(), str(best))
     report_on_test_split(model, datamodule, cfg, table_from_config(cfg.get("safety")), str(best), fitted, [])
@@ -71,6 +82,7 @@ def main() -> None:
     parser.add_argument(
         "--crop-pct", type=float, help="the share of the shorter side tested (default: the network's)"
     )
+    parser.add_argument("--tta-centre-crop", type=float, help="the centre share averaged in (default: none)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which to test")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--safety", default="genus")
@@ -88,7 +100,8 @@ def main() -> None:
             args.size or "training",
             args.crop_pct or "as trained",
         )
-        rescore_fold(fold_dir, args.size, args.out / fold_dir.name, args.checkpoint, args.crop_pct)
+        out = args.out / fold_dir.name
+        rescore_fold(fold_dir, args.size, out, args.checkpoint, args.crop_pct, args.tta_centre_crop)
     pooled_report(args.out, args.safety)
     compare(args.folds, args.out, args.safety)
 

@@ -58,15 +58,20 @@ def test_onnx_runtime_gives_the_checkpoints_probabilities_on_new_photos(
 
 
 @pytest.mark.slow
-def test_mirror_averaging_is_inside_the_graph(trained_checkpoint: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("centre", [None, 0.875])
+def test_test_time_views_are_inside_the_graph(
+    trained_checkpoint: Path, tmp_path: Path, centre: float | None
+) -> None:
     reference = TorchClassifier(trained_checkpoint, None)
     reference.model.hparams["tta_hflip"] = True
+    reference.model.hparams["tta_centre_crop"] = centre
     info = model_info(reference.model, None, source="test")
     write_onnx(reference.model, info, tmp_path / "tta.onnx", opset=18)
     photos = find_images([make_image_folder(tmp_path / "photos", per_class=2, size=(50, 70), seed=3)])
     result = parity_check(reference, OnnxClassifier(tmp_path / "tta.onnx"), photos, tolerance=1e-4)
     assert result["passed"], result
-    assert OnnxClassifier(tmp_path / "tta.onnx").info.tta_hflip is True
+    exported = OnnxClassifier(tmp_path / "tta.onnx").info
+    assert (exported.tta_hflip, exported.tta_centre_crop) == (True, centre)
 
 
 @pytest.mark.slow

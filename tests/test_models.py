@@ -219,6 +219,34 @@ def test_mirror_tta_averages_probabilities() -> None:
             assert torch.equal(module.predict_logits(images), module.predict_log_proba(images))
 
 
+def test_centre_view_enlarges_the_centre_share_of_the_image() -> None:
+    from mushroom.models.test_time import centre_enlarged
+
+    images = torch.zeros(1, 3, 20, 20)
+    images[..., 5:15, 5:15] = 1.0  # the centre half, and nothing else, is white
+    assert torch.equal(centre_enlarged(images, 0.5), torch.ones(1, 3, 20, 20))
+    wider = centre_enlarged(images, 0.8)  # the centre 16 px: a black frame 1 px wide, enlarged
+    assert wider.shape == images.shape and 0 < wider.mean() < 1
+    assert float(wider[0, 0, 10, 10]) == 1.0 and float(wider[0, 0, 0, 0]) == 0.0
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_centre_view_tta_averages_the_whole_image_and_its_centre(mirror: bool) -> None:
+    torch.manual_seed(0)
+    module = small_timm_module(tta_hflip=mirror, tta_centre_crop=0.5, open_set_classes=2).eval()
+    images = torch.rand(3, 3, 32, 32)
+    centre = torch.nn.functional.interpolate(images[..., 8:24, 8:24], size=(32, 32), mode="bilinear")
+    views = [images, centre] + ([images.flip(-1), centre.flip(-1)] if mirror else [])
+    with torch.no_grad():
+        probs, open_set = module.predict_scores(images)
+        outputs = [module.all_logits(view) for view in views]
+    expected = torch.stack([out[:, :3].softmax(-1) for out in outputs]).mean(0)
+    assert torch.allclose(probs, expected, atol=1e-6)
+    known = torch.stack([out.softmax(-1)[:, :3].sum(-1) for out in outputs]).mean(0)
+    assert torch.allclose(open_set[:, 0], known, atol=1e-6)
+    assert not torch.allclose(probs, outputs[0][:, :3].softmax(-1), atol=1e-4)  # the centre counted
+
+
 def test_mixup_blends_images_and_targets_alike() -> None:
     from mushroom.models.mixing import Mixing
 

@@ -120,6 +120,7 @@ def model_info(classifier: MushroomClassifier, safety: dict[str, Any] | None, so
         deadly_risk=classifier.fitted_deadly_risk(),
         temperature=float(classifier.temperature),
         tta_hflip=bool(classifier.hparams["tta_hflip"]),
+        tta_centre_crop=classifier.hparams["tta_centre_crop"],
         safety={name: (safety or {})[name] for name in classifier.class_names if name in (safety or {})},
         architecture=str(classifier.hparams["name"]),
         source=source,

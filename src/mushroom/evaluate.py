@@ -64,6 +64,7 @@ def evaluate(cfg: DictConfig) -> dict:
         extra={
             "checkpoint": str(cfg.model_path),
             "tta_hflip": bool(model.hparams["tta_hflip"]),
+            "tta_centre_crop": model.hparams["tta_centre_crop"],
             "temperature": float(model.temperature),
         },
     )

@@ -37,6 +37,8 @@ class ModelInfo:
     deadly_risk: float | None = None
     temperature: float = 1.0
     tta_hflip: bool = False
+    # The centre share also classified and averaged in (the graph does it; None: not).
+    tta_centre_crop: float | None = None
     safety: dict[str, Any] = field(default_factory=dict)
     architecture: str = ""
     source: str = ""
