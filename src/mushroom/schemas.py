@@ -384,8 +384,9 @@ class ModelConfig:
     head_only_epochs: int = ranged(0, NON_NEGATIVE)
     # Test-time mirroring: average the prediction of each image and its mirror image.
     tta_hflip: bool = False
-    # Test-time centre view: also the centre share of the input, enlarged back to its size, averaged in
-    # (e.g. 0.875 with data.crop_pct=1.0: the whole shorter side and timm's evaluation crop); null = off.
+    # Test-time centre view: also the centre share of the input, enlarged back to its size; the genus
+    # probabilities are averaged over both, the open-set score is the centre's (e.g. 0.875 with
+    # data.crop_pct=1.0: the whole shorter side and timm's evaluation crop); null = off.
     tta_centre_crop: float | None = ranged(None, Range(0, 1, low_open=True, high_open=True))
     channels_last: bool = True
     # torch.compile the network (first steps are slow while it compiles).

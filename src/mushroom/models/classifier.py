@@ -21,7 +21,7 @@ from mushroom.errors import MushroomError
 from mushroom.models.mixing import Mixing
 from mushroom.models.networks import classifier_head, create_network, layer_lr_scales
 from mushroom.models.scoring import danger_term, open_set_scores
-from mushroom.models.test_time import test_time_views, view_count, view_mean
+from mushroom.models.test_time import test_time_views, view_means
 from mushroom.schemas import LEGACY_MODEL_KEYS, ModelConfig, from_mapping, settings_dict
 
 #: What calibration stores in the model, and the value a checkpoint written before it existed gets.
@@ -238,8 +238,9 @@ class MushroomClassifier(L.LightningModule):
 
     def predict_scores(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Calibrated genus probabilities (logits / temperature) and :meth:`open_set_scores`; with
-        ``tta_centre_crop`` and ``tta_hflip``, both averaged over the image's centre enlarged and the mirror
-        images (:mod:`~mushroom.models.test_time`).
+        ``tta_hflip``, both averaged with the mirror image's; with ``tta_centre_crop``, the probabilities
+        averaged with the centre's too, and the open-set scores the centre's
+        (:mod:`~mushroom.models.test_time`).
 
         The views go through the network in the same batch: one pass, and an exported graph that uses
         each weight once (ONNX Runtime's quantizer needs that).
@@ -248,10 +249,11 @@ class MushroomClassifier(L.LightningModule):
         logits = self.all_logits(test_time_views(images, centre, mirror))
         probs = (logits[:, : len(self.class_names)] / self.temperature).softmax(-1)
         open_set = self.open_set_scores(logits)
-        views = view_count(centre, mirror)
-        if views == 1:
+        if centre is None and not mirror:
             return probs, open_set
-        return view_mean(probs, views), view_mean(open_set, views)
+        genus_mean, _ = view_means(probs, centre, mirror)
+        _, open_set_mean = view_means(open_set, centre, mirror)
+        return genus_mean, open_set_mean
 
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """Calibrated genus probabilities (see :meth:`predict_scores`)."""

@@ -1,9 +1,10 @@
 """Test-time views: the photo as given, its centre enlarged, and the mirror image of each.
 
 A forager's photo may hold the cap at its edge (the whole photo sees it) or small against a busy ground
-(the centre, enlarged, shows its gills and pores larger). Averaging the answers of both views is a
-two-crop test-time augmentation; the views go through the network in one batch, so an exported graph
-still uses each weight once.
+(the centre, enlarged, shows its gills and pores larger). The genus probabilities are averaged over both
+views (a two-crop test-time augmentation); the open-set score is the centre's alone, as it was fitted: with
+the surroundings in, photos of other genera passed the open set more often (docs/how-to/cross-validation.md).
+The views go through the network in one batch, so an exported graph still uses each weight once.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def view_count(centre: float | None, mirror: bool) -> int:
     return (1 if centre is None else 2) * (2 if mirror else 1)
 
 
-def view_mean(scores: torch.Tensor, views: int) -> torch.Tensor:
-    """Each image's mean over its ``views`` rows of :func:`test_time_views`'s batch (view-major)."""
-    return scores.unflatten(0, (views, -1)).mean(0)
+def view_means(scores: torch.Tensor, centre: float | None, mirror: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's mean over all its views of :func:`test_time_views`'s batch, and over its centre views
+    alone (all of them when there is no centre view)."""
+    by_view = scores.unflatten(0, (view_count(centre, mirror), -1))
+    return by_view.mean(0), (by_view if centre is None else by_view[1::2]).mean(0)
