@@ -55,6 +55,7 @@ ALTERNATIVES: dict[str, Any] = {
     "model.freeze": ["features"],
     "model.cnn_channels": [4, 8],
     "model.layer_decay": 0.5,
+    "model.tta_centre_crop": 0.875,
     "trainer.accelerator": "cpu",
     "trainer.precision": "bf16-mixed",
     "trainer.gradient_clip_val": 0.5,
