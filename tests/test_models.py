@@ -220,7 +220,7 @@ def test_mirror_tta_averages_probabilities() -> None:
 
 
 def test_centre_view_enlarges_the_centre_share_of_the_image() -> None:
-    from mushroom.models.test_time import centre_enlarged
+    from mushroom.models.tta import centre_enlarged
 
     images = torch.zeros(1, 3, 20, 20)
     images[..., 5:15, 5:15] = 1.0  # the centre half, and nothing else, is white

@@ -21,7 +21,7 @@ from mushroom.errors import MushroomError
 from mushroom.models.mixing import Mixing
 from mushroom.models.networks import classifier_head, create_network, layer_lr_scales
 from mushroom.models.scoring import danger_term, open_set_scores
-from mushroom.models.test_time import test_time_views, view_means
+from mushroom.models.tta import stacked_views, view_means
 from mushroom.schemas import LEGACY_MODEL_KEYS, ModelConfig, from_mapping, settings_dict
 
 #: What calibration stores in the model, and the value a checkpoint written before it existed gets.
@@ -240,13 +240,13 @@ class MushroomClassifier(L.LightningModule):
         """Calibrated genus probabilities (logits / temperature) and :meth:`open_set_scores`; with
         ``tta_hflip``, both averaged with the mirror image's; with ``tta_centre_crop``, the probabilities
         averaged with the centre's too, and the open-set scores the centre's
-        (:mod:`~mushroom.models.test_time`).
+        (:mod:`~mushroom.models.tta`).
 
         The views go through the network in the same batch: one pass, and an exported graph that uses
         each weight once (ONNX Runtime's quantizer needs that).
         """
         centre, mirror = self.hparams["tta_centre_crop"], bool(self.hparams["tta_hflip"])
-        logits = self.all_logits(test_time_views(images, centre, mirror))
+        logits = self.all_logits(stacked_views(images, centre, mirror))
         probs = (logits[:, : len(self.class_names)] / self.temperature).softmax(-1)
         open_set = self.open_set_scores(logits)
         if centre is None and not mirror:

@@ -23,7 +23,7 @@ def centre_enlarged(images: torch.Tensor, share: float) -> torch.Tensor:
     return F.interpolate(centre, size=(height, width), mode="bilinear", align_corners=False)
 
 
-def test_time_views(images: torch.Tensor, centre: float | None, mirror: bool) -> torch.Tensor:
+def stacked_views(images: torch.Tensor, centre: float | None, mirror: bool) -> torch.Tensor:
     """``V x N`` images stacked in one batch (view-major): the images, then (``centre``) their centre
     enlarged, then (``mirror``) the mirror image of each of those."""
     views = [images] if centre is None else [images, centre_enlarged(images, centre)]
@@ -33,12 +33,12 @@ def test_time_views(images: torch.Tensor, centre: float | None, mirror: bool) ->
 
 
 def view_count(centre: float | None, mirror: bool) -> int:
-    """How many views of each image :func:`test_time_views` stacks."""
+    """How many views of each image :func:`stacked_views` stacks."""
     return (1 if centre is None else 2) * (2 if mirror else 1)
 
 
 def view_means(scores: torch.Tensor, centre: float | None, mirror: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each image's mean over all its views of :func:`test_time_views`'s batch, and over its centre views
+    """Each image's mean over all its views of :func:`stacked_views`'s batch, and over its centre views
     alone (all of them when there is no centre view)."""
     by_view = scores.unflatten(0, (view_count(centre, mirror), -1))
     return by_view.mean(0), (by_view if centre is None else by_view[1::2]).mean(0)
