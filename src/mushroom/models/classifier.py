@@ -21,7 +21,7 @@ from mushroom.errors import MushroomError
 from mushroom.models.mixing import Mixing
 from mushroom.models.networks import classifier_head, create_network, layer_lr_scales
 from mushroom.models.scoring import danger_term, open_set_scores
-from mushroom.models.tta import stacked_views, view_means
+from mushroom.models.tta import by_view, centre_views, stacked_views
 from mushroom.schemas import LEGACY_MODEL_KEYS, ModelConfig, from_mapping, settings_dict
 
 #: What calibration stores in the model, and the value a checkpoint written before it existed gets.
@@ -251,9 +251,9 @@ class MushroomClassifier(L.LightningModule):
         open_set = self.open_set_scores(logits)
         if centre is None and not mirror:
             return probs, open_set
-        genus_mean, _ = view_means(probs, centre, mirror)
-        _, open_set_mean = view_means(open_set, centre, mirror)
-        return genus_mean, open_set_mean
+        probs = by_view(probs, centre, mirror).mean(0)
+        open_set = centre_views(by_view(open_set, centre, mirror), centre).mean(0)
+        return probs, open_set
 
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """Calibrated genus probabilities (see :meth:`predict_scores`)."""

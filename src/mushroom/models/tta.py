@@ -37,8 +37,11 @@ def view_count(centre: float | None, mirror: bool) -> int:
     return (1 if centre is None else 2) * (2 if mirror else 1)
 
 
-def view_means(scores: torch.Tensor, centre: float | None, mirror: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each image's mean over all its views of :func:`stacked_views`'s batch, and over its centre views
-    alone (all of them when there is no centre view)."""
-    by_view = scores.unflatten(0, (view_count(centre, mirror), -1))
-    return by_view.mean(0), (by_view if centre is None else by_view[1::2]).mean(0)
+def by_view(scores: torch.Tensor, centre: float | None, mirror: bool) -> torch.Tensor:
+    """:func:`stacked_views`'s rows of scores as ``V x N x ...``: one slice per view."""
+    return scores.unflatten(0, (view_count(centre, mirror), -1))
+
+
+def centre_views(per_view: torch.Tensor, centre: float | None) -> torch.Tensor:
+    """The slices of :func:`by_view` that show the centre (all of them when there is no centre view)."""
+    return per_view if centre is None else per_view[1::2]
