@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from mushroom.configs import CONFIG_DIR
 from mushroom.data import MushroomDataModule
+from mushroom.data.splits import source_balance_weights
 from mushroom.errors import MushroomError
 from tests.conftest import make_image_folder, make_negatives
 
@@ -122,6 +123,49 @@ def test_balanced_sampling_evens_out_classes(tmp_path: Path) -> None:
     halfway.setup()
     # sqrt(8) / (sqrt(8) + sqrt(60)) = 0.27 of draws from the rare class
     assert 0.15 < torch.cat([y for _, y in halfway.train_dataloader()]).float().mean().item() < 0.4
+
+
+def test_source_balance_weights_even_out_families_within_each_class() -> None:
+    labels = np.array([0] * 50 + [0] * 10 + [1] * 8)
+    paths = [f"Amanita/amanita_muscaria_{i}.jpg" for i in range(50)]
+    paths += [f"Amanita/images ({i}).jpg" for i in range(10)] + [f"Boletus/{i}.jpg" for i in range(8)]
+    small = np.arange(len(labels)) >= 50
+    small &= labels == 0
+    for power, small_share in ((0.0, 10 / 60), (0.5, 10**0.5 / (10**0.5 + 50**0.5)), (1.0, 0.5)):
+        factor = source_balance_weights(labels, paths, power)
+        assert [factor[labels == c].sum() for c in (0, 1)] == pytest.approx([60, 8])  # class totals kept
+        assert factor[small].sum() / 60 == pytest.approx(small_share)
+    assert np.allclose(source_balance_weights(labels, paths, 1.0)[labels == 1], 1.0)  # one family: as it was
+
+
+def test_source_balance_power_reaches_the_training_draws(tmp_path: Path) -> None:
+    """Amanita as one large scrape and a few photos from elsewhere: with the power at 1 both are drawn
+    about equally often, and the two classes keep the balance balanced_sampling gives them."""
+    counts = {"Amanita": 48, "Boletus": 16}
+    root = make_image_folder(tmp_path / "a", classes=tuple(counts), per_class=counts, size=(32, 32))
+    for i in range(8):
+        (root / "Amanita" / f"amanita_{i:03d}.jpg").rename(root / "Amanita" / f"images ({i}).jpg")
+    settings = dict(image_size=32, batch_size=16, num_workers=0, balanced_sampling=True, balance_power=0.5)
+
+    def draws(power: float) -> tuple[float, float]:
+        dm = MushroomDataModule(root, source_balance_power=power, seed=1, **settings)
+        dm.setup()
+        paths = [dm.index.paths[i] for i in dm.split.train]
+        drawn = [paths[i] for epoch in range(20) for i in epoch_draws(dm, epoch)]
+        amanita = [p for p in drawn if p.parent.name == "Amanita"]
+        return sum(p.stem.startswith("images") for p in amanita) / len(amanita), len(amanita) / len(drawn)
+
+    small_share, amanita_share = draws(0.0)
+    balanced_small_share, balanced_amanita_share = draws(1.0)
+    assert small_share < 0.3 < 0.4 < balanced_small_share < 0.6
+    assert balanced_amanita_share == pytest.approx(amanita_share, abs=0.05)
+
+
+def epoch_draws(dm: MushroomDataModule, epoch: int) -> list[int]:
+    """The training set's indices one epoch draws."""
+    sampler = dm.train_dataloader().sampler
+    sampler.epoch_of = lambda: epoch
+    return [index for _, index in sampler]
 
 
 def test_test_on_all_uses_every_image(toy_folder: Path) -> None:

@@ -311,6 +311,10 @@ class DataConfig:
     balanced_sampling: bool = False
     # With balanced_sampling: 1 = every class equally often, 0.5 = halfway to natural frequencies.
     balance_power: float = ranged(1.0, PROBABILITY)
+    # Within each class, source families (file-name stems: one scrape, one photographer) drawn in
+    # proportion to size ** (1 - power): 0 = as they come, 1 = each family equally often. Class balance
+    # is kept. With or without balanced_sampling.
+    source_balance_power: float = ranged(0.0, PROBABILITY)
     decode_at_size: bool = True
     # A Kaggle dataset (owner/name[/versions/N]) that kagglehub downloads when data.root is empty.
     kaggle_handle: str | None = None

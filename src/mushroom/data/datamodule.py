@@ -25,7 +25,7 @@ from mushroom.data.negatives import NegativeSet, negative_sources, scan_negative
 from mushroom.data.prepare import PreparedData, audit_and_split, prepare_dataset, wait_for_prepared
 from mushroom.data.resolution import ResolutionMatch
 from mushroom.data.sampling import EpochLoader, EpochSampler
-from mushroom.data.splits import Split, split_from_partitions
+from mushroom.data.splits import Split, source_balance_weights, split_from_partitions
 from mushroom.data.transforms import eval_transform, train_transform
 from mushroom.errors import MushroomError
 from mushroom.schemas import DataConfig, from_mapping, settings_dict
@@ -272,6 +272,7 @@ class MushroomDataModule(L.LightningDataModule):
 
         With negatives, they join as classes ``C + kind`` and make up ``open_set.share`` of each epoch's
         draws (split evenly between the kinds); the known genera keep their own balance and count.
+        ``source_balance_power`` evens out source families within each class on top of the class balance.
         """
         index, split = self.index_and_split()
         known_labels = index.labels[split.train]
@@ -281,6 +282,11 @@ class MushroomDataModule(L.LightningDataModule):
             # Class c is drawn with probability proportional to count_c ** (1 - power): 1 evens the
             # classes out, 0.5 meets halfway between even and natural frequencies.
             weights = counts[known_labels] ** -float(self.hparams["balance_power"])
+        if self.hparams["source_balance_power"]:
+            families = source_balance_weights(
+                known_labels, [index.paths[i] for i in split.train], self.hparams["source_balance_power"]
+            )
+            weights = families if weights is None else weights * families
         if self.negatives is None or not len(self.negatives.select("train")[0]):
             dataset = self.dataset(split.train, train=True)
             return dataset, (weights.tolist() if weights is not None else None), None

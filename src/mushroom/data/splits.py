@@ -128,6 +128,26 @@ def source_family(path: str | PurePath) -> str:
     return re.sub(r"[_\-\s(]*\d.*$", "", PurePath(path).stem) or "(number)"
 
 
+def source_balance_weights(labels: np.ndarray, paths: Sequence[str | PurePath], power: float) -> np.ndarray:
+    """Per photo, a sampling factor that draws each class's source families closer to equally often.
+
+    A family of ``n`` photos of a class is drawn in proportion to ``n ** (1 - power)`` (0: as they come,
+    1: every family of the class equally often); each class keeps its total, so class balance is
+    untouched. A few large scrapes (one species, one photographer) then no longer teach most of what a
+    genus looks like: the cues they share, background and light, are the ones photos from new sources lack.
+    """
+    labels = np.asarray(labels)
+    keys = [f"{label}/{source_family(path)}" for label, path in zip(labels, paths, strict=True)]
+    sizes: dict[str, int] = {}
+    for key in keys:
+        sizes[key] = sizes.get(key, 0) + 1
+    factor = np.array([sizes[key] ** -float(power) for key in keys])
+    for label in np.unique(labels):
+        rows = labels == label
+        factor[rows] *= rows.sum() / factor[rows].sum()
+    return factor
+
+
 def source_groups(
     labels: np.ndarray, groups: Sequence[object], paths: Sequence[str], max_share: float
 ) -> np.ndarray:
