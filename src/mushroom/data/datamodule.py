@@ -276,6 +276,7 @@ class MushroomDataModule(L.LightningDataModule):
         """
         index, split = self.index_and_split()
         known_labels = index.labels[split.train]
+        known_paths = [index.paths[i] for i in split.train]
         weights = None
         if self.hparams["balanced_sampling"]:
             counts = np.bincount(known_labels, minlength=len(self.class_names)).astype(np.float64)
@@ -283,9 +284,7 @@ class MushroomDataModule(L.LightningDataModule):
             # classes out, 0.5 meets halfway between even and natural frequencies.
             weights = counts[known_labels] ** -float(self.hparams["balance_power"])
         if self.hparams["source_balance_power"]:
-            families = source_balance_weights(
-                known_labels, [index.paths[i] for i in split.train], self.hparams["source_balance_power"]
-            )
+            families = source_balance_weights(known_labels, known_paths, self.hparams["source_balance_power"])
             weights = families if weights is None else weights * families
         if self.negatives is None or not len(self.negatives.select("train")[0]):
             dataset = self.dataset(split.train, train=True)
@@ -295,7 +294,7 @@ class MushroomDataModule(L.LightningDataModule):
         known = np.ones(len(known_labels)) if weights is None else weights
         kind_counts = np.bincount(kinds, minlength=len(NEGATIVE_KINDS)).astype(np.float64)
         negative = share / np.count_nonzero(kind_counts) / kind_counts[kinds]
-        paths = [index.paths[i] for i in split.train] + neg_paths
+        paths = known_paths + neg_paths
         labels = np.concatenate([known_labels, len(self.class_names) + kinds])
         resolution = None
         if self.open_set_settings.match_resolution:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -128,6 +129,12 @@ def source_family(path: str | PurePath) -> str:
     return re.sub(r"[_\-\s(]*\d.*$", "", PurePath(path).stem) or "(number)"
 
 
+def class_families(labels: np.ndarray, paths: Sequence[str | PurePath]) -> list[str]:
+    """Each photo's source family within its class, ``<label>/<family>``: one family name in two classes
+    (``images`` of *Amanita* and of *Boletus*) is two scrapes."""
+    return [f"{label}/{source_family(path)}" for label, path in zip(labels, paths, strict=True)]
+
+
 def source_balance_weights(labels: np.ndarray, paths: Sequence[str | PurePath], power: float) -> np.ndarray:
     """Per photo, a sampling factor that draws each class's source families closer to equally often.
 
@@ -137,10 +144,8 @@ def source_balance_weights(labels: np.ndarray, paths: Sequence[str | PurePath], 
     genus looks like: the cues they share, background and light, are the ones photos from new sources lack.
     """
     labels = np.asarray(labels)
-    keys = [f"{label}/{source_family(path)}" for label, path in zip(labels, paths, strict=True)]
-    sizes: dict[str, int] = {}
-    for key in keys:
-        sizes[key] = sizes.get(key, 0) + 1
+    keys = class_families(labels, paths)
+    sizes = Counter(keys)
     factor = np.array([sizes[key] ** -float(power) for key in keys])
     for label in np.unique(labels):
         rows = labels == label
@@ -158,11 +163,9 @@ def source_groups(
     Larger families keep their duplicate groups. A duplicate group that spans families joins them.
     """
     labels = np.asarray(labels)
-    keys = [f"{label}/{source_family(path)}" for label, path in zip(labels, paths, strict=True)]
+    keys = class_families(labels, paths)
     class_sizes = np.bincount(labels)
-    family_sizes: dict[str, int] = {}
-    for key in keys:
-        family_sizes[key] = family_sizes.get(key, 0) + 1
+    family_sizes = Counter(keys)
     parent: dict[object, object] = {}
 
     def root(node: object) -> object:
