@@ -35,22 +35,16 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from knn_known_score import knn_scores, standardised_on_validation, with_known_score
+import torch
+from knn_known_score import nearest_similarity, standardised_on_validation, with_known_score
+from second_view import pooled_photos
 
 from mushroom.core.open_set import NEGATIVE_KINDS, auroc
-from mushroom.cv import compare, deadly_classes, fold_files, pool, pooled_report, refit, write_folds
+from mushroom.cv import compare, deadly_classes, fold_files, pooled_report, refit, write_folds
+from mushroom.models.scoring import open_set_scores
 from mushroom.predictions import Predictions
 
 log = logging.getLogger("feature_known_score")
-
-
-def photo_paths(table: Predictions, roots: list[Path]) -> list[Path]:
-    """Each row's photo, under the first root that holds it."""
-    paths = [next((root / p for root in roots if (root / p).is_file()), roots[0] / p) for p in table.photo]
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        raise SystemExit(f"{len(missing)} photos of the folds are not under {roots} (e.g. {missing[0]}).")
-    return paths
 
 
 def fold_features(
@@ -61,8 +55,6 @@ def fold_features(
         stored = np.load(cache)
         if [str(p) for p in paths] == stored["paths"].tolist():
             return stored["features"], stored["logits"]
-    import torch
-
     from mushroom.checkpoints import load_classifier
     from mushroom.core.images import load_rgb
     from mushroom.core.preprocessing import Preprocessing, eval_preprocess, resize_shorter_side
@@ -70,7 +62,7 @@ def fold_features(
     model = load_classifier(checkpoint)
     pre = Preprocessing.from_dict(model.hparams["preprocessing"])
     net = model.net
-    out = []
+    pooled_out, logits_out = [], []
     with torch.inference_mode():
         for start in range(0, len(paths), 32):
             images = []
@@ -80,15 +72,13 @@ def fold_features(
                     rgb = resize_shorter_side(rgb, cache_side)
                 images.append(eval_preprocess(rgb, pre))
             batch = torch.from_numpy(np.stack(images))
-            views = []
-            for view in (batch, batch.flip(3)):
-                pooled = net.forward_head(net.forward_features(view), pre_logits=True)
-                views.append(torch.cat([pooled, net.get_classifier()(pooled)], 1))
-            out.append(((views[0] + views[1]) / 2).numpy())
-            width = pooled.shape[1]
+            mirrored = torch.cat([batch, batch.flip(3)])  # both views in one pass, view-major
+            pooled = net.forward_head(net.forward_features(mirrored), pre_logits=True)
+            logits = net.get_classifier()(pooled)
+            pooled_out.append(pooled.unflatten(0, (2, -1)).mean(0).numpy())
+            logits_out.append(logits.unflatten(0, (2, -1)).mean(0).numpy())
             log.info("%s: %d of %d photos", checkpoint.parent.parent.name, start + len(images), len(paths))
-    found = np.concatenate(out)
-    feats, logits = found[:, :width], found[:, width:]
+    feats, logits = np.concatenate(pooled_out), np.concatenate(logits_out)
     np.savez(cache, features=feats, logits=logits, paths=np.array([str(p) for p in paths]))
     return feats, logits
 
@@ -109,18 +99,17 @@ def gaussian_distances(queries: np.ndarray, bank: np.ndarray, labels: np.ndarray
     return np.min(per_class, axis=0), np.einsum("nd,de,ne->n", diff, background.precision_, diff)
 
 
-def feature_scores(table: Predictions, feats: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """The candidate known scores, each row scored against the photos its own fold trained on."""
-    mahalanobis = np.full(len(table), np.nan)
-    relative = np.full(len(table), np.nan)
-    for fold in sorted(set(table.fold.tolist())):
-        rows = table.fold == fold
-        bank = table.trained_on(fold) & table.known
-        nearest, background = gaussian_distances(feats[rows], feats[bank], table.label[bank])
-        mahalanobis[rows] = -nearest
-        relative[rows] = background - nearest
-    to_known, _ = knn_scores(table, feats, k)
-    return {"knn": to_known, "mahalanobis": mahalanobis, "relative-mahalanobis": relative}
+def feature_scores(table: Predictions, feats: np.ndarray, k: int, fold: int) -> dict[str, np.ndarray]:
+    """The candidate known scores of fold ``fold``'s rows, against the known photos that fold trained on."""
+    rows = table.fold == fold
+    bank = table.trained_on(fold) & table.known
+    nearest, background = gaussian_distances(feats[rows], feats[bank], table.label[bank])
+    unit = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    return {
+        "knn": nearest_similarity(unit[rows], unit[bank], k),
+        "mahalanobis": -nearest,
+        "relative-mahalanobis": background - nearest,
+    }
 
 
 def main() -> None:
@@ -139,13 +128,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
 
-    table = pool(args.folds)
-    paths = photo_paths(table, [args.data, *([args.open_set] if args.open_set else [])])
-    unique = sorted(set(paths))
-    where = {path: i for i, path in enumerate(unique)}  # a validation row repeats a photo another fold tested
-    row = np.array([where[p] for p in paths])
+    table, unique, row = pooled_photos(args.folds, args.data, args.open_set)
     args.out.mkdir(parents=True, exist_ok=True)
-    num_genera = len(table.class_names)
     scores: dict[str, np.ndarray] = {}
     for config in fold_files(args.folds, "config.yaml"):
         fold = int(config.parent.name.rsplit("_", 1)[-1])
@@ -156,14 +140,12 @@ def main() -> None:
             args.out / f"features_fold_{fold}.npz",
         )
         # A fold's rows are scored against its own training photos, all in its own embedding.
-        fold_scores = feature_scores(table, feats[row], args.k)
-        logits = logits[row]
-        known_mass = np.exp(logits - logits.max(1, keepdims=True))
-        known_mass = known_mass[:, :num_genera].sum(1) / known_mass.sum(1)
-        fold_scores["recomputed"] = known_mass
+        fold_scores = feature_scores(table, feats[row], args.k, fold)
         mine = table.fold == fold
+        known = open_set_scores(torch.from_numpy(logits[row][mine]), len(table.class_names))[:, 0]
+        fold_scores["recomputed"] = known.numpy()
         for name, score in fold_scores.items():
-            scores.setdefault(name, np.full(len(table), np.nan))[mine] = score[mine]
+            scores.setdefault(name, np.full(len(table), np.nan))[mine] = score
     model_score = np.clip(table.open_set[:, 0], 1e-6, 1 - 1e-6)
     log.info(
         "recomputed known score against the tables': correlation %.4f",

@@ -128,21 +128,29 @@ def folds_arguments(description: str, model: str, image_size: int) -> argparse.A
     return parser
 
 
+def pooled_photos(
+    folds: Path, data: Path, open_set: Path | None
+) -> tuple[Predictions, list[Path], np.ndarray]:
+    """The folds' pooled table, its distinct photos on disk (a validation row repeats a photo another fold
+    tested), and each row's index among them."""
+    table = pool(folds)
+    roots = [data, *([open_set] if open_set else [])]
+    paths = [next((root / p for root in roots if (root / p).is_file()), roots[0] / p) for p in table.photo]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise SystemExit(f"{len(missing)} photos of the folds are not under {roots} (e.g. {missing[0]}).")
+    unique = sorted(set(paths))
+    where = {path: i for i, path in enumerate(unique)}
+    return table, unique, np.array([where[p] for p in paths])
+
+
 def table_and_features(args: argparse.Namespace) -> tuple[Predictions, np.ndarray]:
     """The folds' pooled table and, row by row, the frozen features of its photos."""
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     if args.hf_cache:
         os.environ.update(HF_HUB_CACHE=str(args.hf_cache.resolve()), HF_HUB_OFFLINE="1")
-    table = pool(args.folds)
-    roots = [args.data, *([args.open_set] if args.open_set else [])]
-    paths = [next((root / p for root in roots if (root / p).is_file()), roots[0] / p) for p in table.photo]
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        raise SystemExit(f"{len(missing)} photos of the folds are not under {roots} (e.g. {missing[0]}).")
-    unique = sorted(set(paths))  # a validation row repeats a photo another fold tested
-    found = features(args.model, args.image_size, unique, args.out / "features.npz")
-    row = {path: i for i, path in enumerate(unique)}
-    return table, found[[row[p] for p in paths]]
+    table, unique, row = pooled_photos(args.folds, args.data, args.open_set)
+    return table, features(args.model, args.image_size, unique, args.out / "features.npz")[row]
 
 
 def main() -> None:
