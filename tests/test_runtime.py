@@ -201,3 +201,19 @@ def test_a_command_line_that_composes_is_left_to_hydra() -> None:
     assert command_line_error("train", ["-m", "data.fold=0,1,2"]) is None  # sweeps: Hydra expands them
     assert command_line_error("train", ["--cfg", "job", "model.optimizer.lr=1e-3"]) is None
     assert "no such option" in (command_line_error("train", ["callbacks=[default,emma]"]) or "")
+
+
+def test_a_group_the_command_does_not_compose_is_named_with_the_commands_that_do() -> None:
+    """``python -m mushroom.data.prepare experiment=real_photos_cpu`` (preparing the data a recipe will train
+    on) ended in a 20-line traceback: the message's own second composition raised again."""
+    assert command_line_error("prepare", ["experiment=real_photos_cpu", "data.root=photos"]) == (
+        "experiment=real_photos_cpu: the prepare command has no experiment choice. Give the keys it does "
+        "take (`--help` lists them), or run the command that composes experiments: "
+        "`python -m mushroom.search`, `python -m mushroom.train`."
+    )
+    appended = command_line_error("prepare", ["+experiment=real_photos_cpu"])
+    assert appended is not None
+    assert appended.startswith("experiment=real_photos_cpu sets model, which the prepare command does not")
+    serve = command_line_error("serve", ["model=cnn"]) or ""
+    assert serve.startswith("model=cnn: the serve command has no model choice.")
+    assert "`python -m mushroom.train`" in serve and "mushroom.serve`" not in serve

@@ -14,6 +14,7 @@ import typing
 import warnings
 from typing import Any
 
+import yaml
 from hydra import compose, initialize_config_module
 from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
@@ -29,6 +30,19 @@ from mushroom.configs import CONFIG_DIR, group_options
 from mushroom.errors import MushroomError
 
 log = logging.getLogger(__name__)
+
+#: Each command's config (a YAML file of the shipped configs) and the module that runs it.
+COMMANDS = {
+    "audit": "mushroom.data.audit",
+    "drift": "mushroom.drift",
+    "evaluate": "mushroom.evaluate",
+    "export": "mushroom.export",
+    "predict": "mushroom.predict",
+    "prepare": "mushroom.data.prepare",
+    "search": "mushroom.search",
+    "serve": "mushroom.serve",
+    "train": "mushroom.train",
+}
 
 
 def command_line_error(config_name: str, argv: list[str]) -> str | None:
@@ -87,10 +101,29 @@ def _composition_message(
 ) -> str | None:
     """A key the config lacks (with the closest ones it has), or a value its schema cannot hold."""
     text = str(error)
+    inside = re.search(r"In '([^'/]+)/([^']+)': Could not override '([^']+)'", text)
+    if inside:  # +experiment=real_photos_cpu on a command whose config has no model group
+        group, option, key = inside.groups()
+        return (
+            f"{group}={option} sets {key}, which the {config_name} command does not take. "
+            f"Give the keys it does take (`--help` lists them), or run the command that composes {group}s: "
+            f"{_commands_with_group(group)}."
+        )
     unknown = re.search(r"Could not override '([^']+)'", text)
     if unknown:
         key = unknown[1]
-        keys = _known_keys(compose(config_name=config_name, overrides=chosen))
+        if (CONFIG_DIR / key).is_dir() and key not in _config_groups(config_name):
+            typed = next((choice for choice in chosen if choice.partition("=")[0] == key), f"{key}=...")
+            return (
+                f"{typed}: the {config_name} command has no {key} choice. Give the keys it does take "
+                f"(`--help` lists them), or run the command that composes {key}s: "
+                f"{_commands_with_group(key)}."
+            )
+        chosen = [choice for choice in chosen if choice.lstrip("+~").partition("=")[0] != key]
+        try:
+            keys = _known_keys(compose(config_name=config_name, overrides=chosen))
+        except Exception:  # another choice is wrong too: name the key without suggestions
+            keys = []
         close = _closest_keys(key, keys)
         hint = f" Did you mean {' or '.join(close)}?" if close else ""
         return f"{key}: no such key.{hint} (`--cfg job` prints every key; +{key}=... adds a new one.)"
@@ -99,6 +132,28 @@ def _composition_message(
     if merging and cause is not None:
         return f"{merging[1]}: {str(cause).splitlines()[0]}."
     return None
+
+
+def _config_groups(config_name: str) -> set[str]:
+    """The config groups an entry point's config chooses in its defaults list (``data``, ``model``, ...)."""
+    config = yaml.safe_load((CONFIG_DIR / f"{config_name}.yaml").read_text())
+    groups: set[str] = set()
+    for entry in config.get("defaults", []):
+        if isinstance(entry, dict):  # data: genus, optional x: y, override hparams_search: optuna
+            groups.update(str(key).partition("@")[0].split()[-1] for key in entry)
+        elif (CONFIG_DIR / f"{entry}.yaml").is_file():  # another whole config (search builds on train)
+            groups |= _config_groups(str(entry))
+    return groups
+
+
+def _commands_with_group(group: str) -> str:
+    """``python -m mushroom.train``, ...: the entry points whose config chooses ``group``."""
+    names = sorted(
+        path.stem
+        for path in CONFIG_DIR.glob("*.yaml")
+        if path.stem in COMMANDS and group in _config_groups(path.stem)
+    )
+    return ", ".join(f"`python -m {COMMANDS[name]}`" for name in names) or "none"
 
 
 def _config_nodes(node: DictConfig, prefix: str = "") -> typing.Iterator[tuple[str, DictConfig]]:
