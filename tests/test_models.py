@@ -282,6 +282,53 @@ def test_mixing_off_gives_one_hot_targets() -> None:
     assert soft.tolist() == [[1, 0], [0, 1], [0, 1], [1, 0]]
 
 
+def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x.mean(dim=(2, 3)), x.std(dim=(2, 3), correction=0)
+
+
+def test_mixstyle_gives_each_photo_a_blend_of_batch_styles_and_keeps_its_content() -> None:
+    from mushroom.models.mixstyle import MixStyle
+
+    torch.manual_seed(0)
+    content = torch.randn(6, 4, 8, 8)
+    scale, shift = torch.rand(6, 4, 1, 1) * 3 + 0.5, torch.randn(6, 4, 1, 1) * 5  # six "sources"
+    x = content * scale + shift
+    mixstyle = MixStyle(prob=1.0, alpha=2.0).train()  # blend shares near a half
+    y = mixstyle(x)
+    (x_mean, x_std), (y_mean, y_std) = channel_stats(x), channel_stats(y)
+    # Each output's statistics lie between the batch's (a convex blend of two photos'), and most moved.
+    assert ((y_mean >= x_mean.min(0).values - 1e-4) & (y_mean <= x_mean.max(0).values + 1e-4)).all()
+    assert ((y_std >= x_std.min(0).values - 1e-4) & (y_std <= x_std.max(0).values + 1e-4)).all()
+    assert (y_mean - x_mean).abs().amax(1).gt(1e-2).sum() >= 3
+    assert (y_std - x_std).abs().amax(1).gt(1e-2).sum() >= 3
+    # What is left once the style is taken out is the photo's own content.
+    assert torch.allclose((y - y_mean[..., None, None]) / y_std[..., None, None],
+                          (x - x_mean[..., None, None]) / x_std[..., None, None], atol=1e-3)  # fmt: skip
+    assert mixstyle.eval()(x) is x and MixStyle(prob=0.0).train()(x) is x
+
+
+def test_mixstyle_mixes_the_named_layers_in_training_only_and_leaves_weights_alone() -> None:
+    frozen = ["conv_stem", "bn1", "blocks.0", "blocks.1"]
+    plain = small_timm_module(freeze=frozen, drop_rate=0.0, drop_path_rate=0.0)
+    mixed_layers = ["blocks.1", "blocks.2"]
+    module = small_timm_module(
+        freeze=frozen, drop_rate=0.0, drop_path_rate=0.0, mixstyle_layers=mixed_layers, mixstyle_prob=1.0
+    )
+    module.load_state_dict(plain.state_dict())  # the same keys: checkpoints load either way
+    images = torch.rand(4, 3, 64, 64)
+    plain.eval(), module.eval()
+    assert torch.allclose(module.all_logits(images), plain.all_logits(images))
+    plain.train(), module.train()
+    mixed = module.all_logits(images)
+    assert not torch.allclose(mixed, plain.all_logits(images), atol=1e-4)
+    mixed.sum().backward()
+    # A frozen layer may be mixed, and stays frozen.
+    assert module.net.blocks[1][0].conv_pw.weight.grad is None
+    assert module.net.blocks[2][0].conv_pw.weight.grad is not None
+    with pytest.raises(MushroomError, match=r"mixstyle_layers .*\['block\.2'\]"):
+        small_timm_module(mixstyle_layers=["block.2"])
+
+
 @pytest.fixture
 def unreachable_hub(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
     """No network (the connection fails at the socket), no proxy, HF_HUB_OFFLINE not set; a cache folder."""

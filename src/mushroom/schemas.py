@@ -374,6 +374,12 @@ class ModelConfig:
     mixup_alpha: float = ranged(0.0, NON_NEGATIVE)
     cutmix_alpha: float = ranged(0.0, NON_NEGATIVE)
     mix_prob: float = ranged(1.0, PROBABILITY)
+    # MixStyle (training only): the outputs of these sub-modules (e.g. [blocks.1, blocks.2, blocks.3]) get
+    # per-photo channel statistics blended with another photo's in the batch, on mixstyle_prob of the
+    # batches, blend share ~ Beta(mixstyle_alpha, mixstyle_alpha); [] = off. Frozen modules may be named.
+    mixstyle_layers: list[str] = field(default_factory=list)
+    mixstyle_prob: float = ranged(0.5, PROBABILITY)
+    mixstyle_alpha: float = ranged(0.1, POSITIVE)
     class_weighted_loss: bool = False
     # Extra loss on photos of genera with deadly species for the probability put on harmless genera
     # (needs the safety table to cover the classes); 0 = plain cross-entropy.

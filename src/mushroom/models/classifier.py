@@ -19,6 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from mushroom.core.answer import Thresholds
 from mushroom.errors import MushroomError
 from mushroom.models.mixing import Mixing
+from mushroom.models.mixstyle import MixStyle
 from mushroom.models.networks import classifier_head, create_network, layer_lr_scales
 from mushroom.models.scoring import danger_term, open_set_scores
 from mushroom.models.tta import by_view, centre_views, stacked_views
@@ -109,6 +110,8 @@ class MushroomClassifier(L.LightningModule):
         self.mixing = Mixing(
             mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha, prob=config.mix_prob
         )
+        self.mixstyle = MixStyle(config.mixstyle_prob, config.mixstyle_alpha)
+        self._attach_mixstyle(config.mixstyle_layers)
         if config.compile:
             # Compiles forward in place: parameter names, and so checkpoints, stay the same.
             self.net.compile()
@@ -165,6 +168,17 @@ class MushroomClassifier(L.LightningModule):
         for module in frozen:
             module.requires_grad_(False)
         return frozen
+
+    def _attach_mixstyle(self, names: Sequence[str]) -> None:
+        try:
+            self.mixstyle.attach(self.net, names)
+        except KeyError as unknown:
+            top = ", ".join(name for name, _ in self.net.named_children())
+            raise MushroomError(
+                f"model.mixstyle_layers names sub-modules that {self.hparams['name']} does not have: "
+                f"{unknown.args[0]}. Its top-level sub-modules are: {top} (nested ones are named like "
+                "blocks.1)."
+            ) from None
 
     def backbone_modules(self) -> list[nn.Module]:
         """Top-level sub-modules of the network other than the classification head."""
