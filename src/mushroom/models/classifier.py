@@ -111,7 +111,7 @@ class MushroomClassifier(L.LightningModule):
             mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha, prob=config.mix_prob
         )
         self.mixstyle = MixStyle(config.mixstyle_prob, config.mixstyle_alpha)
-        self._attach_mixstyle(config.mixstyle_layers)
+        self.mixstyle.attach(self._submodules(config.mixstyle_layers, "model.mixstyle_layers"))
         if config.compile:
             # Compiles forward in place: parameter names, and so checkpoints, stay the same.
             self.net.compile()
@@ -154,31 +154,25 @@ class MushroomClassifier(L.LightningModule):
         self.test_metrics = classification_metrics(num_classes, "test/")
 
     # -- network ------------------------------------------------------------------------------------
-    def _freeze(self, names: Sequence[str]) -> list[nn.Module]:
-        """Stop gradients to the named sub-modules (e.g. ``blocks.0``); :meth:`train` keeps them in eval."""
+    def _submodules(self, names: Sequence[str], key: str) -> list[nn.Module]:
+        """The network's sub-modules ``names`` (e.g. ``blocks.0``); a clear error naming ``key`` if one is
+        not there."""
         modules = dict(self.net.named_modules())
         unknown = [name for name in names if name not in modules]
         if unknown:
             top = ", ".join(name for name, _ in self.net.named_children())
             raise MushroomError(
-                f"model.freeze names sub-modules that {self.hparams['name']} does not have: {unknown}. "
+                f"{key} names sub-modules that {self.hparams['name']} does not have: {unknown}. "
                 f"Its top-level sub-modules are: {top} (nested ones are named like blocks.0)."
             )
-        frozen = [modules[name] for name in names]
+        return [modules[name] for name in names]
+
+    def _freeze(self, names: Sequence[str]) -> list[nn.Module]:
+        """Stop gradients to the named sub-modules (e.g. ``blocks.0``); :meth:`train` keeps them in eval."""
+        frozen = self._submodules(names, "model.freeze")
         for module in frozen:
             module.requires_grad_(False)
         return frozen
-
-    def _attach_mixstyle(self, names: Sequence[str]) -> None:
-        try:
-            self.mixstyle.attach(self.net, names)
-        except KeyError as unknown:
-            top = ", ".join(name for name, _ in self.net.named_children())
-            raise MushroomError(
-                f"model.mixstyle_layers names sub-modules that {self.hparams['name']} does not have: "
-                f"{unknown.args[0]}. Its top-level sub-modules are: {top} (nested ones are named like "
-                "blocks.1)."
-            ) from None
 
     def backbone_modules(self) -> list[nn.Module]:
         """Top-level sub-modules of the network other than the classification head."""

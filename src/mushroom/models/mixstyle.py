@@ -38,14 +38,10 @@ class MixStyle(nn.Module):
         mixed_std = lam * std + (1 - lam) * std[partner]
         return normalised * mixed_std + mixed_mean
 
-    def attach(self, net: nn.Module, names: Sequence[str]) -> list[RemovableHandle]:
-        """Apply to the outputs of ``net``'s sub-modules ``names`` (e.g. ``blocks.1``), by forward hooks: the
+    def attach(self, modules: Sequence[nn.Module]) -> list[RemovableHandle]:
+        """Apply to the outputs of ``modules`` (e.g. a network's early stages), by forward hooks: the
         network's weights, state dict and export stay as they are."""
-        modules = dict(net.named_modules())
-        unknown = [name for name in names if name not in modules]
-        if unknown:
-            raise KeyError(unknown)
-        return [modules[name].register_forward_hook(self._mix_output) for name in names]
+        return [module.register_forward_hook(self._mix_output) for module in modules]
 
     def _mix_output(self, module: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor:
         return self(output)
