@@ -53,6 +53,7 @@ ALTERNATIVES: dict[str, Any] = {
     "data.open_set.not_mushroom": ["kaggle:someone/everyday-photos"],
     "model.name": "resnet18",
     "model.freeze": ["features"],
+    "model.mixstyle_layers": ["features"],
     "model.cnn_channels": [4, 8],
     "model.layer_decay": 0.5,
     "model.tta_centre_crop": 0.875,
