@@ -304,7 +304,7 @@ def test_mixstyle_gives_each_photo_a_blend_of_batch_styles_and_keeps_its_content
     # What is left once the style is taken out is the photo's own content.
     assert torch.allclose((y - y_mean[..., None, None]) / y_std[..., None, None],
                           (x - x_mean[..., None, None]) / x_std[..., None, None], atol=1e-3)  # fmt: skip
-    assert mixstyle.eval()(x) is x and MixStyle(prob=0.0).train()(x) is x
+    assert mixstyle.eval()(x) is x and MixStyle(prob=0.0, alpha=2.0).train()(x) is x
 
 
 def test_mixstyle_mixes_the_named_layers_in_training_only_and_leaves_weights_alone() -> None:

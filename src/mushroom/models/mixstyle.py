@@ -20,9 +20,10 @@ from torch.utils.hooks import RemovableHandle
 class MixStyle(nn.Module):
     """With probability ``prob`` per batch (training only): ``x`` normalised per photo and channel, then
     scaled and shifted by ``lam * own + (1 - lam) * partner's`` statistics, ``lam ~ Beta(alpha, alpha)`` per
-    photo, partners a random permutation of the batch. The statistics carry no gradient (as in the paper)."""
+    photo, partners a random permutation of the batch. The statistics carry no gradient (as in the paper).
+    No defaults here: they live in :mod:`mushroom.schemas` (``model.mixstyle_prob``, ``mixstyle_alpha``)."""
 
-    def __init__(self, prob: float = 0.5, alpha: float = 0.1, eps: float = 1e-6) -> None:
+    def __init__(self, prob: float, alpha: float, eps: float = 1e-6) -> None:
         super().__init__()
         self.prob, self.alpha, self.eps = prob, alpha, eps
 
