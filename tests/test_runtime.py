@@ -208,7 +208,7 @@ def test_a_group_the_command_does_not_compose_is_named_with_the_commands_that_do
     on) ended in a 20-line traceback: the message's own second composition raised again."""
     assert command_line_error("prepare", ["experiment=real_photos_cpu", "data.root=photos"]) == (
         "experiment=real_photos_cpu: the prepare command has no experiment choice. Give the keys it does "
-        "take (`--help` lists them), or run the command that composes experiments: "
+        "take (`--help` lists them), or run a command that takes experiment=...: "
         "`python -m mushroom.search`, `python -m mushroom.train`."
     )
     appended = command_line_error("prepare", ["+experiment=real_photos_cpu"])
@@ -217,3 +217,6 @@ def test_a_group_the_command_does_not_compose_is_named_with_the_commands_that_do
     serve = command_line_error("serve", ["model=cnn"]) or ""
     assert serve.startswith("model=cnn: the serve command has no model choice.")
     assert "`python -m mushroom.train`" in serve and "mushroom.serve`" not in serve
+    # train composes hparams_search only to say "run search": the message sends users to search alone
+    search = command_line_error("evaluate", ["hparams_search=optuna"]) or ""
+    assert search.endswith("takes hparams_search=...: `python -m mushroom.search`.")

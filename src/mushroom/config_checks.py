@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 import mushroom.schemas  # registers the config schemas before any entry point composes
-from mushroom.configs import CONFIG_DIR, group_options
+from mushroom.configs import CONFIG_DIR, HIDDEN_GROUPS, group_options
 from mushroom.errors import MushroomError
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def _composition_message(
         group, option, key = inside.groups()
         return (
             f"{group}={option} sets {key}, which the {config_name} command does not take. "
-            f"Give the keys it does take (`--help` lists them), or run the command that composes {group}s: "
+            f"Give the keys it does take (`--help` lists them), or run a command that takes {group}=...: "
             f"{_commands_with_group(group)}."
         )
     unknown = re.search(r"Could not override '([^']+)'", text)
@@ -116,7 +116,7 @@ def _composition_message(
             typed = next((choice for choice in chosen if choice.partition("=")[0] == key), f"{key}=...")
             return (
                 f"{typed}: the {config_name} command has no {key} choice. Give the keys it does take "
-                f"(`--help` lists them), or run the command that composes {key}s: "
+                f"(`--help` lists them), or run a command that takes {key}=...: "
                 f"{_commands_with_group(key)}."
             )
         chosen = [choice for choice in chosen if choice.lstrip("+~").partition("=")[0] != key]
@@ -147,11 +147,14 @@ def _config_groups(config_name: str) -> set[str]:
 
 
 def _commands_with_group(group: str) -> str:
-    """``python -m mushroom.train``, ...: the entry points whose config chooses ``group``."""
+    """``python -m mushroom.train``, ...: the entry points whose config chooses ``group`` and offers it (train
+    composes hparams_search only to say "run search")."""
     names = sorted(
         path.stem
         for path in CONFIG_DIR.glob("*.yaml")
-        if path.stem in COMMANDS and group in _config_groups(path.stem)
+        if path.stem in COMMANDS
+        and group in _config_groups(path.stem)
+        and group not in HIDDEN_GROUPS.get(path.stem, set())
     )
     return ", ".join(f"`python -m {COMMANDS[name]}`" for name in names) or "none"
 
