@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
+
+from mushroom.config_checks import COMMANDS
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mushroom"
 
@@ -136,3 +139,13 @@ def test_no_config_default_is_written_twice() -> None:
                 if not isinstance(value, dict | bool | list) and value in defaults.get(name, set()):
                     repeated.append(f"configs/{group}/{option.name}: {name}: {value!r}")
     assert repeated == []
+
+
+def test_every_command_has_a_console_script_and_every_script_is_a_command() -> None:
+    """Error messages name commands from ``config_checks.COMMANDS``; ``pip install .`` installs pyproject's
+    scripts. A command added to one and not the other is missing where users look (search and audit were)."""
+    pyproject = tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text())
+    scripts = pyproject["project"]["scripts"]
+    assert {name: target.partition(":")[0] for name, target in scripts.items()} == {
+        f"mushroom-{command}": module for command, module in COMMANDS.items()
+    }
