@@ -40,8 +40,6 @@ from mushroom.core.open_set import auroc
 from mushroom.cv import deadly_classes, figures, fold_files, refit
 from mushroom.predictions import Predictions
 
-log = logging.getLogger("familiarity_gate")
-
 #: Column heading -> the pooled figure (mushroom.cv.figures) it shows, per view.
 COLUMNS = {
     "answered": "answered",
@@ -80,10 +78,10 @@ def gated(
     familiar = np.zeros(len(table), dtype=bool)
     for fold in sorted(set(table.fold.tolist())):
         mine = table.fold == fold
-        reference = similarity[mine & (table.part == "val") & table.known]
         if quantile <= 0:
             familiar[mine] = True
         elif quantile < 1:
+            reference = similarity[mine & (table.part == "val") & table.known]
             familiar[mine] = similarity[mine] > np.quantile(reference, quantile)
     return table.answered_at(
         np.where(familiar, loose.abstain_threshold, strict.abstain_threshold),
