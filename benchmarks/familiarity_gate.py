@@ -37,7 +37,7 @@ from knn_known_score import nearest_similarity
 from second_view import pooled_photos
 
 from mushroom.core.open_set import auroc
-from mushroom.cv import deadly_classes, figures, fold_files, refit
+from mushroom.cv import deadly_classes, figures, fold_runs, refit
 from mushroom.predictions import Predictions
 
 #: Column heading -> the pooled figure (mushroom.cv.figures) it shows, per view.
@@ -55,9 +55,8 @@ def familiarity(
     table, unique, row = pooled_photos(folds, data, open_set)
     cache.mkdir(parents=True, exist_ok=True)
     similarity = np.full(len(table), np.nan)
-    for config in fold_files(folds, "config.yaml"):
-        fold = int(config.parent.name.rsplit("_", 1)[-1])
-        checkpoint = config.parent / "checkpoints" / "best.ckpt"
+    for fold, run in fold_runs(folds).items():
+        checkpoint = run / "checkpoints" / "best.ckpt"
         feats = fold_features(checkpoint, unique, 256, cache / f"features_fold_{fold}.npz")[0][row]
         unit = feats / np.linalg.norm(feats, axis=1, keepdims=True)
         mine = table.fold == fold

@@ -40,7 +40,7 @@ from knn_known_score import nearest_similarity, standardised_on_validation, with
 from second_view import pooled_photos
 
 from mushroom.core.open_set import NEGATIVE_KINDS, auroc
-from mushroom.cv import compare, deadly_classes, fold_files, pooled_report, refit, write_folds
+from mushroom.cv import compare, deadly_classes, fold_runs, pooled_report, refit, write_folds
 from mushroom.models.scoring import open_set_scores
 from mushroom.predictions import Predictions
 
@@ -131,10 +131,9 @@ def main() -> None:
     table, unique, row = pooled_photos(args.folds, args.data, args.open_set)
     args.out.mkdir(parents=True, exist_ok=True)
     scores: dict[str, np.ndarray] = {}
-    for config in fold_files(args.folds, "config.yaml"):
-        fold = int(config.parent.name.rsplit("_", 1)[-1])
+    for fold, run in fold_runs(args.folds).items():
         feats, logits = fold_features(
-            config.parent / "checkpoints" / "best.ckpt",
+            run / "checkpoints" / "best.ckpt",
             unique,
             args.cache_side or None,
             args.out / f"features_fold_{fold}.npz",

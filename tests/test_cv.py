@@ -492,3 +492,20 @@ def test_the_rules_of_trained_folds_are_read_from_their_configs(
             text.replace("open_set_tpr: 0.95", "open_set_tpr: 0.5") if fold else text
         )
     assert threshold_rules(tmp_path) is None
+
+
+def test_fold_runs_are_keyed_by_the_fold_their_config_held_out(tmp_path: Path) -> None:
+    from mushroom.cv import fold_runs
+
+    # Named out of order on purpose: the directory's name says nothing about the fold (hydra.sweep.subdir).
+    for name, fold in (("run_0", 1), ("run_1", 0), ("run_2", 2)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text(f"data:\n  num_folds: 3\n  fold: {fold}\n")
+    assert fold_runs(tmp_path) == {0: tmp_path / "run_1", 1: tmp_path / "run_0", 2: tmp_path / "run_2"}
+    (tmp_path / "run_3").mkdir()
+    (tmp_path / "run_3" / "config.yaml").write_text("data:\n  fold: 2\n")
+    with pytest.raises(MushroomError, match="both held out fold 2"):
+        fold_runs(tmp_path)
+    (tmp_path / "run_3" / "config.yaml").write_text("data:\n  root: photos\n")
+    with pytest.raises(MushroomError, match="names no held-out fold"):
+        fold_runs(tmp_path)

@@ -63,6 +63,28 @@ def fold_files(folder: Path, name: str) -> list[Path]:
     return paths
 
 
+def fold_runs(folder: Path) -> dict[int, Path]:
+    """Each fold's training directory under ``folder``, keyed by the fold it held out (its ``config.yaml``'s
+    ``data.fold``, not its directory's name, which Hydra's ``hydra.sweep.subdir`` may set to anything)."""
+    from omegaconf import OmegaConf
+
+    runs: dict[int, Path] = {}
+    for config in fold_files(folder, "config.yaml"):
+        fold = OmegaConf.select(OmegaConf.load(config), "data.fold")
+        if not isinstance(fold, int):
+            raise MushroomError(
+                f"{config} names no held-out fold (data.fold): it is not a cross-validation fold's run. "
+                "Point at the directory invoke cv wrote."
+            )
+        if fold in runs:
+            raise MushroomError(
+                f"{runs[fold]} and {config.parent} both held out fold {fold}: two cross-validations are "
+                "mixed in one directory. Give each its own --out."
+            )
+        runs[fold] = config.parent
+    return dict(sorted(runs.items()))
+
+
 # -- pooling ----------------------------------------------------------------------------------------------
 def pool(folder: str | Path) -> Predictions:
     """The fold tables under ``folder`` as one table (test and validation rows); refused unless every
