@@ -196,6 +196,30 @@ def test_a_misspelt_key_is_answered_with_the_closest_keys(tmp_path: Path, typed:
     assert [word for word in suggested if word != "or"] == expected
 
 
+def test_a_key_is_still_named_when_composing_for_suggestions_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suggestions come from a second composition; if that one fails too, the user still gets the
+    first message (without suggestions), never the traceback of the second."""
+    from hydra.errors import ConfigCompositionException
+
+    from mushroom import config_checks
+
+    compose = config_checks.compose
+    calls: list[list[str]] = []
+
+    def compose_once(*, config_name: str, overrides: list[str]) -> object:
+        calls.append(overrides)
+        if len(calls) > 1:
+            raise ConfigCompositionException("the second composition failed")
+        return compose(config_name=config_name, overrides=overrides)
+
+    monkeypatch.setattr(config_checks, "compose", compose_once)
+    assert command_line_error("train", ["trainer.max_epoch=3"]) == (
+        "trainer.max_epoch: no such key. "
+        "(`--cfg job` prints every key; +trainer.max_epoch=... adds a new one.)"
+    )
+    assert len(calls) == 2
+
+
 def test_a_command_line_that_composes_is_left_to_hydra() -> None:
     assert command_line_error("train", ["data.batch_size=8", "model=cnn", "hydra.run.dir=x"]) is None
     assert command_line_error("train", ["-m", "data.fold=0,1,2"]) is None  # sweeps: Hydra expands them
