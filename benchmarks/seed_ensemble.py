@@ -36,15 +36,21 @@ from mushroom.predictions import Predictions
 log = logging.getLogger("seed_ensemble")
 
 
-def averaged(tables: list[Predictions]) -> Predictions:
-    """The first table with every run's probabilities and open-set scores averaged, row by row."""
+def averaged(tables: list[Predictions], mean: str = "arithmetic") -> Predictions:
+    """The first table with every run's probabilities and open-set scores averaged, row by row.
+
+    ``mean="geometric"`` averages the log-probabilities instead (renormalised): a genus one member all but
+    rules out stays ruled out, where the arithmetic mean keeps half of the other member's doubt.
+    """
     first, rest = tables[0], [aligned(tables[0], t, same_folds=True) for t in tables[1:]]
     members = [first, *rest]
-    return dataclasses.replace(
-        first,
-        probs=np.mean([t.probs for t in members], axis=0),
-        open_set=np.mean([t.open_set for t in members], axis=0),
-    )
+    if mean == "geometric":
+        log_probs = np.mean([np.log(np.clip(t.probs, 1e-12, 1.0)) for t in members], axis=0)
+        probs = np.exp(log_probs - log_probs.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+    else:
+        probs = np.mean([t.probs for t in members], axis=0)
+    return dataclasses.replace(first, probs=probs, open_set=np.mean([t.open_set for t in members], axis=0))
 
 
 def main() -> None:
@@ -57,6 +63,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--open-set-tpr", type=float, help="default: the first run's own")
     parser.add_argument("--dangerous-target", type=float, help="default: the first run's own")
+    parser.add_argument(
+        "--mean",
+        choices=("arithmetic", "geometric"),
+        default="arithmetic",
+        help="how the genus probabilities are averaged (the open-set scores: arithmetically)",
+    )
     args = parser.parse_args()
     if len(args.runs) < 2:
         parser.error("an ensemble needs two runs or more")
@@ -68,7 +80,8 @@ def main() -> None:
         parser.error("the first run records no thresholds' rules: give --open-set-tpr and --dangerous-target")
     tables = [pool(run) for run in args.runs]
     deadly = deadly_classes(tables[0].class_names, "genus")
-    candidates = {f"run-{i}": table for i, table in enumerate(tables)} | {"ensemble": averaged(tables)}
+    candidates = {f"run-{i}": table for i, table in enumerate(tables)}
+    candidates["ensemble"] = averaged(tables, args.mean)
     for name, table in candidates.items():
         refitted = refit(table, deadly, rules["open_set_tpr"], rules["dangerous_target"])
         write_folds(refitted, args.out / name, rules)
