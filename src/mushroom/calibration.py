@@ -118,30 +118,54 @@ class CalibrateBestCheckpoint(L.Callback):
 
     def calibrate(self, model: Any, loader: Any, best: str) -> dict[str, float]:
         from mushroom.checkpoints import model_state, store_buffers
-        from mushroom.core.open_set import fit_threshold
-        from mushroom.core.safety import threshold_for_target
         from mushroom.inference import collect_logits, collect_scores
 
         model.load_state_dict(model_state(best))
         logits, labels = collect_logits(model, loader)
         model.temperature.fill_(fit_temperature(torch.from_numpy(logits), torch.from_numpy(labels)))
         probs, open_set, _ = collect_scores(model, loader)
-        if self.deadly is not None:
-            if self.deadly_risk is not None:
-                model.deadly_risk.fill_(self.deadly_risk)
-            model.abstain_threshold.fill_(
-                threshold_for_target(probs, labels, self.deadly, self.dangerous_target, self.deadly_risk)
-            )
-        if self.open_set_tpr is not None:
-            model.open_set_threshold.fill_(fit_threshold(open_set[:, 0], self.open_set_tpr))
-        fitted: tuple[str, ...] = ("temperature", "abstain_threshold", "open_set_threshold")
-        if self.deadly_risk is not None and self.deadly is not None:
-            fitted += ("deadly_risk",)
+        thresholds = fit_thresholds(
+            probs, open_set, labels, self.deadly, self.dangerous_target, self.open_set_tpr, self.deadly_risk
+        )
+        for name, value in thresholds.items():
+            getattr(model, name).fill_(value)
+        fitted = ["temperature", "abstain_threshold", "open_set_threshold"]
+        if "deadly_risk" in thresholds:
+            fitted.append("deadly_risk")
         store_buffers(best, {name: getattr(model, name) for name in fitted})
         found = {name: float(getattr(model, name)) for name in fitted}
         log.info("Calibrated on %d validation images: %s (stored in %s)", len(labels), found, best)
         warn_about_calibration(len(labels), found["temperature"])
         return found
+
+
+def fit_thresholds(
+    probs: np.ndarray,
+    open_set: np.ndarray,
+    labels: np.ndarray,
+    deadly: np.ndarray | None,
+    dangerous_target: float,
+    open_set_tpr: float | None,
+    deadly_risk: float | None,
+) -> dict[str, float]:
+    """The thresholds fitted on validation photos' calibrated probabilities and open-set scores, by the
+    rules of :class:`CalibrateBestCheckpoint`: the "not sure" threshold (and the deadly-risk rule it is
+    fitted with) where ``deadly`` says which classes hold deadly species, the open-set threshold where
+    ``open_set_tpr`` is given. Only what the rules fit is returned, by the model buffer's name."""
+    from mushroom.core.open_set import fit_threshold
+    from mushroom.core.safety import threshold_for_target
+
+    fitted: dict[str, float] = {}
+    if deadly is not None:
+        deadly = np.asarray(deadly, dtype=bool)
+        if deadly_risk is not None:
+            fitted["deadly_risk"] = float(deadly_risk)
+        fitted["abstain_threshold"] = threshold_for_target(
+            probs, labels, deadly, dangerous_target, deadly_risk
+        )
+    if open_set_tpr is not None:
+        fitted["open_set_threshold"] = fit_threshold(open_set[:, 0], open_set_tpr)
+    return fitted
 
 
 def warn_about_calibration(images: int, temperature: float) -> None:

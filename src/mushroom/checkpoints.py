@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -13,6 +13,9 @@ from mushroom.core.preprocessing import Preprocessing
 from mushroom.errors import MushroomError
 from mushroom.models import MushroomClassifier
 from mushroom.models.classifier import with_calibration_defaults
+
+if TYPE_CHECKING:
+    from mushroom.models.ensemble import Ensemble
 
 WHAT_TO_PASS = (
     "Use a best.ckpt or last.ckpt written by mushroom.train (model_path=<run dir>/checkpoints/best.ckpt)."
@@ -131,9 +134,20 @@ class TorchClassifier:
     """A training checkpoint behind the same interface as :class:`mushroom.core.onnx_model.OnnxClassifier`:
     ``info`` and ``predict_scores`` (as the exported graph computes them)."""
 
+    model: MushroomClassifier | Ensemble
+    info: ModelInfo
+
     def __init__(self, model_path: str | Path, safety: dict[str, Any] | None) -> None:
         self.model = load_classifier(model_path)
         self.info = model_info(self.model, safety, source=str(model_path))
+
+    @classmethod
+    def wrapping(cls, model: Ensemble, info: ModelInfo) -> TorchClassifier:
+        """An :class:`mushroom.models.ensemble.Ensemble` (or any module with ``predict_scores``) behind this
+        interface, with the ``info`` its exported file will carry."""
+        wrapped = cls.__new__(cls)
+        wrapped.model, wrapped.info = model.eval(), info
+        return wrapped
 
     def predict_scores(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``N x 3 x S x S`` float32 → ``N x C`` probabilities and ``N x 2`` open-set scores."""

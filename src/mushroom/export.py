@@ -28,17 +28,20 @@ from mushroom.core.images import find_images, load_rgb, sample_evenly
 from mushroom.core.onnx_model import INPUT_NAME, OPEN_SET_OUTPUT, OUTPUT_NAME, ModelInfo, OnnxClassifier
 from mushroom.core.preprocessing import eval_preprocess
 from mushroom.core.safety import table_from_config
+from mushroom.ensemble import fitted_ensemble
 from mushroom.errors import MushroomError
 from mushroom.models import MushroomClassifier
+from mushroom.models.ensemble import Ensemble
 from mushroom.runtime import checked_command_line, exit_on_user_error
 
 log = logging.getLogger(__name__)
 
 
 class CalibratedScores(torch.nn.Module):
-    """What the exported graph computes: :meth:`MushroomClassifier.predict_scores`."""
+    """What the exported graph computes: :meth:`MushroomClassifier.predict_scores` (an ensemble's: the
+    mean of its members')."""
 
-    def __init__(self, classifier: MushroomClassifier) -> None:
+    def __init__(self, classifier: MushroomClassifier | Ensemble) -> None:
         super().__init__()
         self.classifier = classifier
 
@@ -46,7 +49,7 @@ class CalibratedScores(torch.nn.Module):
         return self.classifier.predict_scores(images)
 
 
-def write_onnx(classifier: MushroomClassifier, info: ModelInfo, path: Path, opset: int) -> None:
+def write_onnx(classifier: MushroomClassifier | Ensemble, info: ModelInfo, path: Path, opset: int) -> None:
     """Export with the dynamo-based exporter (batch size left free) and attach ``info`` as metadata."""
     import onnx
 
@@ -189,7 +192,14 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     if cfg.format != "onnx":
         raise MushroomError(f"format={cfg.format} is not supported: the only export format is onnx.")
     model_path = Path(cfg.model_path)
-    reference = TorchClassifier(model_path, table_from_config(cfg.get("safety")))
+    safety = table_from_config(cfg.get("safety"))
+    if cfg.ensemble_with:
+        rules = {rule: cfg.calibration.get(rule) for rule in cfg.calibration}
+        reference = TorchClassifier.wrapping(
+            *fitted_ensemble([model_path, *cfg.ensemble_with], rules, safety)
+        )
+    else:
+        reference = TorchClassifier(model_path, safety)
     output = Path(cfg.output_path) if cfg.output_path else model_path.with_suffix(".onnx")
 
     parity_images = sample_evenly(
