@@ -144,19 +144,20 @@ def fit_thresholds(
     open_set: np.ndarray,
     labels: np.ndarray,
     deadly: np.ndarray | None,
-    dangerous_target: float,
+    dangerous_target: float | None,
     open_set_tpr: float | None,
     deadly_risk: float | None,
 ) -> dict[str, float]:
     """The thresholds fitted on validation photos' calibrated probabilities and open-set scores, by the
     rules of :class:`CalibrateBestCheckpoint`: the "not sure" threshold (and the deadly-risk rule it is
-    fitted with) where ``deadly`` says which classes hold deadly species, the open-set threshold where
-    ``open_set_tpr`` is given. Only what the rules fit is returned, by the model buffer's name."""
+    fitted with) where ``deadly`` says which classes hold deadly species and ``dangerous_target`` is given,
+    the open-set threshold where ``open_set_tpr`` is given. Only what the rules fit is returned, by the
+    model buffer's name (training, an ensemble and :func:`mushroom.cv.refit` fit by this one function)."""
     from mushroom.core.open_set import fit_threshold
     from mushroom.core.safety import threshold_for_target
 
     fitted: dict[str, float] = {}
-    if deadly is not None:
+    if deadly is not None and dangerous_target is not None:
         deadly = np.asarray(deadly, dtype=bool)
         if deadly_risk is not None:
             fitted["deadly_risk"] = float(deadly_risk)

@@ -236,8 +236,7 @@ def refit(
     rule judged on the same predictions, with no model trained again. ``None`` keeps a threshold;
     ``deadly_risk`` sets the deadly-risk rule (:func:`mushroom.core.safety.confident`), which the "not sure"
     threshold is then fitted with when ``dangerous_target`` is given."""
-    from mushroom.core.open_set import fit_threshold
-    from mushroom.core.safety import threshold_for_target
+    from mushroom.calibration import fit_thresholds
 
     abstain, open_threshold = table.abstain_threshold.copy(), table.open_set_threshold.copy()
     risk = table.deadly_risk.copy() if deadly_risk is None else np.full(len(table), deadly_risk)
@@ -251,13 +250,18 @@ def refit(
                 f"Fold {fold} has no validation rows in its test_predictions.csv: it was written before "
                 "they were recorded, or trained with data.val_fraction=0. Train the folds again to refit."
             )
-        if open_set_tpr is not None:
-            open_threshold[rows] = fit_threshold(val.open_set[:, 0], open_set_tpr)
-        if dangerous_target is not None and deadly is not None:
-            fold_risk = float(risk[rows][0])
-            abstain[rows] = threshold_for_target(
-                val.probs, val.label, deadly, dangerous_target, None if math.isnan(fold_risk) else fold_risk
-            )
+        fold_risk = float(risk[rows][0])
+        fitted = fit_thresholds(
+            val.probs,
+            val.open_set,
+            val.label,
+            deadly,
+            dangerous_target,
+            open_set_tpr,
+            None if math.isnan(fold_risk) else fold_risk,
+        )
+        open_threshold[rows] = fitted.get("open_set_threshold", open_threshold[rows])
+        abstain[rows] = fitted.get("abstain_threshold", abstain[rows])
     return table.answered_at(abstain, open_threshold, risk, deadly)
 
 

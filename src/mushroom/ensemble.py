@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from mushroom.core.onnx_model import ModelInfo
+from mushroom.cv import THRESHOLD_RULES
 from mushroom.errors import MushroomError
 from mushroom.models.ensemble import Ensemble, override_text
 
@@ -37,8 +38,6 @@ SPLIT_SETTINGS = (
     "seed",
     "prepare",
 )
-#: The calibration rules an ensemble's thresholds are fitted by (training's ``calibration`` keys).
-RULES = ("dangerous_target", "open_set_tpr", "deadly_risk")
 
 
 def shared_validation(checkpoints: Sequence[Path]) -> dict[str, Any]:
@@ -100,7 +99,7 @@ def training_rules(checkpoint: Path, given: Mapping[str, float | None]) -> dict[
     (``calibration`` in the ``config.yaml`` beside its ``checkpoints/`` folder)."""
     from omegaconf import OmegaConf
 
-    rules = {rule: given.get(rule) for rule in RULES}
+    rules = {rule: given.get(rule) for rule in THRESHOLD_RULES}
     config = checkpoint.parent.parent / "config.yaml"
     if any(value is None for value in rules.values()) and config.is_file():
         trained = OmegaConf.select(OmegaConf.load(config), "calibration") or {}
@@ -134,7 +133,7 @@ def fitted_ensemble(
         open_set,
         labels,
         None if deadly is None else np.asarray(deadly, dtype=bool),
-        float(rules["dangerous_target"]),  # type: ignore[arg-type]
+        rules["dangerous_target"],
         rules["open_set_tpr"],
         rules["deadly_risk"],
     )
