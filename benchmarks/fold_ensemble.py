@@ -18,7 +18,7 @@ Each head is the recipe's head (a linear layer on the pooled features; AdamW at 
 dropout 0.2, label smoothing 0.1, the danger term, genera drawn with weight n^-0.5, cosine schedule), trained
 without augmentation. Both are written as fold tables with thresholds fitted again on the fold's validation
 rows, pooled, and compared (``python -m mushroom.cv``'s paired verdicts). About 5 minutes on 2 cores once the
-features are cached (``<out>/features.npz``; extracting them takes about 3 minutes).
+features are cached (``<out>/teacher-features.npz``; extracting them takes about 3 minutes).
 """
 
 from __future__ import annotations

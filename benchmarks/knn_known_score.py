@@ -19,8 +19,8 @@ the fold's validation rows at ``--open-set-tpr`` and every photo answered again:
 
 Printed: each score's AUROC, known photos against other genera and against non-mushrooms (tested rows); then
 each candidate compared, paired, with the fold models (``python -m mushroom.cv``'s verdicts). The genus
-answers are the fold models'; only who is refused changes. Features are cached in ``<out>/features.npz``
-(about 8 minutes for 1,600 photos on 2 cores).
+answers are the fold models'; only who is refused changes. Features are cached in
+``<out>/teacher-features.npz`` (about 8 minutes for 1,600 photos on 2 cores).
 """
 
 from __future__ import annotations

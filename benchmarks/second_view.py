@@ -9,7 +9,8 @@ genera, other genera and not-mushroom photos as six outputs, as the network is t
 that fold's model trained on, and predicts its validation and test photos. Written, as fold tables: the probe
 alone and its geometric mean with the fold model (``--weight`` on the probe), each with its thresholds fitted
 again on the fold's validation rows as training fits them; then each is compared, paired, with the fold
-models' own answers (``python -m mushroom.cv``'s verdicts). Features are cached in ``<out>/features.npz``.
+models' own answers (``python -m mushroom.cv``'s verdicts). Features (``mushroom.data.teacher``'s, as a
+``data.teacher`` computes them) are cached in ``<out>/teacher-features.npz``.
 """
 
 from __future__ import annotations
@@ -24,48 +25,11 @@ import numpy as np
 
 from mushroom.core.open_set import NEGATIVE_KINDS
 from mushroom.cv import compare, deadly_classes, pool, pooled_report, refit, write_folds
+from mushroom.data.teacher import frozen_features
 from mushroom.predictions import Predictions
 
 log = logging.getLogger("second_view")
 NOT_MUSHROOM = NEGATIVE_KINDS.index("not_mushroom")
-
-
-def features(model_name: str, image_size: int, paths: list[Path], cache: Path) -> np.ndarray:
-    """Frozen features of every photo (class token + mean patch token, or pooled maps), mirror-averaged."""
-    if cache.exists():
-        stored = np.load(cache)
-        if [str(p) for p in paths] == stored["paths"].tolist():
-            return stored["features"]
-    import timm
-    import torch
-
-    from mushroom.core.images import load_rgb
-    from mushroom.core.preprocessing import Preprocessing, eval_preprocess
-
-    extra = {"img_size": image_size} if "vit" in model_name else {}
-    net = timm.create_model(model_name, pretrained=True, num_classes=0, **extra).eval()
-    config = timm.data.resolve_data_config({}, model=net)
-    pre = Preprocessing(image_size=image_size, crop_pct=1.0, mean=config["mean"], std=config["std"])
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(paths), 16):
-            batch = torch.from_numpy(
-                np.stack([eval_preprocess(load_rgb(p), pre) for p in paths[start : start + 16]])
-            )
-            views = []
-            for view in (batch, batch.flip(3)):
-                maps = net.forward_features(view)
-                if maps.ndim == 3:  # tokens: class token and the mean of the patch tokens
-                    prefix = getattr(net, "num_prefix_tokens", 1)
-                    views.append(torch.cat([maps[:, 0], maps[:, prefix:].mean(1)], 1))
-                else:
-                    views.append(maps.mean((2, 3)))
-            out.append(((views[0] + views[1]) / 2).numpy())
-            log.info("features: %d of %d photos", min(start + 16, len(paths)), len(paths))
-    found = np.concatenate(out)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, features=found, paths=np.array([str(p) for p in paths]))
-    return found
 
 
 def six_outputs(table: Predictions) -> np.ndarray:
@@ -150,7 +114,9 @@ def table_and_features(args: argparse.Namespace) -> tuple[Predictions, np.ndarra
     if args.hf_cache:
         os.environ.update(HF_HUB_CACHE=str(args.hf_cache.resolve()), HF_HUB_OFFLINE="1")
     table, unique, row = pooled_photos(args.folds, args.data, args.open_set)
-    return table, features(args.model, args.image_size, unique, args.out / "features.npz")[row]
+    cache = args.out / "teacher-features.npz"
+    feats = frozen_features(args.model, unique, args.image_size, pretrained=True, cache=cache)
+    return table, feats[row]
 
 
 def main() -> None:

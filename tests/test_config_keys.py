@@ -51,6 +51,7 @@ ALTERNATIVES: dict[str, Any] = {
     "data.open_set.root": "/elsewhere/open-set",
     "data.open_set.other_genera": ["/elsewhere/other-genera"],
     "data.open_set.not_mushroom": ["kaggle:someone/everyday-photos"],
+    "data.teacher.name": "vit_small_patch14_dinov2.lvd142m",
     "model.name": "resnet18",
     "model.freeze": ["features"],
     "model.mixstyle_layers": ["features"],

@@ -268,6 +268,22 @@ class OpenSetSettings:
     val_fraction: float = ranged(0.2, SHARE_BELOW_ONE)
 
 
+@dataclass
+class TeacherSettings:
+    """``data.teacher``: a frozen pretrained network whose probe gives each training photo soft targets
+    (:mod:`mushroom.data.teacher`), which ``model.distill_weight`` mixes into the loss."""
+
+    # A timm model (e.g. vit_small_patch14_dinov2.lvd142m); null = no teacher.
+    name: str | None = None
+    pretrained: bool = True
+    # The side of the square the teacher sees each photo at (a ViT's position grid follows it).
+    input_size: int = ranged(224, COUNT)
+    # Inverse L2 strength (C) of the logistic-regression probe on its features.
+    strength: float = ranged(0.1, POSITIVE)
+    # Cross-fitting: each photo's targets come from a probe fitted on the other folds - 1 parts.
+    folds: int = ranged(5, Range(2))
+
+
 @dataclass(frozen=True)
 class SplitSettings:
     """Which photos test, validate and train: fold ``fold`` of a stratified, grouped ``num_folds``-fold
@@ -324,6 +340,7 @@ class DataConfig:
     processed_root: str = "data/processed"
     prepare: PrepareSettings = field(default_factory=PrepareSettings)
     open_set: OpenSetSettings = field(default_factory=OpenSetSettings)
+    teacher: TeacherSettings = field(default_factory=TeacherSettings)
 
     @property
     def split(self) -> SplitSettings:
@@ -381,6 +398,11 @@ class ModelConfig:
     mixstyle_prob: float = ranged(0.5, PROBABILITY)
     mixstyle_alpha: float = ranged(0.1, POSITIVE)
     class_weighted_loss: bool = False
+    # Distillation: this share of the loss is the cross-entropy against data.teacher's soft targets, the
+    # rest the usual loss on the labels; the teacher's probabilities and the logits both softened by
+    # distill_temperature (Hinton et al., 2015; the soft part times its square). 0 = off.
+    distill_weight: float = ranged(0.0, PROBABILITY)
+    distill_temperature: float = ranged(1.0, POSITIVE)
     # Extra loss on photos of genera with deadly species for the probability put on harmless genera
     # (needs the safety table to cover the classes); 0 = plain cross-entropy.
     danger_weight: float = ranged(0.0, NON_NEGATIVE)

@@ -102,6 +102,7 @@ class MushroomDataModule(L.LightningDataModule):
         self.manifest: Manifest | None = None
         self.reads_cache = False
         self._prepared: PreparedData | None = None
+        self._soft_targets: np.ndarray | None = None
 
     # -- data on disk -------------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -249,6 +250,7 @@ class MushroomDataModule(L.LightningDataModule):
         train: bool,
         cached: bool = False,
         resolution: ResolutionMatch | None = None,
+        soft_targets: np.ndarray | None = None,
     ) -> ImageDataset:
         transform = (
             train_transform(self.preprocessing, self.augmentation, seed=self.hparams["seed"])
@@ -265,6 +267,7 @@ class MushroomDataModule(L.LightningDataModule):
             decoder="opencv" if cached else "pil",
             seed=self.hparams["seed"],
             resolution=resolution,
+            soft_targets=soft_targets,
         )
 
     def _train_set(self) -> tuple[ImageDataset, list[float] | None, int | None]:
@@ -287,7 +290,14 @@ class MushroomDataModule(L.LightningDataModule):
             families = source_balance_weights(known_labels, known_paths, self.hparams["source_balance_power"])
             weights = families if weights is None else weights * families
         if self.negatives is None or not len(self.negatives.select("train")[0]):
-            dataset = self.dataset(split.train, train=True)
+            groups = self.photo_groups(split.train)
+            dataset = self._images(
+                known_paths,
+                known_labels,
+                train=True,
+                cached=self.reads_cache,
+                soft_targets=self._teacher_targets(known_paths, known_labels, groups),
+            )
             return dataset, (weights.tolist() if weights is not None else None), None
         neg_paths, kinds = self.negatives.select("train")
         share = self.open_set_settings.share
@@ -300,10 +310,39 @@ class MushroomDataModule(L.LightningDataModule):
         if self.open_set_settings.match_resolution:
             matched = np.arange(len(paths)) >= len(known_labels)
             resolution = ResolutionMatch.of(self._read_sides(split.train), matched)
+        groups = self.photo_groups(split.train) + [f"negative {p}" for p in neg_paths]
         # Not cached (the negatives are not in the cache): PIL decodes the known photos too.
-        dataset = self._images(paths, labels, train=True, resolution=resolution)
+        dataset = self._images(
+            paths,
+            labels,
+            train=True,
+            resolution=resolution,
+            soft_targets=self._teacher_targets(paths, labels, groups),
+        )
         all_weights = np.concatenate([(1 - share) * known / known.sum(), negative])
         return dataset, all_weights.tolist(), round(len(known_labels) / (1 - share))
+
+    def photo_groups(self, indices: np.ndarray) -> list[str]:
+        """The duplicate group of photos ``indices`` (each photo its own without a manifest)."""
+        if self.manifest is None:
+            return [f"photo {i}" for i in indices]
+        groups = self.manifest.column("group")
+        return [f"group {groups[i]}" for i in indices]
+
+    def _teacher_targets(self, paths: list[Path], labels: np.ndarray, groups: list[str]) -> np.ndarray | None:
+        """``data.teacher``'s cross-fitted soft targets for the training photos, or None without a teacher.
+        Its features are cached beside the manifest when ``data.prepare`` is on."""
+        settings = self.config.teacher
+        if not settings.name:
+            return None
+        if self._soft_targets is None:  # the training photos do not change: fitted once per datamodule
+            from mushroom.data.teacher import teacher_targets
+
+            cache_dir = self.config.processed_dir / "teacher" if self.prepare_settings.enabled else None
+            outputs = len(self.class_names) + self.open_set_classes
+            seed = self.hparams["seed"]
+            self._soft_targets = teacher_targets(settings, paths, labels, groups, outputs, seed, cache_dir)
+        return self._soft_targets
 
     def _read_sides(self, indices: np.ndarray) -> np.ndarray:
         """Shorter sides of photos ``indices`` as training reads them: the cache shrinks the larger ones."""
@@ -380,9 +419,9 @@ class MushroomDataModule(L.LightningDataModule):
         (the same on every run and fold) and its duplicate group (photos that are resampled together)."""
         _, split = self.index_and_split()
         assert self.manifest is not None
-        paths, groups = self.manifest.column("path"), self.manifest.column("group")
         chosen = getattr(split, part)
-        return [str(paths[i]) for i in chosen], [f"group {groups[i]}" for i in chosen]
+        paths = self.manifest.column("path")
+        return [str(paths[i]) for i in chosen], self.photo_groups(chosen)
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()

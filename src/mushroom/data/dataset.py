@@ -1,4 +1,5 @@
-"""A map-style dataset over image paths: decode, augment, return ``(tensor, label)``."""
+"""A map-style dataset over image paths: decode, augment, return ``(tensor, label)`` (and a teacher's soft
+targets when it has them)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,16 @@ class ImageDataset(Dataset):
         decoder: str = "pil",
         seed: int | None = None,
         resolution: ResolutionMatch | None = None,
+        soft_targets: np.ndarray | None = None,
     ) -> None:
         """``resolution``: shrink some items (the negatives) before the transform, see
-        :mod:`mushroom.data.resolution`."""
+        :mod:`mushroom.data.resolution`. ``soft_targets`` (one row per item, :mod:`mushroom.data.teacher`):
+        each item is ``(tensor, label, row)``."""
+        if soft_targets is not None and len(soft_targets) != len(paths):
+            raise ValueError(f"{len(soft_targets)} rows of soft targets for {len(paths)} images")
+        self.soft_targets = (
+            None if soft_targets is None else torch.as_tensor(soft_targets, dtype=torch.float32)
+        )
         self.paths = list(paths)
         self.resolution = resolution
         self.seed = seed
@@ -41,7 +49,9 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+    def __getitem__(
+        self, key: int | tuple[int, int]
+    ) -> tuple[torch.Tensor, int] | tuple[torch.Tensor, int, torch.Tensor]:
         """The image and label at ``key``: an index, or ``(epoch, index)`` from
         :class:`~mushroom.data.sampling.EpochSampler`, which seeds this image's augmentation from
         ``(seed, epoch, index)`` so that it does not depend on the worker, the batch or an interruption."""
@@ -52,7 +62,10 @@ class ImageDataset(Dataset):
                 set_seed(stream_seed(self.seed, f"augment/{index}", epoch) % 2**32)
         else:
             epoch, index = 0, key
-        return self.transform(image=self.decoded(index, epoch))["image"], int(self.labels[index])
+        image = self.transform(image=self.decoded(index, epoch))["image"]
+        if self.soft_targets is not None:
+            return image, int(self.labels[index]), self.soft_targets[index]
+        return image, int(self.labels[index])
 
     def decoded(self, index: int, epoch: int = 0) -> np.ndarray:
         """Item ``index`` as the transform receives it in ``epoch``: decoded, and shrunk if it is matched."""

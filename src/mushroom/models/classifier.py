@@ -299,9 +299,34 @@ class MushroomClassifier(L.LightningModule):
         """The danger term (:func:`~mushroom.models.scoring.danger_term`) for this model's deadly genera."""
         return danger_term(logits, targets, self.deadly)
 
+    def distillation(self, logits: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the logits against the teacher's probabilities, both softened by
+        ``distill_temperature`` T, times T squared (so that its gradients keep their size as T grows)."""
+        temperature = self.hparams["distill_temperature"]
+        softened = teacher.clamp_min(1e-8).log() / temperature
+        targets = softened.softmax(-1)
+        return -(targets * (logits / temperature).log_softmax(-1)).sum(-1).mean() * temperature**2
+
+    def _teacher(self, batch: Sequence[torch.Tensor]) -> torch.Tensor | None:
+        """The batch's soft targets when the loss uses them; a clear error if it needs them and has none."""
+        if not self.hparams["distill_weight"]:
+            return None
+        if len(batch) < 3:
+            raise MushroomError(
+                f"model.distill_weight={self.hparams['distill_weight']} needs a teacher's soft targets: set "
+                "data.teacher.name (e.g. vit_small_patch14_dinov2.lvd142m), or model.distill_weight=0."
+            )
+        if self.mixing.enabled:
+            raise MushroomError(
+                "model.distill_weight does not combine with Mixup or CutMix (a mixed photo has no teacher "
+                "target): set model.mixup_alpha=0 and model.cutmix_alpha=0, or model.distill_weight=0."
+            )
+        return batch[2]
+
     # -- steps --------------------------------------------------------------------------------------
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        images, targets = batch
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, targets = batch[0], batch[1]
+        teacher = self._teacher(batch)
         if self.mixing.enabled and not self.training_head_only():
             # Mixed images have no single right answer: train accuracy is not logged for them.
             images, soft_targets = self.mixing(images, targets, self.num_outputs)
@@ -309,6 +334,9 @@ class MushroomClassifier(L.LightningModule):
         else:
             logits = self.all_logits(images)
             loss = self.loss(logits, targets)
+            if teacher is not None:
+                share = self.hparams["distill_weight"]
+                loss = (1 - share) * loss + share * self.distillation(logits, teacher)
             known = targets < len(self.class_names)  # negatives have no genus to be right about
             if known.any():
                 self.train_metrics.update(logits[known, : len(self.class_names)], targets[known])
