@@ -403,11 +403,6 @@ class ModelConfig:
     # distill_temperature (Hinton et al., 2015; the soft part times its square). 0 = off.
     distill_weight: float = ranged(0.0, PROBABILITY)
     distill_temperature: float = ranged(1.0, POSITIVE)
-    # false: the teacher teaches which genus, on photos of the known genera (its probabilities over the
-    # genera, renormalised); true: all outputs, the negatives' too. A frozen network's probe tells the open
-    # set worse than outlier exposure: taught all outputs, the model answered 0.082 fewer photos of unseen
-    # sources.
-    distill_open_set: bool = False
     # Extra loss on photos of genera with deadly species for the probability put on harmless genera
     # (needs the safety table to cover the classes); 0 = plain cross-entropy.
     danger_weight: float = ranged(0.0, NON_NEGATIVE)

@@ -299,24 +299,13 @@ class MushroomClassifier(L.LightningModule):
         """The danger term (:func:`~mushroom.models.scoring.danger_term`) for this model's deadly genera."""
         return danger_term(logits, targets, self.deadly)
 
-    def distillation(
-        self, logits: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor
-    ) -> torch.Tensor:
+    def distillation(self, logits: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the logits against the teacher's probabilities, both softened by
-        ``distill_temperature`` T, times T squared (so that its gradients keep their size as T grows).
-
-        Without ``distill_open_set``, over the genera only and on photos of a known genus only (``targets``
-        says which): the teacher's probabilities over the genera renormalised, the genus logits alone.
-        """
-        if not self.hparams["distill_open_set"]:
-            genera = len(self.class_names)
-            known = targets < genera
-            if not known.any():
-                return logits.sum() * 0.0  # a batch of negatives: nothing to teach, and no NaN
-            logits, teacher = logits[known, :genera], teacher[known, :genera]
+        ``distill_temperature`` T, times T squared (so that its gradients keep their size as T grows)."""
         temperature = self.hparams["distill_temperature"]
-        softened = (teacher.clamp_min(1e-8).log() / temperature).softmax(-1)  # renormalises as it softens
-        return -(softened * (logits / temperature).log_softmax(-1)).sum(-1).mean() * temperature**2
+        softened = teacher.clamp_min(1e-8).log() / temperature
+        targets = softened.softmax(-1)
+        return -(targets * (logits / temperature).log_softmax(-1)).sum(-1).mean() * temperature**2
 
     def _teacher(self, batch: Sequence[torch.Tensor]) -> torch.Tensor | None:
         """The batch's soft targets when the loss uses them; a clear error if it needs them and has none."""
@@ -347,7 +336,7 @@ class MushroomClassifier(L.LightningModule):
             loss = self.loss(logits, targets)
             if teacher is not None:
                 share = self.hparams["distill_weight"]
-                loss = (1 - share) * loss + share * self.distillation(logits, teacher, targets)
+                loss = (1 - share) * loss + share * self.distillation(logits, teacher)
             known = targets < len(self.class_names)  # negatives have no genus to be right about
             if known.any():
                 self.train_metrics.update(logits[known, : len(self.class_names)], targets[known])
