@@ -64,10 +64,17 @@ def test_duplicates_are_held_out_together() -> None:
 def test_too_few_photos_of_an_output_to_cross_fit_is_refused() -> None:
     features, labels = _two_clusters(np.random.default_rng(2))
     features, labels = np.vstack([features, [1.0, 1.0, 1.0]]), np.append(labels, 2)
-    with pytest.raises(MushroomError, match="two photos of each output"):
+    with pytest.raises(MushroomError, match="two training photos of each output"):
         cross_fitted_probabilities(
             features, labels, [str(i) for i in range(41)], num_outputs=3, folds=5, strength=0.1
         )
+
+
+def test_a_teacher_timm_cannot_build_is_named_with_the_fix(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((40, 40, 3), dtype=np.uint8)).save(photo)
+    with pytest.raises(MushroomError, match=r"data\.teacher\.name=no_such_network: timm could not build it"):
+        frozen_features("no_such_network", [photo], 32, pretrained=False)
 
 
 def test_features_are_mirror_invariant_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

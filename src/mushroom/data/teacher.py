@@ -79,7 +79,7 @@ def _features(
     extra: dict[str, Any] = {"img_size": image_size} if "vit" in model_name else {}
     try:
         net = timm.create_model(model_name, pretrained=pretrained, num_classes=0, **extra).eval()
-    except RuntimeError as error:  # timm's "Unknown model", or weights it could not fetch
+    except (RuntimeError, OSError) as error:  # timm's "Unknown model", or weights it could not fetch
         raise MushroomError(
             f"data.teacher.name={model_name}: timm could not build it ({error}). Name a timm model with "
             "pretrained weights (e.g. vit_small_patch14_dinov2.lvd142m); offline, point HF_HUB_CACHE at a "
@@ -134,8 +134,8 @@ def cross_fitted_probabilities(
     parts = min(folds, int(counts[counts > 0].min()))
     if parts < 2:
         raise MushroomError(
-            f"The teacher's probe needs two photos of each output to cross-fit; one has {parts}. Add photos "
-            "or set data.teacher.name=null."
+            f"The teacher's probe needs two training photos of each output to cross-fit; one output has "
+            f"{parts}. Add photos or set data.teacher.name=null."
         )
     splitter = StratifiedGroupKFold(n_splits=parts, shuffle=True, random_state=seed)
     out = np.zeros((len(labels), num_outputs))
