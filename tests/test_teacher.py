@@ -15,7 +15,7 @@ from mushroom.data import teacher as teacher_module
 from mushroom.data.teacher import cross_fitted_probabilities, frozen_features
 from mushroom.errors import MushroomError
 from mushroom.models import MushroomClassifier
-from tests.conftest import make_image_folder, run_train
+from tests.conftest import make_image_folder, make_negatives, run_train
 
 #: A teacher small enough for tests: timm's test ViT, random weights, 32-px inputs.
 TINY_TEACHER = ["data.teacher.name=test_vit", "data.teacher.pretrained=false", "data.teacher.input_size=32"]
@@ -50,15 +50,16 @@ def test_each_photo_is_taught_by_a_probe_that_never_saw_it() -> None:
 
 
 def test_duplicates_are_held_out_together() -> None:
-    """Two copies of that lone photo in one duplicate group: neither may teach the other."""
+    """Four copies of that lone photo in one duplicate group: none may teach another (split apart, each would
+    be taught its label back by a probe that learnt it from a copy: 0.99)."""
     features, labels = _two_clusters(np.random.default_rng(1))
-    features = np.vstack([features, [0.0, 0.0, 6.0], [0.0, 0.0, 6.1]])
-    labels = np.append(labels, [1, 1])
-    groups = [f"photo {i}" for i in range(40)] + ["copies", "copies"]
+    copies = np.column_stack([np.zeros((4, 2)), 6 + 0.1 * np.arange(4)])
+    features, labels = np.vstack([features, copies]), np.append(labels, [1] * 4)
+    groups = [f"photo {i}" for i in range(40)] + ["copies"] * 4
 
     probs = cross_fitted_probabilities(features, labels, groups, num_outputs=2, folds=5, strength=100.0)
 
-    assert np.all(probs[-2:, 1] < 0.8)
+    assert np.all(probs[-4:, 1] < 0.8)
 
 
 def test_too_few_photos_of_an_output_to_cross_fit_is_refused() -> None:
@@ -122,17 +123,50 @@ def test_the_distillation_loss_is_least_where_the_student_agrees_with_the_teache
     assert torch.allclose(model.distillation(logits.detach(), teacher), expected)
 
 
-def test_training_batches_carry_the_teachers_targets(toy_folder: Path) -> None:
+def test_each_training_photo_carries_its_own_targets(
+    toy_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Known photos and negatives, drawn in the sampler's order: each item's row is the one the teacher gave
+    that photo (here a row computed from its path), not a neighbour's."""
+    negatives = make_negatives(tmp_path / "negatives", not_mushrooms=12, per_genus=4, genera=3)
+
+    def by_path(settings: object, paths: list[Path], *args: object, **kwargs: object) -> np.ndarray:
+        return np.stack([_row_of(path) for path in paths])
+
+    monkeypatch.setattr(teacher_module, "teacher_targets", by_path)
     dm = MushroomDataModule(
         toy_folder,
         image_size=32,
         batch_size=8,
         num_workers=0,
-        teacher={"name": "test_vit", "pretrained": False, "input_size": 32, "folds": 3},
+        open_set={"root": str(negatives)},
+        teacher={"name": "any"},
     )
-    _, _, soft = next(iter(dm.train_dataloader()))
-    assert soft.shape == (8, 3) and torch.allclose(soft.sum(1), torch.ones(8))
+    loader = dm.train_dataloader()
+    dataset = loader.dataset
+    assert any(label >= 3 for label in dataset.labels)  # negatives among them
+    for epoch, index in list(iter(loader.sampler))[:40]:
+        _, _, row = dataset[(epoch, index)]
+        assert torch.equal(row, torch.as_tensor(_row_of(dataset.paths[index]), dtype=torch.float32))
     assert len(next(iter(dm.val_dataloader()))) == 2  # validation is judged on the labels alone
+
+
+def _row_of(path: Path) -> np.ndarray:
+    """Five numbers that differ from photo to photo, summing to 1."""
+    digits = np.frombuffer(str(path).encode(), dtype=np.uint8)[-5:].astype(np.float64) + 1
+    return digits / digits.sum()
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # a step outside a Trainer
+def test_the_loss_mixes_labels_and_teacher_in_the_share_given() -> None:
+    model = MushroomClassifier(["a", "b", "c"], name="small_cnn", cnn_channels=[4], distill_weight=0.25)
+    model.eval()  # no dropout: the same logits twice
+    images = torch.rand(4, 3, 32, 32)
+    labels = torch.tensor([0, 1, 2, 0])
+    teacher = torch.tensor([[0.1, 0.3, 0.6]] * 4)
+    logits = model.all_logits(images)
+    expected = 0.75 * model.loss(logits, labels) + 0.25 * model.distillation(logits, teacher)
+    assert torch.allclose(model.training_step((images, labels, teacher), 0), expected)
 
 
 def test_a_student_taught_by_the_teacher_alone_learns_the_genera(tmp_path: Path) -> None:
