@@ -15,7 +15,7 @@ from mushroom.data import teacher as teacher_module
 from mushroom.data.teacher import cross_fitted_probabilities, frozen_features
 from mushroom.errors import MushroomError
 from mushroom.models import MushroomClassifier
-from tests.conftest import make_image_folder, make_negatives, run_train
+from tests.conftest import FAST_TRAIN, compose_config, make_image_folder, make_negatives, run_train
 
 #: A teacher small enough for tests: timm's test ViT, random weights, 32-px inputs.
 TINY_TEACHER = ["data.teacher.name=test_vit", "data.teacher.pretrained=false", "data.teacher.input_size=32"]
@@ -199,3 +199,21 @@ def test_distillation_it_cannot_do_says_what_to_set(
     overrides = [f"data.root={toy_folder}", "model.distill_weight=0.5", "+trainer.fast_dev_run=1", *extra]
     with pytest.raises(MushroomError, match=advice):
         run_train(overrides, tmp_path)
+
+
+@pytest.mark.parametrize(("weight", "kept"), [(0.0, False), (0.5, True)])
+def test_a_teacher_that_would_teach_nothing_is_not_computed(
+    weight: float,
+    kept: bool,
+    toy_folder: Path,
+    tmp_path: Path,
+    hydra_init: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from mushroom.train import build_datamodule
+
+    overrides = [f"data.root={toy_folder}", *TINY_TEACHER, f"model.distill_weight={weight}"]
+    datamodule = build_datamodule(compose_config("train", FAST_TRAIN + overrides, tmp_path))
+    assert (datamodule.config.teacher.name == "test_vit") is kept
+    assert datamodule.config.teacher.input_size == 32  # the rest of the teacher's settings kept
+    assert ("would teach nothing" in caplog.text) is not kept
