@@ -25,7 +25,7 @@ import numpy as np
 
 from mushroom.core.open_set import NEGATIVE_KINDS
 from mushroom.cv import compare, deadly_classes, pool, pooled_report, refit, write_folds
-from mushroom.data.teacher import frozen_features
+from mushroom.data.teacher import fit_probe, frozen_features
 from mushroom.predictions import Predictions
 
 log = logging.getLogger("second_view")
@@ -52,20 +52,14 @@ def targets(table: Predictions) -> np.ndarray:
 
 def probe_predictions(table: Predictions, feats: np.ndarray, strength: float) -> np.ndarray:
     """Per fold, a probe fitted on the photos that fold's model trained on, predicting the rest."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
     y = targets(table)
     out = np.zeros((len(table), len(table.class_names) + len(NEGATIVE_KINDS)))
     for fold in sorted(set(table.fold.tolist())):
         rows = table.fold == fold
         trained_on = table.trained_on(fold)
-        scaler = StandardScaler().fit(feats[trained_on])
         counts = np.bincount(y[trained_on], minlength=out.shape[1])
         weights = counts[y[trained_on]] ** -0.5  # halfway to even classes, as the recipe samples them
-        probe = LogisticRegression(C=strength, max_iter=3000)
-        probe.fit(scaler.transform(feats[trained_on]), y[trained_on], sample_weight=weights / weights.mean())
-        out[rows] = probe.predict_proba(scaler.transform(feats[rows]))
+        out[rows] = fit_probe(feats[trained_on], y[trained_on], weights, out.shape[1], strength)(feats[rows])
     return out
 
 

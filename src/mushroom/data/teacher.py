@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,27 @@ def _pooled(net: Any, images: Any) -> Any:
     return maps.mean((2, 3))
 
 
+def fit_probe(
+    features: np.ndarray, labels: np.ndarray, weights: np.ndarray, num_outputs: int, strength: float
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A probe on frozen features: standardised features, an L2 logistic regression of inverse strength
+    ``strength``, each photo weighted by ``weights`` (normalised to mean 1). Returns a function from features
+    to probabilities over ``num_outputs`` columns (0 for an output it never saw)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(features)
+    probe = LogisticRegression(C=strength, max_iter=3000)
+    probe.fit(scaler.transform(features), labels, sample_weight=weights / weights.mean())
+
+    def probabilities(rows: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(rows), num_outputs))
+        out[:, probe.classes_] = probe.predict_proba(scaler.transform(rows))
+        return out
+
+    return probabilities
+
+
 def cross_fitted_probabilities(
     features: np.ndarray,
     labels: np.ndarray,
@@ -121,13 +142,10 @@ def cross_fitted_probabilities(
     strength: float,
     seed: int = 0,
 ) -> np.ndarray:
-    """Each photo's probabilities over ``num_outputs`` from a probe fitted on the photos of the other
-    ``folds - 1`` parts (stratified by label, ``groups`` kept whole). The probe: standardised features, an
-    L2 logistic regression of inverse strength ``strength``, each class weighted by count ** -0.5 (halfway
-    to even, as the recipes sample). An output no probe saw gets probability 0."""
-    from sklearn.linear_model import LogisticRegression
+    """Each photo's probabilities over ``num_outputs`` from a probe (:func:`fit_probe`) fitted on the photos
+    of the other ``folds - 1`` parts (stratified by label, ``groups`` kept whole), each class weighted by
+    count ** -0.5 (halfway to even, as the recipes sample). An output no probe saw gets probability 0."""
     from sklearn.model_selection import StratifiedGroupKFold
-    from sklearn.preprocessing import StandardScaler
 
     labels = np.asarray(labels)
     counts = np.bincount(labels, minlength=num_outputs).astype(np.float64)
@@ -140,15 +158,9 @@ def cross_fitted_probabilities(
     splitter = StratifiedGroupKFold(n_splits=parts, shuffle=True, random_state=seed)
     out = np.zeros((len(labels), num_outputs))
     for fit_rows, predict_rows in splitter.split(features, labels, groups=np.asarray(groups)):
-        scaler = StandardScaler().fit(features[fit_rows])
         weights = counts[labels[fit_rows]] ** -0.5
-        probe = LogisticRegression(C=strength, max_iter=3000)
-        probe.fit(
-            scaler.transform(features[fit_rows]), labels[fit_rows], sample_weight=weights / weights.mean()
-        )
-        out[np.ix_(predict_rows, probe.classes_)] = probe.predict_proba(
-            scaler.transform(features[predict_rows])
-        )
+        probe = fit_probe(features[fit_rows], labels[fit_rows], weights, num_outputs, strength)
+        out[predict_rows] = probe(features[predict_rows])
     return out
 
 
