@@ -36,15 +36,14 @@ def build_datamodule(cfg: DictConfig) -> MushroomDataModule:
 
     defaults = network_preprocessing(cfg.model.name)
     filled: dict[str, Any] = {key: value for key, value in defaults.items() if cfg.data.get(key) is None}
-    node = cfg.data.get("teacher")  # absent from configs written before teachers existed
-    teacher = OmegaConf.to_container(node, resolve=True) if node is not None else {}
-    assert isinstance(teacher, dict)
-    if teacher.get("name") and not cfg.model.get("distill_weight"):
+    if cfg.data.teacher.name and not cfg.model.distill_weight:
         log.warning(
             "data.teacher.name=%s, but model.distill_weight=0: the teacher would teach nothing, so its "
             "targets are not computed. Set model.distill_weight (e.g. 0.5) to distil from it.",
-            teacher["name"],
+            cfg.data.teacher.name,
         )
+        teacher = OmegaConf.to_container(cfg.data.teacher, resolve=True)
+        assert isinstance(teacher, dict)
         filled["teacher"] = {**teacher, "name": None}
     return instantiate(cfg.data, **filled, _convert_="all")
 

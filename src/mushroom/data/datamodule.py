@@ -239,9 +239,12 @@ class MushroomDataModule(L.LightningDataModule):
         return self.index, self.split
 
     # -- loaders ------------------------------------------------------------------------------------
-    def dataset(self, indices: np.ndarray, train: bool) -> ImageDataset:
+    def dataset(
+        self, indices: np.ndarray, train: bool, soft_targets: np.ndarray | None = None
+    ) -> ImageDataset:
         index, _ = self.index_and_split()
-        return self._images([index.paths[i] for i in indices], index.labels[indices], train, self.reads_cache)
+        paths, labels = [index.paths[i] for i in indices], index.labels[indices]
+        return self._images(paths, labels, train, self.reads_cache, soft_targets=soft_targets)
 
     def _images(
         self,
@@ -290,14 +293,8 @@ class MushroomDataModule(L.LightningDataModule):
             families = source_balance_weights(known_labels, known_paths, self.hparams["source_balance_power"])
             weights = families if weights is None else weights * families
         if self.negatives is None or not len(self.negatives.select("train")[0]):
-            groups = self.photo_groups(split.train)
-            dataset = self._images(
-                known_paths,
-                known_labels,
-                train=True,
-                cached=self.reads_cache,
-                soft_targets=self._teacher_targets(known_paths, known_labels, groups),
-            )
+            soft = self._teacher_targets(known_paths, known_labels, self.photo_groups(split.train))
+            dataset = self.dataset(split.train, train=True, soft_targets=soft)
             return dataset, (weights.tolist() if weights is not None else None), None
         neg_paths, kinds = self.negatives.select("train")
         share = self.open_set_settings.share
@@ -323,9 +320,8 @@ class MushroomDataModule(L.LightningDataModule):
         return dataset, all_weights.tolist(), round(len(known_labels) / (1 - share))
 
     def photo_groups(self, indices: np.ndarray) -> list[str]:
-        """The duplicate group of photos ``indices`` (each photo its own without a manifest)."""
-        if self.manifest is None:
-            return [f"photo {i}" for i in indices]
+        """The duplicate group of photos ``indices`` (set up from the manifest, as setup always is)."""
+        assert self.manifest is not None, "set up from a manifest first"
         groups = self.manifest.column("group")
         return [f"group {groups[i]}" for i in indices]
 
