@@ -61,6 +61,20 @@ def test_without_a_test_fold_every_photo_but_validation_trains(toy_folder: Path,
     assert len(final.negatives.select("train")[0]) > len(held_out.negatives.select("train")[0])
 
 
+def test_a_training_share_trains_on_fewer_photos_and_judges_on_the_same(toy_folder: Path) -> None:
+    """data.train_fraction=0.5: half of each class's training photos train; validation and test keep every
+    photo they had, so the points of a learning curve are judged on the same photos."""
+    runs = {f: MushroomDataModule(toy_folder, num_workers=0, train_fraction=f) for f in (1.0, 0.5)}
+    for dm in runs.values():
+        dm.setup()
+    whole, half = runs[1.0].split, runs[0.5].split
+    assert np.array_equal(half.val, whole.val) and np.array_equal(half.test, whole.test)
+    assert set(half.train) < set(whole.train)
+    labels = runs[1.0].index.labels
+    assert np.bincount(labels[half.train]).tolist() == [-(-n // 2) for n in np.bincount(labels[whole.train])]
+    assert len(runs[0.5].train_dataloader().dataset) == len(half.train)
+
+
 def test_with_or_without_prepare_training_sees_the_same_photos_and_split(tmp_path: Path) -> None:
     """One pipeline: without data.prepare.enabled the audit and the manifest are made in memory, and give
     what prepare writes: the same photos left out, the same copies kept together, the same split."""

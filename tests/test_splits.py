@@ -13,6 +13,7 @@ from mushroom.data.splits import (
     source_family,
     source_groups,
     split_from_partitions,
+    training_share,
     validate_split_settings,
 )
 from mushroom.errors import MushroomError
@@ -152,3 +153,24 @@ def test_validation_by_fold_never_validates_on_a_group_larger_than_a_part() -> N
     assert (parts[:20] == -1).all() and len(set(folds[:20])) == 1
     assert set(parts[20:]) == set(range(5))
     assert (grouped_partitions(labels, groups, 3, 0.2, seed=0)[1][:20] >= 0).all()  # a part, without
+
+
+def test_a_training_share_keeps_whole_groups_of_every_class_nested_across_shares() -> None:
+    """data.train_fraction: about the share of each class (a group's size over), duplicate groups whole,
+    and at one seed the half a subset of the three quarters: a learning curve's points grow, not
+    reshuffle."""
+    groups = np.arange(len(LABELS)) // 2  # pairs of copies, one class each
+    train = split_of(LABELS, groups, seed=4).train
+    shares = {f: training_share(train, LABELS, groups, f, seed=5) for f in (0.25, 0.5, 0.75, 1.0)}
+    assert np.array_equal(shares[1.0], train)
+    for fraction, kept in shares.items():
+        assert set(kept) <= set(train)
+        assert set(groups[kept]).isdisjoint(groups[np.setdiff1d(train, kept)])  # no group cut in two
+        for cls in range(4):
+            available, taken = np.sum(LABELS[train] == cls), np.sum(LABELS[kept] == cls)
+            assert fraction * available <= taken < fraction * available + 2
+    assert set(shares[0.25]) < set(shares[0.5]) < set(shares[0.75]) < set(shares[1.0])
+    assert np.array_equal(training_share(train, LABELS, groups, 0.5, seed=5), shares[0.5])
+    assert not np.array_equal(training_share(train, LABELS, groups, 0.5, seed=6), shares[0.5])
+    tiny = training_share(train, LABELS, groups, 0.01, seed=5)
+    assert set(LABELS[tiny]) == {0, 1, 2, 3}  # a class keeps one group at least

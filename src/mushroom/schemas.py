@@ -323,6 +323,9 @@ class DataConfig:
     num_folds: int = ranged(5, Range(2))
     fold: int | None = ranged(0, NON_NEGATIVE)
     val_fraction: float = ranged(0.1, SHARE_BELOW_ONE)
+    # Train on about this share of each class's training photos (whole duplicate groups, nested across
+    # shares at one seed); validation and test photos unchanged. A learning curve: invoke cv with 0.5, 1.
+    train_fraction: float = ranged(1.0, Range(0, 1, low_open=True))
     seed: int = 42
     balanced_sampling: bool = False
     # With balanced_sampling: 1 = every class equally often, 0.5 = halfway to natural frequencies.

@@ -25,7 +25,7 @@ from mushroom.data.negatives import NegativeSet, negative_sources, scan_negative
 from mushroom.data.prepare import PreparedData, audit_and_split, prepare_dataset, wait_for_prepared
 from mushroom.data.resolution import ResolutionMatch
 from mushroom.data.sampling import EpochLoader, EpochSampler
-from mushroom.data.splits import Split, source_balance_weights, split_from_partitions
+from mushroom.data.splits import Split, source_balance_weights, split_from_partitions, training_share
 from mushroom.data.transforms import eval_transform, train_transform
 from mushroom.errors import MushroomError
 from mushroom.schemas import DataConfig, from_mapping, settings_dict
@@ -213,6 +213,12 @@ class MushroomDataModule(L.LightningDataModule):
                 f"The manifest of {source_dir} holds {folds.max() + 1} folds, not data.num_folds."
             )
         split = split_from_partitions(folds, np.asarray(manifest.column("val_part")), self.hparams["fold"])
+        if self.hparams["train_fraction"] < 1.0:
+            groups = np.asarray(manifest.column("group"))
+            train = training_share(
+                split.train, index.labels, groups, self.hparams["train_fraction"], self.hparams["seed"] + 2
+            )
+            split = Split(train=train, val=split.val, test=split.test)
         return index, split
 
     @property

@@ -122,6 +122,30 @@ def split_from_partitions(folds: np.ndarray, val_parts: np.ndarray, fold: int | 
     return Split(train=np.flatnonzero(train), val=np.flatnonzero(val), test=np.flatnonzero(test))
 
 
+def training_share(
+    train: np.ndarray, labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int
+) -> np.ndarray:
+    """About ``fraction`` of each class's training photos ``train``, whole duplicate groups, for a learning
+    curve (``data.train_fraction``): how the figures grow with the photos says what more photos would buy.
+
+    Each class's groups are taken in a seeded order until the share is reached (at least one group), so at
+    one seed a smaller share keeps a subset of a larger one's photos. Validation and test photos are not
+    touched: the curve's points are judged on the same photos."""
+    train, labels, groups = np.asarray(train), np.asarray(labels), np.asarray(groups)
+    if fraction >= 1.0:
+        return train
+    rng = np.random.default_rng(seed)
+    kept: list[np.ndarray] = []
+    for cls in np.unique(labels[train]):
+        members = train[labels[train] == cls]
+        names, group_of, sizes = np.unique(groups[members], return_inverse=True, return_counts=True)
+        order = rng.permutation(len(names))
+        taken_before = np.cumsum(sizes[order]) - sizes[order]
+        chosen = order[taken_before < fraction * len(members)]
+        kept.append(members[np.isin(group_of, chosen)])
+    return np.sort(np.concatenate(kept))
+
+
 def source_family(path: str | PurePath) -> str:
     """The file-name stem before its number: ``amanita_muscaria_0123.jpg`` -> ``amanita_muscaria``,
     ``images (12).jpg`` -> ``images``, ``123.jpg`` -> ``(number)``. Photos from one scrape or one
