@@ -164,7 +164,7 @@ def test_a_training_share_keeps_whole_groups_of_every_class_nested_across_shares
     shares = {f: training_share(train, LABELS, groups, f, seed=5) for f in (0.25, 0.5, 0.75, 1.0)}
     assert np.array_equal(shares[1.0], train)
     for fraction, kept in shares.items():
-        assert set(kept) <= set(train)
+        assert set(kept) <= set(train) and np.all(np.diff(kept) > 0)  # in order, as the split's indices are
         assert set(groups[kept]).isdisjoint(groups[np.setdiff1d(train, kept)])  # no group cut in two
         for cls in range(4):
             available, taken = np.sum(LABELS[train] == cls), np.sum(LABELS[kept] == cls)
