@@ -128,22 +128,24 @@ def training_share(
     """About ``fraction`` of each class's training photos ``train``, whole duplicate groups, for a learning
     curve (``data.train_fraction``): how the figures grow with the photos says what more photos would buy.
 
-    Each class's groups are taken in a seeded order until the share is reached (at least one group), so at
+    Each class's groups (a group counts for its first photo's class, should the audit have kept one with
+    conflicting labels) are taken in a seeded order until the share is reached (at least one group), so at
     one seed a smaller share keeps a subset of a larger one's photos. Validation and test photos are not
     touched: the curve's points are judged on the same photos."""
     train, labels, groups = np.asarray(train), np.asarray(labels), np.asarray(groups)
     if fraction >= 1.0:
         return train
+    _, first, group_of, sizes = np.unique(
+        groups[train], return_index=True, return_inverse=True, return_counts=True
+    )
+    group_class = labels[train][first]
     rng = np.random.default_rng(seed)
-    kept: list[np.ndarray] = []
-    for cls in np.unique(labels[train]):
-        members = train[labels[train] == cls]
-        names, group_of, sizes = np.unique(groups[members], return_inverse=True, return_counts=True)
-        order = rng.permutation(len(names))
+    chosen: list[np.ndarray] = []
+    for cls in np.unique(group_class):
+        order = rng.permutation(np.flatnonzero(group_class == cls))
         taken_before = np.cumsum(sizes[order]) - sizes[order]
-        chosen = order[taken_before < fraction * len(members)]
-        kept.append(members[np.isin(group_of, chosen)])
-    return np.sort(np.concatenate(kept))
+        chosen.append(order[taken_before < fraction * sizes[order].sum()])
+    return np.sort(train[np.isin(group_of, np.concatenate(chosen))])
 
 
 def source_family(path: str | PurePath) -> str:
