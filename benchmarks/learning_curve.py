@@ -44,17 +44,21 @@ def training_photos(folder: Path, table: Predictions) -> dict[str, float]:
         for fold, run in fold_runs(folder).items()
     }
     known = table.subset(table.known)
-    everything = known.subset(known.part == "test")
+    classes = len(table.class_names)
+    totals = np.bincount(known.label[known.part == "test"], minlength=classes)  # each photo tests once
     per_fold = []
     for fold, fraction in fractions.items():
         held = (known.fold == fold) & np.isin(known.part, ["test", "val"])
-        outside = np.bincount(everything.label, minlength=len(table.class_names))
-        outside = outside - np.bincount(known.label[held], minlength=len(table.class_names))
-        per_fold.append(fraction * outside)
+        per_fold.append(fraction * (totals - np.bincount(known.label[held], minlength=classes)))
     mean = np.mean(per_fold, axis=0)
     return {"all": float(mean.sum())} | {
         name: float(n) for name, n in zip(table.class_names, mean, strict=True)
     }
+
+
+def per_doubling(row: dict[str, Any], doublings: float) -> dict[str, float]:
+    """A paired difference's estimate and interval over ``doublings`` of the training photos."""
+    return {key: row[key] / doublings for key in ("difference", "low", "high")}
 
 
 def followed(names: list[str]) -> list[str]:
@@ -77,7 +81,7 @@ def learning_curve(
         points.append(
             {"run": str(folder), "training_photos": photos[folder]} | {k: ci[k] for k in followed(names)}
         )
-    steps = []
+    steps: list[dict[str, Any]] = []
     for before, after in itertools.pairwise(folders):
         paired = paired_comparison(tables[before], tables[after], deadly, unit, n)
         doublings = math.log2(photos[after]["all"] / photos[before]["all"])
@@ -88,6 +92,7 @@ def learning_curve(
         )
         steps.append(
             {"before": str(before), "after": str(after), "doublings": doublings, "same_folds": same_folds}
+            | {"balanced_accuracy_per_doubling": per_doubling(paired["balanced_accuracy"], doublings)}
             | {k: paired[k] for k in followed(names)}
         )
     first, last = folders[0], folders[-1]
@@ -98,8 +103,12 @@ def learning_curve(
             f"{photos[last]['all']:.0f} a fold): a curve needs points apart, e.g. data.train_fraction=0.5 "
             "and 1."
         )
-    span = paired_comparison(tables[first], tables[last], deadly, unit, n)["balanced_accuracy"]
-    gain = {key: span[key] / doublings for key in ("difference", "low", "high")}
+    if len(steps) == 1:  # the span is the one step, already compared
+        gain = steps[0]["balanced_accuracy_per_doubling"]
+    else:
+        gain = per_doubling(
+            paired_comparison(tables[first], tables[last], deadly, unit, n)["balanced_accuracy"], doublings
+        )
     reached = points[-1]["balanced_accuracy"]["estimate"]
     needed = (target - reached) / gain["difference"] if gain["difference"] > 0 else math.inf
     extrapolation = {
@@ -132,13 +141,15 @@ def log_curve(curve: dict) -> None:
             step["doublings"],
             "the same" if step["same_folds"] else "other",
         )
-        ba = step["balanced_accuracy"]
+        rate = step["balanced_accuracy_per_doubling"]
         log.info(
             "  balanced accuracy per doubling       %+.3f [%.3f, %.3f]",
-            *(ba[key] / step["doublings"] for key in ("difference", "low", "high")),
+            rate["difference"],
+            rate["low"],
+            rate["high"],
         )
         for name, row in step.items():
-            if isinstance(row, dict) and row.get("difference") is not None:
+            if isinstance(row, dict) and "verdict" in row and row["difference"] is not None:
                 log.info(
                     "  %-34s %+.3f [%.3f, %.3f] %s",
                     name,
