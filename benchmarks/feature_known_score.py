@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -112,25 +113,27 @@ def feature_scores(table: Predictions, feats: np.ndarray, k: int, fold: int) -> 
     }
 
 
-def main() -> None:
+def fold_model_arguments(description: str) -> argparse.ArgumentParser:
+    """The arguments of a benchmark that reads the fold models' own features and refits the shipped rules."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("folds", type=Path, help="a cross-validation's folder (fold_<k>/ with checkpoints/)")
     parser.add_argument("--data", type=Path, required=True, help="root of the known genera's photos")
     parser.add_argument("--open-set", type=Path, help="root of the negatives (data.open_set.root)")
     parser.add_argument("--cache-side", type=int, default=256, help="data.prepare.cache_size (0: none)")
-    parser.add_argument("--k", type=int, default=5, help="neighbours averaged")
     parser.add_argument("--open-set-tpr", type=float, default=0.825)
     parser.add_argument("--dangerous-target", type=float, default=0.01)
     parser.add_argument("--deadly-risk", type=float, default=0.01)
     parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    return parser
 
-    table, unique, row = pooled_photos(args.folds, args.data, args.open_set)
-    args.out.mkdir(parents=True, exist_ok=True)
-    scores: dict[str, np.ndarray] = {}
+
+def each_fold_embedding(
+    args: argparse.Namespace, unique: list[Path], row: np.ndarray
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Each fold, with every row's pooled features and outputs by that fold's best checkpoint (cached in
+    ``args.out``); ``unique`` and ``row`` as :func:`second_view.pooled_photos` gives them."""
     for fold, run in fold_runs(args.folds).items():
         feats, logits = fold_features(
             run / "checkpoints" / "best.ckpt",
@@ -138,10 +141,23 @@ def main() -> None:
             args.cache_side or None,
             args.out / f"features_fold_{fold}.npz",
         )
+        yield fold, feats[row], logits[row]
+
+
+def main() -> None:
+    parser = fold_model_arguments(__doc__ or "")
+    parser.add_argument("--k", type=int, default=5, help="neighbours averaged")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+
+    table, unique, row = pooled_photos(args.folds, args.data, args.open_set)
+    args.out.mkdir(parents=True, exist_ok=True)
+    scores: dict[str, np.ndarray] = {}
+    for fold, feats, logits in each_fold_embedding(args, unique, row):
         # A fold's rows are scored against its own training photos, all in its own embedding.
-        fold_scores = feature_scores(table, feats[row], args.k, fold)
+        fold_scores = feature_scores(table, feats, args.k, fold)
         mine = table.fold == fold
-        known = open_set_scores(torch.from_numpy(logits[row][mine]), len(table.class_names))[:, 0]
+        known = open_set_scores(torch.from_numpy(logits[mine]), len(table.class_names))[:, 0]
         fold_scores["recomputed"] = known.numpy()
         for name, score in fold_scores.items():
             scores.setdefault(name, np.full(len(table), np.nan))[mine] = score
