@@ -92,13 +92,13 @@ def main() -> None:
         mine = table.fold == fold
         feats[mine] = fold_feats[mine]  # a fold's rows in its own model's embedding
     votes, twin = fold_votes(table, feats, args.k, args.temperature, args.gate_quantile)
-    tested = table.tested
-    vote_right = votes[table.part == "test"].argmax(1)[tested.known] == tested.label[tested.known]
+    tested_known = (table.part == "test") & table.known
+    vote_right = votes[tested_known].argmax(1) == table.label[tested_known]
     log.info("the vote alone is right on %.3f of the tested known photos", vote_right.mean())
     for part in ("test", "val"):
         rows = (table.part == part) & table.known
         log.info("%s known photos with a near-twin: %.3f", part, twin[rows].mean())
-    twins = (table.part == "test") & table.known & twin
+    twins = tested_known & twin
     log.info(
         "on the %d tested known photos with a near-twin: the vote right on %.3f, the model on %.3f",
         twins.sum(),

@@ -27,8 +27,11 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import torch
 from omegaconf import OmegaConf
 
 log = logging.getLogger("test_resolution")
@@ -41,9 +44,11 @@ def rescore_fold(
     checkpoint: str = "best",
     crop_pct: float | None = None,
     centre: float | None = None,
+    change: Callable[[Any], None] | None = None,
 ) -> None:
     """Calibrate and test one fold's ``checkpoint`` (``best``, ``last``) at ``size`` and ``crop_pct``
-    (``None``: as it trained), with its ``centre`` averaged in (``None``: as it trained); write
+    (``None``: as it trained), with its ``centre`` averaged in (``None``: as it trained) and the loaded
+    model passed through ``change`` first (other benchmarks' edits of its weights); write
     ``out_dir/test_predictions.csv``."""
     from mushroom.calibration import CalibrateBestCheckpoint
     from mushroom.checkpoints import load_classifier
@@ -68,6 +73,11 @@ def rescore_fold(
     model = load_classifier(best)
     if centre is not None:
         model.hparams["tta_centre_crop"] = centre
+    if change is not None:  # into the copy too: calibration reloads the weights from it
+        change(model)
+        checkpoint = torch.load(best, map_location="cpu", weights_only=False)
+        checkpoint["state_dict"] = model.state_dict()
+        torch.save(checkpoint, best)
     calibrator = CalibrateBestCheckpoint.from_config(cfg.calibration, model.hparams["deadly"])
     fitted = calibrator.calibrate(model, datamodule.val_dataloader(), str(best))
     report_on_test_split(model, datamodule, cfg, table_from_config(cfg.get("safety")), str(best), fitted, [])
