@@ -98,6 +98,10 @@ def run_module(module: str, *args: str, cwd: Path, measured: bool = True) -> sub
         # tracebacks. A user's shell has no tracer: run as they would.
         env.pop("COVERAGE_PROCESS_CONFIG", None)
         env.pop("COVERAGE_PROCESS_START", None)
+    if env.get("MUTANT_UNDER_TEST") == "stats":
+        # `invoke mutate` first records which tests call which function, in this process only; a child in
+        # another directory cannot find mutmut's settings and fails. Mutants still reach the child.
+        env.pop("MUTANT_UNDER_TEST")
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=240
     )
