@@ -63,6 +63,8 @@ def test_the_interval_holds_the_estimate_and_narrows_with_more_photos() -> None:
     ci_large = intervals(large, DEADLY, n=300)["balanced_accuracy"]
     for ci in (ci_small, ci_large):
         assert ci["low"] < ci["estimate"] < ci["high"]
+    safety = intervals(small, DEADLY, n=300)["dangerous_rate"]  # the safety figures get intervals too
+    assert safety["low"] <= safety["estimate"] <= safety["high"] and safety["high"] > 0
     assert ci_large["high"] - ci_large["low"] < 0.5 * (ci_small["high"] - ci_small["low"])
     # About 1.96 standard errors each side of a proportion near 0.8 over 90 photos (sd 0.042).
     assert 0.10 < ci_small["high"] - ci_small["low"] < 0.25
@@ -87,6 +89,9 @@ def test_a_recipe_compared_with_itself_cannot_be_told_apart() -> None:
     result = paired_comparison(table, table, DEADLY, n=200)
     assert {row["verdict"] for row in result.values()} == {bootstrap.CANT_TELL}
     assert all(row["difference"] in (0.0, None) for row in result.values())
+    # Each resample compared with itself: no spread at all, not merely an interval that holds 0.
+    assert all((row["low"], row["high"]) in ((0.0, 0.0), (None, None)) for row in result.values())
+    assert result["dangerous_rate"]["before"] is not None  # the safety figures are compared too
 
 
 def test_a_paired_comparison_sees_a_better_and_a_worse_recipe() -> None:
@@ -104,10 +109,89 @@ def test_a_paired_comparison_sees_a_better_and_a_worse_recipe() -> None:
     assert worse["recall/Boletus"]["verdict"] == bootstrap.CANT_TELL  # unchanged
 
 
+def with_other_genera(known: Predictions, known_score: float) -> Predictions:
+    """``known`` and 40 photos of other genera whose known score is ``known_score`` (answered with a genus
+    at the 0.5 open-set threshold when it is above it)."""
+    n = 40
+    probs = np.full((n, len(NAMES)), 0.1)
+    probs[:, 0] = 0.8
+    negatives = predictions_of(
+        NAMES,
+        [f"other/{i}.jpg" for i in range(n)],
+        "other_genus",
+        np.zeros(n, dtype=int),
+        [f"other {i}" for i in range(n)],
+        [f"other {i}" for i in range(n)],
+        0,
+        probs,
+        np.column_stack([np.full(n, known_score), np.zeros(n)]),
+        (0.5, 0.5),
+    )
+    return Predictions.concat([known, negatives])
+
+
+def test_letting_more_other_genera_through_is_worse() -> None:
+    known = made_up(30, 0.8, seed=6)
+    strict, loose = with_other_genera(known, 0.1), with_other_genera(known, 0.9)
+    result = paired_comparison(strict, loose, DEADLY, n=200)
+    row = result["other_genus/answered_with_genus"]
+    assert (row["before"], row["after"]) == (0.0, 1.0)
+    assert row["verdict"] == bootstrap.WORSE
+    assert paired_comparison(loose, strict, DEADLY, n=200)[
+        "other_genus/answered_with_genus"
+    ]["verdict"] == bootstrap.BETTER  # fmt: skip
+
+
+def test_resampling_by_source_draws_whole_source_families() -> None:
+    # 12 source families of 10 photos each, every family all right or all wrong; each photo its own group.
+    agreeing = made_up(40, 0.7, seed=9, groups_of=10)
+    table = predictions_of(
+        NAMES,
+        agreeing.photo,
+        "known",
+        agreeing.label,
+        [f"photo {i}" for i in range(len(agreeing))],
+        agreeing.group,
+        0,
+        agreeing.probs,
+        agreeing.open_set,
+        (0.5, 0.5),
+    )
+    by_source = intervals(table, DEADLY, unit="source", n=300)["accuracy"]
+    by_group = intervals(table, DEADLY, unit="group", n=300)["accuracy"]
+    assert by_source["high"] - by_source["low"] > 1.5 * (by_group["high"] - by_group["low"])
+    with pytest.raises(MushroomError, match="--unit fold: resample by one of group, source, photo"):
+        intervals(table, DEADLY, unit="fold", n=10)
+
+
+def test_intervals_and_comparisons_are_the_same_when_run_again() -> None:
+    before, after = made_up(40, 0.7, seed=10), made_up(40, 0.75, seed=10)
+    assert intervals(before, DEADLY, n=100) == intervals(before, DEADLY, n=100)
+    assert paired_comparison(before, after, DEADLY, n=100) == paired_comparison(before, after, DEADLY, n=100)
+    assert intervals(before, DEADLY, n=100, seed=1) != intervals(before, DEADLY, n=100, seed=2)
+
+
 def test_comparing_runs_of_other_photos_is_refused() -> None:
     table = made_up(20, 0.7)
-    with pytest.raises(MushroomError, match="same photos"):
+    with pytest.raises(
+        MushroomError, match=r"same photos \(60 and 59 rows; e.g. \('known', 'Boletus/59.jpg'\)"
+    ):
         paired_comparison(table, table.subset(np.arange(len(table) - 1)), DEADLY, n=10)
+    renamed = dataclasses.replace(table, class_names=["Agaricus", "Amanita", "Suillus"])
+    with pytest.raises(MushroomError, match="trained on different classes"):
+        paired_comparison(table, renamed, DEADLY, n=10)
+
+
+def test_comparing_runs_whose_folds_differ_warns(caplog: pytest.LogCaptureFixture) -> None:
+    table = made_up(20, 0.7)
+    moved = dataclasses.replace(table, fold=np.where(np.arange(len(table)) < 7, 1, table.fold))
+    with caplog.at_level("WARNING", logger="mushroom.cv"):
+        paired_comparison(table, table, DEADLY, n=10)
+        assert not caplog.records
+        paired_comparison(table, moved, DEADLY, n=10)
+    assert [r.getMessage() for r in caplog.records] == [
+        "7 photos lie in another fold in the second run: the folds differ."
+    ]
 
 
 def test_figures_at_the_fitted_thresholds_count_what_users_were_told() -> None:
@@ -124,6 +208,46 @@ def test_figures_at_the_fitted_thresholds_count_what_users_were_told() -> None:
     assert got["answered"] == pytest.approx(45 / 60)
     assert got["said_open_set"] == pytest.approx(5 / 60)
     assert got["said_not_a_mushroom"] == pytest.approx(3 / 60)
+
+
+def test_each_figure_is_counted_as_defined() -> None:
+    """Six photos and two of other genera whose every figure is known by hand."""
+    from mushroom.calibration import expected_calibration_error
+
+    a, m, b = [0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]  # Agaricus, Amanita, Boletus called
+    known = predictions_of(
+        NAMES,
+        [f"{i}.jpg" for i in range(6)],
+        "known",
+        np.array([0, 0, 1, 1, 2, 2]),
+        [str(i) for i in range(6)],
+        [str(i) for i in range(6)],
+        0,
+        np.array([a, b, m, a, b, b]),  # right, wrong, right, Amanita called harmless, right, right
+        np.array([[0.9, 0], [0.9, 0], [0.9, 0], [0.9, 0], [0.5, 0], [0.2, 0]]),  # at, then under 0.5
+        (0.5, 0.5),
+    )
+    others = predictions_of(
+        NAMES, ["x.jpg", "y.jpg"], "other_genus", np.zeros(2, dtype=int), ["x", "y"], ["x", "y"], 0,
+        np.array([a, a]), np.array([[0.3, 0], [0.95, 0]]), (0.5, 0.5),
+    )  # fmt: skip
+    got = figures(Predictions.concat([known, others]), DEADLY)
+    assert got["accuracy"] == pytest.approx(4 / 6)
+    assert got["answered"] == pytest.approx(5 / 6)  # a score at the threshold passes
+    assert got["said_open_set"] == pytest.approx(1 / 6)
+    assert got["accuracy_answered"] == pytest.approx(3 / 5)
+    assert (got["precision/Agaricus"], got["precision/Amanita"]) == pytest.approx((1 / 2, 1.0))
+    assert got["precision/Boletus"] == pytest.approx(2 / 3)
+    assert got["dangerous_rate"] == got["dangerous_rate_answered"] == pytest.approx(1 / 2)
+    assert got["ece"] == pytest.approx(expected_calibration_error(known.probs, known.label))
+    assert got["other_genus/answered_with_genus"] == pytest.approx(1 / 2)
+    assert got["other_genus/auroc"] == pytest.approx(5 / 12)  # 5 of 12 pairs: known above the other
+    # With no photo of a known genus (a slice of negatives), their figures are undefined, not 0 or NaN.
+    negatives_only = figures(others, DEADLY)
+    for name in ("ece", "answered", "accuracy_answered", "said_not_a_mushroom", "said_open_set"):
+        assert negatives_only[name] is None, name
+    assert negatives_only["dangerous_rate_answered"] is None
+    assert negatives_only["other_genus/answered_with_genus"] == pytest.approx(1 / 2)
 
 
 # -- slices -------------------------------------------------------------------------------------------------
@@ -296,10 +420,10 @@ def test_the_manifest_groups_reach_the_table(tmp_path: Path) -> None:
     assert groups[0] == groups[1] != groups[2] == groups[3]
 
 
-def two_folds_with_validation(seed: int = 7) -> Predictions:
-    """Two folds of made-up predictions, each with test rows and validation rows."""
+def folds_with_validation(folds: int = 2, seed: int = 7) -> Predictions:
+    """``folds`` folds of made-up predictions, each with test rows and validation rows."""
     parts = []
-    for fold in (0, 1):
+    for fold in range(folds):
         for part in ("test", "val"):
             table = made_up(20, 0.8, seed=seed + 2 * fold + (part == "val"))
             rng = np.random.default_rng(fold)
@@ -326,13 +450,14 @@ def test_a_refit_fits_each_folds_thresholds_on_its_validation_rows(tmp_path: Pat
     from mushroom.core.open_set import fit_threshold
     from mushroom.cv import refit, write_folds
 
-    table = two_folds_with_validation()
-    looser = refit(table, DEADLY, open_set_tpr=0.99)
-    for fold in (0, 1):
-        val = table.subset((table.fold == fold) & (table.part == "val"))
-        expected = fit_threshold(val.open_set[:, 0], 0.99)
-        assert set(looser.open_set_threshold[looser.fold == fold]) == {expected}
-    assert looser.open_set_threshold[0] != looser.open_set_threshold[-1]  # one threshold per fold
+    for folds in (2, 3):  # with three, a fold's rows are not simply the other folds' complement
+        table = folds_with_validation(folds)
+        looser = refit(table, DEADLY, open_set_tpr=0.99)
+        for fold in range(folds):
+            val = table.subset((table.fold == fold) & (table.part == "val"))
+            expected = fit_threshold(val.open_set[:, 0], 0.99)
+            assert set(looser.open_set_threshold[looser.fold == fold]) == {expected}
+        assert len(set(looser.open_set_threshold)) == folds  # one threshold per fold
     assert (looser.probs == table.probs).all() and (looser.abstain_threshold == 0.5).all()
     # A threshold letting 99% of validation through rejects fewer test photos than the one given (0.9).
     assert figures(looser, DEADLY)["said_open_set"] < figures(table, DEADLY)["said_open_set"]
@@ -403,7 +528,7 @@ def test_a_refit_needs_validation_rows() -> None:
 def test_a_refit_with_the_deadly_risk_rule_answers_no_amanita_with_a_harmless_genus(tmp_path: Path) -> None:
     from mushroom.cv import refit, write_folds
 
-    table = two_folds_with_validation()
+    table = folds_with_validation()
     assert figures(table, DEADLY)["dangerous_rate_answered"] > 0  # Amanita called harmless at 0.8
     # Every harmless answer leaves 0.1 on Amanita: at 0.05 the rule refuses them all, so the "not sure"
     # threshold fitted with the rule in place needs no confidence cut to reach a zero dangerous rate.
@@ -417,6 +542,9 @@ def test_a_refit_with_the_deadly_risk_rule_answers_no_amanita_with_a_harmless_ge
     assert (loose.answer == table.answer).all()
     with pytest.raises(MushroomError, match="safety table"):
         refit(table, None, deadly_risk=0.05)
+    # Without the rule, no safety table is needed to refit the other thresholds.
+    plain = refit(table, None, open_set_tpr=0.99)
+    assert (plain.open_set_threshold == refit(table, DEADLY, open_set_tpr=0.99).open_set_threshold).all()
     # The rule travels with the table: written, read back, answered again the same way.
     write_folds(ruled, tmp_path / "ruled")
     again = pool(tmp_path / "ruled")
@@ -450,7 +578,7 @@ def test_a_comparison_across_threshold_rules_says_so(
 
     before, after = tmp_path / "before", tmp_path / "after"
     trained = {"open_set_tpr": 0.9, "dangerous_target": 0.01, "deadly_risk": 0.01}
-    write_folds(two_folds_with_validation(), before, trained)
+    write_folds(folds_with_validation(), before, trained)
     with caplog.at_level("WARNING", logger="mushroom.cv"):
         main([str(before), "--open-set-tpr", "0.99", "--out", str(after), "--resamples", "50"])
     assert not [r for r in caplog.records if r.levelname == "WARNING"]  # judging the rule is the point
@@ -465,7 +593,7 @@ def test_a_comparison_across_threshold_rules_says_so(
     caplog.clear()
     with caplog.at_level("WARNING", logger="mushroom.cv"):
         compare(after, after, n=50)  # one rule: nothing to say
-        write_folds(two_folds_with_validation(), tmp_path / "unrecorded")
+        write_folds(folds_with_validation(), tmp_path / "unrecorded")
         assert threshold_rules(tmp_path / "unrecorded") is None
         compare(tmp_path / "unrecorded", after, n=50)  # unknown rules: nothing claimed
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
