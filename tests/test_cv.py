@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -109,22 +110,23 @@ def test_a_paired_comparison_sees_a_better_and_a_worse_recipe() -> None:
     assert worse["recall/Boletus"]["verdict"] == bootstrap.CANT_TELL  # unchanged
 
 
-def with_other_genera(known: Predictions, known_score: float) -> Predictions:
-    """``known`` and 40 photos of other genera whose known score is ``known_score`` (answered with a genus
-    at the 0.5 open-set threshold when it is above it)."""
-    n = 40
+def with_other_genera(known: Predictions, known_scores: Sequence[float]) -> Predictions:
+    """``known`` and one photo of another genus per known score, each called *Agaricus* at 0.8 (answered
+    with it at the 0.5 open-set threshold when its score reaches it)."""
+    n = len(known_scores)
     probs = np.full((n, len(NAMES)), 0.1)
     probs[:, 0] = 0.8
+    names = [f"other {i}" for i in range(n)]
     negatives = predictions_of(
         NAMES,
         [f"other/{i}.jpg" for i in range(n)],
         "other_genus",
         np.zeros(n, dtype=int),
-        [f"other {i}" for i in range(n)],
-        [f"other {i}" for i in range(n)],
+        names,
+        names,
         0,
         probs,
-        np.column_stack([np.full(n, known_score), np.zeros(n)]),
+        np.column_stack([known_scores, np.zeros(n)]),
         (0.5, 0.5),
     )
     return Predictions.concat([known, negatives])
@@ -132,7 +134,7 @@ def with_other_genera(known: Predictions, known_score: float) -> Predictions:
 
 def test_letting_more_other_genera_through_is_worse() -> None:
     known = made_up(30, 0.8, seed=6)
-    strict, loose = with_other_genera(known, 0.1), with_other_genera(known, 0.9)
+    strict, loose = with_other_genera(known, [0.1] * 40), with_other_genera(known, [0.9] * 40)
     result = paired_comparison(strict, loose, DEADLY, n=200)
     row = result["other_genus/answered_with_genus"]
     assert (row["before"], row["after"]) == (0.0, 1.0)
@@ -145,18 +147,8 @@ def test_letting_more_other_genera_through_is_worse() -> None:
 def test_resampling_by_source_draws_whole_source_families() -> None:
     # 12 source families of 10 photos each, every family all right or all wrong; each photo its own group.
     agreeing = made_up(40, 0.7, seed=9, groups_of=10)
-    table = predictions_of(
-        NAMES,
-        agreeing.photo,
-        "known",
-        agreeing.label,
-        [f"photo {i}" for i in range(len(agreeing))],
-        agreeing.group,
-        0,
-        agreeing.probs,
-        agreeing.open_set,
-        (0.5, 0.5),
-    )
+    photos = np.asarray([f"photo {i}" for i in range(len(agreeing))], dtype=object)
+    table = dataclasses.replace(agreeing, group=photos, source=agreeing.group)
     by_source = intervals(table, DEADLY, unit="source", n=300)["accuracy"]
     by_group = intervals(table, DEADLY, unit="group", n=300)["accuracy"]
     assert by_source["high"] - by_source["low"] > 1.5 * (by_group["high"] - by_group["low"])
@@ -227,11 +219,9 @@ def test_each_figure_is_counted_as_defined() -> None:
         np.array([[0.9, 0], [0.9, 0], [0.9, 0], [0.9, 0], [0.5, 0], [0.2, 0]]),  # at, then under 0.5
         (0.5, 0.5),
     )
-    others = predictions_of(
-        NAMES, ["x.jpg", "y.jpg"], "other_genus", np.zeros(2, dtype=int), ["x", "y"], ["x", "y"], 0,
-        np.array([a, a]), np.array([[0.3, 0], [0.95, 0]]), (0.5, 0.5),
-    )  # fmt: skip
-    got = figures(Predictions.concat([known, others]), DEADLY)
+    both = with_other_genera(known, [0.3, 0.95])  # called Agaricus, answered at 0.95 only
+    others = both.subset(both.kind == "other_genus")
+    got = figures(both, DEADLY)
     assert got["accuracy"] == pytest.approx(4 / 6)
     assert got["answered"] == pytest.approx(5 / 6)  # a score at the threshold passes
     assert got["said_open_set"] == pytest.approx(1 / 6)
