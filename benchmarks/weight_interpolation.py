@@ -19,6 +19,7 @@ offline). No training.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,14 @@ from test_resolution import rescore_fold
 log = logging.getLogger("weight_interpolation")
 
 
+@functools.cache
+def imagenet_weights(name: str, num_classes: int) -> dict[str, torch.Tensor]:
+    """The pretrained network's weights, built once for every fold and share (all start from them)."""
+    from mushroom.models.networks import create_network
+
+    return create_network(name, num_classes=num_classes, pretrained=True).state_dict()
+
+
 def towards_pretrained(alpha: float) -> Callable[[Any], None]:
     """A change for :func:`rescore_fold`: the backbone ``alpha`` of the way from ImageNet's weights to the
     fold's, in place; the head as trained."""
@@ -38,12 +47,10 @@ def towards_pretrained(alpha: float) -> Callable[[Any], None]:
         raise SystemExit(f"--alpha {alpha}: a share in [0, 1] (1 is the fold model).")
 
     def change(model: Any) -> None:
-        from mushroom.models.networks import classifier_head, create_network
+        from mushroom.models.networks import classifier_head
 
         head = classifier_head(model.net)
-        pretrained = create_network(
-            model.hparams["name"], num_classes=head.out_features, pretrained=True
-        ).state_dict()
+        pretrained = imagenet_weights(model.hparams["name"], head.out_features)
         head_ids = {id(parameter) for parameter in head.parameters()}
         moved = 0
         with torch.no_grad():
