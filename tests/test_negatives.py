@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
 import pytest
 
 from mushroom.core.open_set import NEGATIVE_KINDS
@@ -116,6 +117,8 @@ def test_the_cap_keeps_each_genus_small_and_follows_the_seed(cache: Path, tmp_pa
     assert sum(capped.kinds == NEGATIVE_KINDS.index("not_mushroom")) == 6
     again = scan_negatives(kaggle_settings(tmp_path, max_per_genus=2, max_not_mushroom=6), 42, 0, 5, GENERA)
     assert again is not None and again.keys == capped.keys
+    other = scan_negatives(kaggle_settings(tmp_path, max_per_genus=2, max_not_mushroom=6), 43, 0, 5, GENERA)
+    assert other is not None and other.keys != capped.keys and len(other.keys) == len(capped.keys)
 
 
 def test_a_kaggle_source_not_on_disk_and_unreachable_says_so(tmp_path: Path, monkeypatch) -> None:
@@ -126,6 +129,129 @@ def test_a_kaggle_source_not_on_disk_and_unreachable_says_so(tmp_path: Path, mon
         pytest.raises(MushroomError, match=r"jessicali9530/caltech256.*no network"),
     ):
         scan_negatives(settings, seed=0, fold=0, num_folds=5, known=GENERA)
+
+
+def test_folders_of_each_kind_are_read_as_that_kind_and_recorded(tmp_path: Path) -> None:
+    """``data.open_set.other_genera=[DIR]`` and ``not_mushroom=[DIR]``: local folders, no Kaggle."""
+    from tests.conftest import make_negatives, stripes
+
+    root = make_negatives(tmp_path / "open-set", not_mushrooms=5, per_genus=2, genera=3)  # Russula first
+    other, things = root / "other_genera", root / "not_mushroom"
+    lone = next((other / "Xylaria").iterdir())
+    (other / "Pleurotus").mkdir()
+    (other / "Pleurotus" / "only.jpg").write_bytes(lone.read_bytes())  # a genus of one photo
+    for name in ("a.jpg", "b.jpg"):
+        (other / "some_thing").mkdir(exist_ok=True)
+        (other / "some_thing" / name).write_bytes(lone.read_bytes())  # no genus named
+        stripes(things / "dogs" / name, seed=ord(name[0]))  # a category: held out together
+    settings = OpenSetSettings(other_genera=[str(other)], not_mushroom=[str(things)])
+    negatives = scan_negatives(settings, seed=0, fold=0, num_folds=5, known=GENERA)
+    assert negatives is not None
+    kinds = [NEGATIVE_KINDS[k] for k in negatives.kinds]
+    assert Counter(kinds) == {"other_genus": 5, "not_mushroom": 7}
+    per_kind = {
+        kind: sum(negatives.counts()[part][kind] for part in ("train", "val", "test")) for kind in kinds
+    }
+    assert per_kind == {"other_genus": 5, "not_mushroom": 7}
+    assert {
+        key: group for key, group in zip(negatives.keys, negatives.groups, strict=True) if "dogs" in key
+    } == {
+        "not_mushroom/dogs/a.jpg": "not_mushroom/dogs",
+        "not_mushroom/dogs/b.jpg": "not_mushroom/dogs",
+    }
+    # Keys start with the folder's name; another genus is grouped by genus, a thing alone.
+    assert sorted(key for key, kind in zip(negatives.keys, kinds, strict=True) if kind == "not_mushroom") == [
+        "not_mushroom/dogs/a.jpg",
+        "not_mushroom/dogs/b.jpg",
+        *(f"not_mushroom/thing_{i:03d}.jpg" for i in range(5)),
+    ]
+    assert {group for group, kind in zip(negatives.groups, kinds, strict=True) if kind == "other_genus"} == {
+        "genus:Xylaria",
+        "genus:Morchella",
+        "genus:Pleurotus",
+    }
+    alone = [(key, group) for key, group, kind in zip(negatives.keys, negatives.groups, kinds, strict=True)
+             if kind == "not_mushroom" and "dogs" not in key]  # fmt: skip
+    assert len(alone) == 5 and all(key == group for key, group in alone)
+    genus_keys = [key for key, kind in zip(negatives.keys, kinds, strict=True) if kind == "other_genus"]
+    assert all(key.startswith("other_genera/") for key in genus_keys)
+    local = {"kaggle_handle": None, "version": None}
+    assert negatives.describe() == {
+        "sources": [
+            {"kind": "other_genus", "source": str(other), "dir": str(other), **local},
+            {"kind": "not_mushroom", "source": str(things), "dir": str(things), **local},
+        ],
+        "counts": negatives.counts(),
+        "left_out": {"a known genus (Russula)": 2, "no genus named": 2},
+    }  # fmt: skip
+
+
+def test_negatives_are_spread_over_the_folds_and_validation_by_the_seed() -> None:
+    """Every fold holds out its share of negative groups, a share of the rest validates, and another seed
+    deals them again (as it does the known photos)."""
+    from mushroom.data.negatives import _part, negative_fold
+
+    groups = [f"genus:G{i}" for i in range(1000)]
+    folds = np.array([negative_fold(group, 42, 5) for group in groups])
+    assert np.bincount(folds, minlength=5).min() > 150  # about 200 each; a draw in half the range gives 0
+    assert (folds != np.array([negative_fold(group, 7, 5) for group in groups])).mean() > 0.6
+    settings = OpenSetSettings(val_fraction=0.25)
+    parts = np.array([_part(group, 42, settings, 0, 5) for group in groups])
+    assert ((parts == "test") == (folds == 0)).all()
+    assert 0.2 < (parts[folds != 0] == "val").mean() < 0.3
+    moved = np.array([_part(group, 7, settings, 0, 5) for group in groups])
+    assert ((parts == "val") != (moved == "val"))[(folds != 0) & (moved != "test")].mean() > 0.2
+    assert set(np.array([_part(group, 42, settings, None, 5) for group in groups])) == {"train", "val"}
+
+
+def test_the_cap_chooses_photos_of_every_fold_and_caps_each_source(tmp_path: Path) -> None:
+    """The cap's draw is not the fold's draw: a capped set of lone photos still holds every fold's share."""
+    from mushroom.data.negatives import negative_fold
+    from tests.conftest import stripes
+
+    for i in range(40):
+        stripes(tmp_path / "first" / f"{i}.jpg", seed=i)
+    for i in range(6):
+        stripes(tmp_path / "second" / f"{i}.jpg", seed=100 + i)
+    settings = OpenSetSettings(
+        not_mushroom=[str(tmp_path / "first"), str(tmp_path / "second")], max_not_mushroom=20
+    )
+    negatives = scan_negatives(settings, seed=3, fold=0, num_folds=5, known=GENERA)
+    assert negatives is not None
+    assert Counter(key.split("/")[0] for key in negatives.keys) == {"first": 20, "second": 6}  # per source
+    assert negatives.left_out == {"over the cap of 20 per source": 20}
+    late = [
+        group for group in negatives.groups if group.startswith("first/") and negative_fold(group, 3, 5) >= 3
+    ]
+    assert len(late) >= 4  # about 8 of 20 in the last two folds; kept by the fold's draw, none
+
+
+def test_a_missing_folder_of_negatives_is_an_error_or_when_not_required_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.conftest import make_negatives
+
+    root = make_negatives(tmp_path / "open-set", not_mushrooms=3, per_genus=2, genera=2)
+    missing = tmp_path / "nowhere"
+    settings = OpenSetSettings(other_genera=[str(root / "other_genera")], not_mushroom=[str(missing)])
+    with pytest.raises(MushroomError) as refused:
+        scan_negatives(settings, seed=0, fold=0, num_folds=5, known=GENERA)
+    assert str(refused.value).startswith(f"data.open_set.not_mushroom: {missing} is not a folder. ")
+    assert str(refused.value).endswith(
+        "or leave it out (data.open_set.root=null, data.open_set.other_genera=[], "
+        "data.open_set.not_mushroom=[]) to train without negatives."
+    )
+    optional = OpenSetSettings(
+        other_genera=[str(root / "other_genera")], not_mushroom=[str(missing)], required=False
+    )
+    with caplog.at_level("WARNING", logger="mushroom.data.negatives"):
+        negatives = scan_negatives(optional, seed=0, fold=0, num_folds=5, known=GENERA)
+    assert negatives is not None and set(negatives.kinds) == {NEGATIVE_KINDS.index("other_genus")}
+    assert [source["source"] for source in negatives.sources] == [str(root / "other_genera")]
+    assert (
+        f"No open-set negatives at {missing} (data.open_set.not_mushroom): without negatives" in caplog.text
+    )
+    assert "from its energy score alone and cannot tell 'not a mushroom'." in caplog.text
 
 
 # -- data=genus end to end ------------------------------------------------------------------------------
