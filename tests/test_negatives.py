@@ -14,10 +14,10 @@ import pytest
 
 from mushroom.core.open_set import NEGATIVE_KINDS
 from mushroom.core.taxonomy import known_genera
-from mushroom.data.negatives import names_mushrooms, negative_genus, scan_negatives
+from mushroom.data.negatives import _part, names_mushrooms, negative_fold, negative_genus, scan_negatives
 from mushroom.errors import MushroomError
 from mushroom.schemas import OpenSetSettings
-from tests.conftest import FAST_TRAIN, run_train
+from tests.conftest import FAST_TRAIN, make_negatives, run_train, stripes
 from tests.replicas import (
     CALTECH,
     GENERA,
@@ -133,8 +133,6 @@ def test_a_kaggle_source_not_on_disk_and_unreachable_says_so(tmp_path: Path, mon
 
 def test_folders_of_each_kind_are_read_as_that_kind_and_recorded(tmp_path: Path) -> None:
     """``data.open_set.other_genera=[DIR]`` and ``not_mushroom=[DIR]``: local folders, no Kaggle."""
-    from tests.conftest import make_negatives, stripes
-
     root = make_negatives(tmp_path / "open-set", not_mushrooms=5, per_genus=2, genera=3)  # Russula first
     other, things = root / "other_genera", root / "not_mushroom"
     lone = next((other / "Xylaria").iterdir())
@@ -153,28 +151,21 @@ def test_folders_of_each_kind_are_read_as_that_kind_and_recorded(tmp_path: Path)
         kind: sum(negatives.counts()[part][kind] for part in ("train", "val", "test")) for kind in kinds
     }
     assert per_kind == {"other_genus": 5, "not_mushroom": 7}
-    assert {
-        key: group for key, group in zip(negatives.keys, negatives.groups, strict=True) if "dogs" in key
-    } == {
-        "not_mushroom/dogs/a.jpg": "not_mushroom/dogs",
-        "not_mushroom/dogs/b.jpg": "not_mushroom/dogs",
-    }
-    # Keys start with the folder's name; another genus is grouped by genus, a thing alone.
-    assert sorted(key for key, kind in zip(negatives.keys, kinds, strict=True) if kind == "not_mushroom") == [
+    # Keys start with the folder's name; a genus is grouped as one, a category together, a thing alone.
+    rows = list(zip(negatives.keys, negatives.groups, kinds, strict=True))
+    thing_groups = {key: group for key, group, kind in rows if kind == "not_mushroom"}
+    genus_groups = {key: group for key, group, kind in rows if kind == "other_genus"}
+    assert sorted(thing_groups) == [
         "not_mushroom/dogs/a.jpg",
         "not_mushroom/dogs/b.jpg",
         *(f"not_mushroom/thing_{i:03d}.jpg" for i in range(5)),
     ]
-    assert {group for group, kind in zip(negatives.groups, kinds, strict=True) if kind == "other_genus"} == {
-        "genus:Xylaria",
-        "genus:Morchella",
-        "genus:Pleurotus",
+    assert {thing_groups["not_mushroom/dogs/a.jpg"], thing_groups["not_mushroom/dogs/b.jpg"]} == {
+        "not_mushroom/dogs"
     }
-    alone = [(key, group) for key, group, kind in zip(negatives.keys, negatives.groups, kinds, strict=True)
-             if kind == "not_mushroom" and "dogs" not in key]  # fmt: skip
-    assert len(alone) == 5 and all(key == group for key, group in alone)
-    genus_keys = [key for key, kind in zip(negatives.keys, kinds, strict=True) if kind == "other_genus"]
-    assert all(key.startswith("other_genera/") for key in genus_keys)
+    assert all(group == key for key, group in thing_groups.items() if "dogs" not in key)
+    assert set(genus_groups.values()) == {"genus:Xylaria", "genus:Morchella", "genus:Pleurotus"}
+    assert all(key.startswith("other_genera/") for key in genus_groups)
     local = {"kaggle_handle": None, "version": None}
     assert negatives.describe() == {
         "sources": [
@@ -189,8 +180,6 @@ def test_folders_of_each_kind_are_read_as_that_kind_and_recorded(tmp_path: Path)
 def test_negatives_are_spread_over_the_folds_and_validation_by_the_seed() -> None:
     """Every fold holds out its share of negative groups, a share of the rest validates, and another seed
     deals them again (as it does the known photos)."""
-    from mushroom.data.negatives import _part, negative_fold
-
     groups = [f"genus:G{i}" for i in range(1000)]
     folds = np.array([negative_fold(group, 42, 5) for group in groups])
     assert np.bincount(folds, minlength=5).min() > 150  # about 200 each; a draw in half the range gives 0
@@ -204,11 +193,8 @@ def test_negatives_are_spread_over_the_folds_and_validation_by_the_seed() -> Non
     assert set(np.array([_part(group, 42, settings, None, 5) for group in groups])) == {"train", "val"}
 
 
-def test_the_cap_chooses_photos_of_every_fold_and_caps_each_source(tmp_path: Path) -> None:
-    """The cap's draw is not the fold's draw: a capped set of lone photos still holds every fold's share."""
-    from mushroom.data.negatives import negative_fold
-    from tests.conftest import stripes
-
+def test_the_cap_draws_apart_from_the_folds_and_caps_each_source(tmp_path: Path) -> None:
+    """The cap's draw is not the fold's draw: a capped set of lone photos still reaches the last folds."""
     for i in range(40):
         stripes(tmp_path / "first" / f"{i}.jpg", seed=i)
     for i in range(6):
@@ -229,8 +215,6 @@ def test_the_cap_chooses_photos_of_every_fold_and_caps_each_source(tmp_path: Pat
 def test_a_missing_folder_of_negatives_is_an_error_or_when_not_required_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tests.conftest import make_negatives
-
     root = make_negatives(tmp_path / "open-set", not_mushrooms=3, per_genus=2, genera=2)
     missing = tmp_path / "nowhere"
     settings = OpenSetSettings(other_genera=[str(root / "other_genera")], not_mushroom=[str(missing)])

@@ -103,7 +103,8 @@ def test_the_answers_are_a_users_at_each_models_thresholds() -> None:
     assert table.open_set_threshold[[0, 5]].tolist() == [0.5, 0.5]
     assert table.deadly_risk[0] == 0.02 and np.isnan(table.deadly_risk[3:]).all()
     assert table.tested.photo.tolist() == table.photo[:5].tolist()
-    assert known_rows().probs.dtype == known_rows().open_set.dtype == np.float64  # before any pooling
+    known = known_rows()
+    assert known.probs.dtype == known.open_set.dtype == np.float64  # before any pooling
     # Double precision and Python objects throughout: a float32 written and read back is another number, and
     # a fixed-width string column would cut off a longer answer written into it.
     assert table.probs.dtype == table.open_set.dtype == table.abstain_threshold.dtype == np.float64
