@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from mushroom.core.images import find_images, load_rgb
 from mushroom.core.onnx_model import OnnxClassifier
 from mushroom.core.preprocessing import eval_preprocess
 from mushroom.data import MushroomDataModule
-from mushroom.ensemble import fitted_ensemble, shared_validation
+from mushroom.ensemble import fitted_ensemble, shared_validation, validation_scores
 from mushroom.errors import MushroomError
 from mushroom.inference import collect_scores
 from mushroom.models.ensemble import Ensemble
@@ -128,15 +130,30 @@ def test_members_that_cannot_be_averaged_are_refused(two_members: list[Path], tm
 
 def test_members_validated_on_other_photos_are_refused(two_members: list[Path], tmp_path: Path) -> None:
     checkpoint = torch.load(two_members[1], weights_only=False)
-    checkpoint["datamodule_hyper_parameters"]["seed"] += 1  # another split of the same photos
+    data = checkpoint["datamodule_hyper_parameters"]
+    seed, val_fraction = data["seed"], data["val_fraction"]
+    data.update(seed=seed + 1, val_fraction=0.3)  # another split of the same photos
     other_split = tmp_path / "other-split.ckpt"
     torch.save(checkpoint, other_split)
-    with pytest.raises(MushroomError, match=r"validated on other photos .*seed: \d+ against \d+"):
-        shared_validation([two_members[0], other_split])
-    assert shared_validation(two_members)["root"] == checkpoint["datamodule_hyper_parameters"]["root"]
+    differ = (
+        rf"^{re.escape(str(other_split))} was validated on other photos than "
+        rf"{re.escape(str(two_members[0]))} \(val_fraction: {val_fraction} against 0\.3, seed: {seed} "
+        rf"against {seed + 1}\)\. The ensemble's "
+        r"thresholds are fitted on photos no member trained on, so the members share one split: train it "
+        rf"again with data\.val_fraction={val_fraction} data\.seed={seed} \(data\.seed follows seed unless "
+        r"given: seed=7 data\.seed=42 is another model on the same split\)\.$"
+    )
+    with pytest.raises(MushroomError, match=differ):  # the second member shares the first's split
+        shared_validation([*two_members, other_split])
+    first = torch.load(two_members[0], weights_only=False)["datamodule_hyper_parameters"]
+    assert shared_validation(two_members) == first
     del checkpoint["datamodule_hyper_parameters"]  # not written by mushroom.train
     torch.save(checkpoint, other_split)
-    with pytest.raises(MushroomError, match="holds no data settings"):
+    with pytest.raises(
+        MushroomError,
+        match=r"holds no data settings \(it was not written by mushroom\.train with its data module\), so "
+        r"the photos it was validated on are unknown and the ensemble's thresholds cannot be fitted\.$",
+    ):
         shared_validation([two_members[0], other_split])
 
 
@@ -144,9 +161,91 @@ def test_without_its_run_the_rules_must_be_given(two_members: list[Path], tmp_pa
     moved = tmp_path / "best.ckpt"  # no config.yaml beside a checkpoints/ folder
     shutil.copy(two_members[0], moved)
     with pytest.raises(
-        MushroomError, match=r"calibration\.dangerous_target=\.\.\. calibration\.open_set_tpr"
+        MushroomError,
+        match=r"Give them as the members were trained: calibration\.dangerous_target=\.\.\. "
+        r"calibration\.open_set_tpr=\.\.\. calibration\.deadly_risk=\.\.\.$",
     ):
         fitted_ensemble([moved, two_members[1]], {}, None)
     _, info = fitted_ensemble([moved, two_members[1]], {"dangerous_target": 1.0, "open_set_tpr": 0.5}, None)
     assert info.abstain_threshold == 0.0  # a target no threshold is needed for
     assert info.open_set_threshold is not None
+
+
+def test_a_changed_folder_or_no_validation_photos_is_refused(two_members: list[Path], tmp_path: Path) -> None:
+    """The thresholds are fitted on the members' validation photos rebuilt from their data settings: a
+    folder that gained a genus since, or settings that hold no validation photos, cannot rebuild them."""
+    settings = shared_validation(two_members)
+    ensemble = Ensemble([load_classifier(path) for path in two_members]).eval()
+    grown = shutil.copytree(settings["root"], tmp_path / "grown")
+    make_image_folder(grown, classes=("Russula",), per_class=30, size=(40, 40), seed=9)
+    changed = (
+        f"^The members' data at {re.escape(str(grown))} now holds the classes "
+        r"\['Amanita', 'Boletus', 'Lactarius', 'Russula'\], not the \['Amanita', 'Boletus', 'Lactarius'\] "
+        r"they were trained on: the folder changed since training\.$"
+    )
+    with pytest.raises(MushroomError, match=changed):
+        validation_scores(ensemble, {**settings, "root": str(grown)})
+    with pytest.raises(
+        MushroomError,
+        match=r"^The members were trained without validation photos \(data\.val_fraction=0\): the "
+        r"ensemble's thresholds have nothing to be fitted on\. Train them with validation photos\.$",
+    ):
+        validation_scores(ensemble, {**settings, "val_fraction": 0.0})
+    labels = validation_scores(ensemble, settings)[2]  # unchanged: the members' own validation photos
+    np.testing.assert_array_equal(labels, validation_scores_of(two_members[0])[2])
+
+
+def test_the_rules_given_are_fitted_with_the_members_deadly_genera(
+    two_members: list[Path], tmp_path: Path
+) -> None:
+    """A deadly-risk rule given is fitted with and exported; members trained without a safety table (no
+    genus known to be deadly) get no "not sure" threshold, as training would fit none for them."""
+    rules = {"dangerous_target": 0.02, "open_set_tpr": 0.8, "deadly_risk": 0.3}
+    _, info = fitted_ensemble(two_members, rules, None)
+    scores = [validation_scores_of(path) for path in two_members]
+    expected = fit_thresholds(
+        np.mean([s[0] for s in scores], axis=0),
+        np.mean([s[1] for s in scores], axis=0),
+        scores[0][2],
+        np.asarray(load_classifier(two_members[0]).hparams["deadly"]),
+        **rules,
+    )
+    assert info.deadly_risk == 0.3
+    assert info.abstain_threshold == pytest.approx(expected["abstain_threshold"])
+    unsafe = []
+    for i, path in enumerate(two_members):
+        checkpoint = torch.load(path, weights_only=False)
+        checkpoint["hyper_parameters"]["deadly"] = None
+        unsafe.append(tmp_path / f"member-{i}.ckpt")
+        torch.save(checkpoint, unsafe[-1])
+    _, info = fitted_ensemble(unsafe, rules, None)
+    assert info.abstain_threshold is None and info.deadly_risk is None
+    assert info.open_set_threshold == pytest.approx(expected["open_set_threshold"])
+
+
+def test_what_the_ensemble_says_of_its_members(
+    two_members: list[Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where it came from, the safety table of its genera, mirror-image averaging only where every member
+    was trained with it, and a log line with the photos its thresholds were fitted on."""
+    rules: dict[str, float | None] = {"dangerous_target": 0.02, "open_set_tpr": 0.8}
+    safety = {"Amanita": {"deadly": True}, "Boletus": {"deadly": False}, "Russula": {"deadly": False}}
+    mirrored = []
+    for i, (path, hflip) in enumerate(zip(two_members, (True, False), strict=True)):
+        checkpoint = torch.load(path, weights_only=False)
+        checkpoint["hyper_parameters"]["tta_hflip"] = hflip
+        mirrored.append(tmp_path / f"member-{i}.ckpt")
+        torch.save(checkpoint, mirrored[-1])
+    caplog.set_level(logging.INFO, logger="mushroom.ensemble")
+    _, info = fitted_ensemble(mirrored, rules, safety)
+    assert info.source == f"{mirrored[0]} + {mirrored[1]}"
+    assert info.safety == {"Amanita": {"deadly": True}, "Boletus": {"deadly": False}}
+    assert info.tta_hflip is False  # the second member was not
+    photos = len(validation_scores_of(two_members[0])[2])
+    fitted = [r.getMessage() for r in caplog.records if r.name == "mushroom.ensemble"]
+    assert fitted == [
+        f"Fitted the ensemble of 2 on {photos} validation photos: "
+        f"{{'abstain_threshold': {info.abstain_threshold}, 'open_set_threshold': {info.open_set_threshold}}}"
+    ]
+    _, info = fitted_ensemble([mirrored[0], mirrored[0]], rules, None)
+    assert info.tta_hflip is True and info.safety == {}

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mushroom.core.answer import NOT_SURE, Thresholds
+from mushroom.data import MushroomDataModule
 from mushroom.errors import MushroomError
 from mushroom.predictions import COLUMNS, Predictions, answers, predictions_of
 
@@ -210,3 +212,36 @@ def test_a_table_without_rows_reads_back_empty(tmp_path: Path) -> None:
     assert_same(Predictions.read(empty.write(tmp_path / "empty.csv")), empty)
     made = predictions_of(NAMES, [], "known", np.zeros(0), [], [], 0, np.zeros((0, 3)), None, (0.5, 0.5))
     assert_same(made, empty)
+
+
+def test_a_training_run_writes_each_test_and_validation_photo_once(
+    open_set_run: tuple[Path, Path],
+) -> None:
+    """The table a training run writes (``mushroom.inference.fold_predictions``) holds every test and
+    validation photo of the known genera and of the negatives once, in its part, of its kind, with its label:
+    a validation row written as a test row would be pooled as tested, a genus photo as a negative."""
+    run, _ = open_set_run
+    settings = torch.load(run / "checkpoints" / "best.ckpt", weights_only=False)[
+        "datamodule_hyper_parameters"
+    ]
+    datamodule = MushroomDataModule(**settings)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    assert datamodule.negatives is not None
+    table = Predictions.read(run / "test_predictions.csv")
+    names = table.class_names
+    kinds = {"known"}
+    for part in ("test", "val"):
+        photos, groups = datamodule.photo_keys(part)
+        rows = (table.part == part) & (table.kind == "known")
+        assert list(table.photo[rows]) == photos and list(table.group[rows]) == groups
+        assert list(table.label[rows]) == [names.index(photo.split("/")[0]) for photo in photos]
+        negatives = datamodule.negative_paths_by_kind(part)
+        assert negatives  # some in each part
+        for kind, paths in negatives.items():
+            rows = (table.part == part) & (table.kind == kind)
+            keys = [datamodule.negatives.key_and_group(path)[0] for path in paths]
+            assert list(table.photo[rows]) == keys and (table.label[rows] == -1).all()
+        kinds |= set(negatives)
+    assert set(table.part) == {"test", "val"} and set(table.kind) == kinds
+    assert not np.isnan(table.open_set).any()  # trained with negatives: every row has its open-set scores
