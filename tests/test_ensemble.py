@@ -115,16 +115,43 @@ def test_the_exported_ensemble_averages_its_members_and_fits_its_own_thresholds(
 
 def test_members_that_cannot_be_averaged_are_refused(two_members: list[Path], tmp_path: Path) -> None:
     first, second = (load_classifier(path) for path in two_members)
-    with pytest.raises(MushroomError, match="needs two models or more"):
+    with pytest.raises(
+        MushroomError, match=r"^An ensemble needs two models or more: give ensemble_with=\[\.\.\.\]\.$"
+    ):
         Ensemble([first])
+    mine = first.hparams["preprocessing"]
+    third = load_classifier(two_members[1])
+    third.hparams["preprocessing"] = {**mine, "mean": [0.5, 0.25, 0.125], "std": [0.5, 0.5, 0.5]}
+
+    def hydra_list(values: list[float]) -> str:  # one command-line word: no spaces
+        return re.escape("[" + ",".join(map(str, values)) + "]")
+
+    # Every setting that differs, the member named by its place, the fix as overrides to paste.
+    with pytest.raises(
+        MushroomError,
+        match=rf"^Member 2 reads its photos otherwise than the first \(mean \[0\.5, 0\.25, 0\.125\] against "
+        rf"{re.escape(str(list(mine['mean'])))}, std \[0\.5, 0\.5, 0\.5\] against "
+        rf"{re.escape(str(list(mine['std'])))}\): one graph takes one input\. Train it with "
+        rf"data\.mean={hydra_list(mine['mean'])} data\.std={hydra_list(mine['std'])}\.$",
+    ):
+        Ensemble([first, second, third])
     second.hparams["preprocessing"] = {**second.hparams["preprocessing"], "image_size": 40}
     with pytest.raises(MushroomError, match=r"image_size 40 against 32.*Train it with data.image_size=32\."):
         Ensemble([first, second])
     second.hparams["open_set_classes"] = 0  # trained without negatives
-    with pytest.raises(MushroomError, match="same kinds of negatives"):
+    with pytest.raises(
+        MushroomError,
+        match=r"^Member 1 and the first were not trained on the same kinds of negatives: their open-set "
+        r"scores do not mean the same\. Train the members with the same data\.open_set\.$",
+    ):
         Ensemble([first, second])
-    second.hparams["class_names"] = ["Amanita", "Boletus"]
-    with pytest.raises(MushroomError, match="answers in the classes"):
+    second.hparams["class_names"] = second.class_names = ["Amanita", "Boletus"]
+    with pytest.raises(
+        MushroomError,
+        match=r"^Member 1 answers in the classes \['Amanita', 'Boletus'\], the first in "
+        r"\['Amanita', 'Boletus', 'Lactarius'\]: an ensemble averages answers in one set of classes\. Train "
+        r"the members on the same data\.$",
+    ):
         Ensemble([first, second])
 
 
