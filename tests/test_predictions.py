@@ -221,10 +221,8 @@ def test_a_training_run_writes_each_test_and_validation_photo_once(
     validation photo of the known genera and of the negatives once, in its part, of its kind, with its label:
     a validation row written as a test row would be pooled as tested, a genus photo as a negative."""
     run, _ = open_set_run
-    settings = torch.load(run / "checkpoints" / "best.ckpt", weights_only=False)[
-        "datamodule_hyper_parameters"
-    ]
-    datamodule = MushroomDataModule(**settings)
+    checkpoint = torch.load(run / "checkpoints" / "best.ckpt", weights_only=False)
+    datamodule = MushroomDataModule(**checkpoint["datamodule_hyper_parameters"])
     datamodule.prepare_data()
     datamodule.setup("fit")
     assert datamodule.negatives is not None
