@@ -54,6 +54,14 @@ def validation_scores_of(checkpoint: Path) -> tuple[np.ndarray, np.ndarray, np.n
     return collect_scores(load_classifier(checkpoint), datamodule.val_dataloader())
 
 
+def copy_with(checkpoint: Path, out: Path, **hyper_parameters: object) -> Path:
+    """A copy of ``checkpoint`` at ``out`` with some of its model's hyper-parameters replaced."""
+    stored = torch.load(checkpoint, weights_only=False)
+    stored["hyper_parameters"].update(hyper_parameters)
+    torch.save(stored, out)
+    return out
+
+
 def test_a_model_averaged_with_itself_gets_its_own_thresholds_back(two_members: list[Path]) -> None:
     """The same validation photos, the same rules (read from the run's config.yaml), the same fit as
     training's: a split rebuilt wrongly or a rule misread would move the thresholds."""
@@ -239,12 +247,9 @@ def test_the_rules_given_are_fitted_with_the_members_deadly_genera(
     )
     assert info.deadly_risk == 0.3
     assert info.abstain_threshold == pytest.approx(expected["abstain_threshold"])
-    unsafe = []
-    for i, path in enumerate(two_members):
-        checkpoint = torch.load(path, weights_only=False)
-        checkpoint["hyper_parameters"]["deadly"] = None
-        unsafe.append(tmp_path / f"member-{i}.ckpt")
-        torch.save(checkpoint, unsafe[-1])
+    unsafe = [
+        copy_with(path, tmp_path / f"member-{i}.ckpt", deadly=None) for i, path in enumerate(two_members)
+    ]
     _, info = fitted_ensemble(unsafe, rules, None)
     assert info.abstain_threshold is None and info.deadly_risk is None
     assert info.open_set_threshold == pytest.approx(expected["open_set_threshold"])
@@ -257,12 +262,10 @@ def test_what_the_ensemble_says_of_its_members(
     was trained with it, and a log line with the photos its thresholds were fitted on."""
     rules: dict[str, float | None] = {"dangerous_target": 0.02, "open_set_tpr": 0.8}
     safety = {"Amanita": {"deadly": True}, "Boletus": {"deadly": False}, "Russula": {"deadly": False}}
-    mirrored = []
-    for i, (path, hflip) in enumerate(zip(two_members, (True, False), strict=True)):
-        checkpoint = torch.load(path, weights_only=False)
-        checkpoint["hyper_parameters"]["tta_hflip"] = hflip
-        mirrored.append(tmp_path / f"member-{i}.ckpt")
-        torch.save(checkpoint, mirrored[-1])
+    mirrored = [
+        copy_with(path, tmp_path / f"member-{i}.ckpt", tta_hflip=hflip)
+        for i, (path, hflip) in enumerate(zip(two_members, (True, False), strict=True))
+    ]
     caplog.set_level(logging.INFO, logger="mushroom.ensemble")
     _, info = fitted_ensemble(mirrored, rules, safety)
     assert info.source == f"{mirrored[0]} + {mirrored[1]}"
