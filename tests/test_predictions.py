@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from mushroom.checkpoints import load_classifier
 from mushroom.core.answer import NOT_SURE, Thresholds
 from mushroom.data import MushroomDataModule
 from mushroom.errors import MushroomError
+from mushroom.inference import fold_predictions, score_test_set
 from mushroom.predictions import COLUMNS, Predictions, answers, predictions_of
 
 NAMES = ["Agaricus", "Amanita", "Boletus"]
@@ -214,6 +216,15 @@ def test_a_table_without_rows_reads_back_empty(tmp_path: Path) -> None:
     assert_same(made, empty)
 
 
+def datamodule_of(checkpoint: Path) -> MushroomDataModule:
+    """The data a checkpoint trained on, split as it was."""
+    settings = torch.load(checkpoint, weights_only=False)["datamodule_hyper_parameters"]
+    datamodule = MushroomDataModule(**settings)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule
+
+
 def test_a_training_run_writes_each_test_and_validation_photo_once(
     open_set_run: tuple[Path, Path],
 ) -> None:
@@ -221,10 +232,7 @@ def test_a_training_run_writes_each_test_and_validation_photo_once(
     validation photo of the known genera and of the negatives once, in its part, of its kind, with its label:
     a validation row written as a test row would be pooled as tested, a genus photo as a negative."""
     run, _ = open_set_run
-    checkpoint = torch.load(run / "checkpoints" / "best.ckpt", weights_only=False)
-    datamodule = MushroomDataModule(**checkpoint["datamodule_hyper_parameters"])
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+    datamodule = datamodule_of(run / "checkpoints" / "best.ckpt")
     assert datamodule.negatives is not None
     table = Predictions.read(run / "test_predictions.csv")
     names = table.class_names
@@ -243,3 +251,38 @@ def test_a_training_run_writes_each_test_and_validation_photo_once(
         kinds |= set(negatives)
     assert set(table.part) == {"test", "val"} and set(table.kind) == kinds
     assert not np.isnan(table.open_set).any()  # trained with negatives: every row has its open-set scores
+
+
+def test_a_models_deadly_risk_rule_answers_its_negatives_rows_too(open_set_run: tuple[Path, Path]) -> None:
+    """A model fitted with the deadly-risk rule (``calibration.deadly_risk``) and trained with negatives
+    writes every row of its table, the negatives' included, answered by that rule: a negative written
+    without it would be named a harmless genus in the table while the model says "not sure" to the user."""
+    run, _ = open_set_run
+    checkpoint = run / "checkpoints" / "best.ckpt"
+    deadly = [True, False, False]  # the first toy genus holds deadly species
+    model = load_classifier(checkpoint)
+    model.hparams["deadly"] = deadly
+    model.deadly_risk.fill_(0.001)
+    model.open_set_threshold.fill_(float("nan"))  # every negative gets to the rule
+    model.abstain_threshold.fill_(float("nan"))
+    datamodule = datamodule_of(checkpoint)
+    scores = score_test_set(model, datamodule.test_dataloader(), datamodule.negatives_by_kind("test"))
+    table = fold_predictions(model, datamodule, 0, scores)
+    negatives = table.kind != "known"
+    mass = table.probs[:, 0]
+    harmless_top = table.probs.argmax(1) != 0
+    held_back = negatives & harmless_top & (mass >= 0.001)
+    assert held_back.any()  # the rule has negatives to hold back, in both parts
+    assert set(table.part[held_back]) == {"test", "val"}
+    assert (table.answer[held_back] == NOT_SURE).all()
+    assert (table.deadly_risk == 0.001).all()
+    again = answers(
+        table.class_names,
+        table.probs,
+        table.open_set,
+        table.abstain_threshold,
+        table.open_set_threshold,
+        table.deadly_risk,
+        np.array(deadly),
+    )
+    assert list(table.answer) == list(again)
