@@ -15,10 +15,12 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import torch
 from PIL import Image
 
 import mushroom
 from mushroom.core.onnx_model import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from mushroom.data import MushroomDataModule
 
 
 class RecordTrainIndices(L.Callback):
@@ -195,3 +197,12 @@ def corner_finder(path: Path, size: int = 32) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def datamodule_of(checkpoint: Path) -> MushroomDataModule:
+    """The data a checkpoint trained on, split as it was (training stores its data settings in it)."""
+    settings = torch.load(checkpoint, weights_only=False)["datamodule_hyper_parameters"]
+    datamodule = MushroomDataModule(**settings)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule

@@ -16,12 +16,12 @@ from mushroom.checkpoints import load_classifier
 from mushroom.core.images import find_images, load_rgb
 from mushroom.core.onnx_model import OnnxClassifier
 from mushroom.core.preprocessing import eval_preprocess
-from mushroom.data import MushroomDataModule
 from mushroom.ensemble import fitted_ensemble, shared_validation, validation_scores
 from mushroom.errors import MushroomError
 from mushroom.inference import collect_scores
 from mushroom.models.ensemble import Ensemble
 from tests.conftest import make_image_folder, run_export, run_train
+from tests.helpers import datamodule_of
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +47,7 @@ def two_members(open_set_run: tuple[Path, Path], tmp_path_factory: pytest.TempPa
 
 def validation_scores_of(checkpoint: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One member's calibrated scores on its own validation photos, as a user would rebuild them."""
-    settings = torch.load(checkpoint, weights_only=False)["datamodule_hyper_parameters"]
-    datamodule = MushroomDataModule(**settings)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    return collect_scores(load_classifier(checkpoint), datamodule.val_dataloader())
+    return collect_scores(load_classifier(checkpoint), datamodule_of(checkpoint).val_dataloader())
 
 
 def copy_with(checkpoint: Path, out: Path, **hyper_parameters: object) -> Path:

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mushroom.checkpoints import load_classifier
 from mushroom.core.answer import NOT_SURE, Thresholds
-from mushroom.data import MushroomDataModule
 from mushroom.errors import MushroomError
 from mushroom.inference import fold_predictions, score_test_set
 from mushroom.predictions import COLUMNS, Predictions, answers, predictions_of
+from tests.helpers import datamodule_of
 
 NAMES = ["Agaricus", "Amanita", "Boletus"]
 DEADLY = np.array([False, True, False])
@@ -214,15 +213,6 @@ def test_a_table_without_rows_reads_back_empty(tmp_path: Path) -> None:
     assert_same(Predictions.read(empty.write(tmp_path / "empty.csv")), empty)
     made = predictions_of(NAMES, [], "known", np.zeros(0), [], [], 0, np.zeros((0, 3)), None, (0.5, 0.5))
     assert_same(made, empty)
-
-
-def datamodule_of(checkpoint: Path) -> MushroomDataModule:
-    """The data a checkpoint trained on, split as it was."""
-    settings = torch.load(checkpoint, weights_only=False)["datamodule_hyper_parameters"]
-    datamodule = MushroomDataModule(**settings)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    return datamodule
 
 
 def test_a_training_run_writes_each_test_and_validation_photo_once(
